@@ -60,7 +60,7 @@ impl Generated {
     pub fn single_file(&self) -> String {
         let mut out = String::from(HEADER);
         for module in &self.modules {
-            let _ = writeln!(out, "\n/// Generated from `{}`.\n#[allow(clippy::all, clippy::pedantic)]\npub mod {} {{", module.manifest, module.name);
+            let _ = writeln!(out, "\n/// Generated from `{}`.\n#[allow(unused_variables, unused_mut, clippy::all, clippy::pedantic)]\npub mod {} {{", module.manifest, module.name);
             for line in module.code.lines() {
                 if line.is_empty() {
                     out.push('\n');
@@ -83,7 +83,7 @@ impl Generated {
         for module in &self.modules {
             let _ = writeln!(
                 root,
-                "\n/// Generated from `{}`.\n#[allow(clippy::all, clippy::pedantic)]\npub mod {};",
+                "\n/// Generated from `{}`.\n#[allow(unused_variables, unused_mut, clippy::all, clippy::pedantic)]\npub mod {};",
                 module.manifest, module.name
             );
             let path = dir.join(format!("{}.rs", module.name.trim_start_matches("r#")));
@@ -364,10 +364,6 @@ impl<'s> Gen<'s> {
     fn module(&self, file: usize) -> String {
         let s = self.schema;
         let mut out = String::new();
-        out.push_str("use ::packme::bytes::BufMut as _;\nuse ::packme::Encode as _;\n");
-        if self.options.json {
-            out.push_str("use ::packme::json::ToJson as _;\n");
-        }
         for (id, en) in s.enums.iter().enumerate() {
             if en.file == file {
                 self.enum_code(id, &mut out);
@@ -500,7 +496,7 @@ impl<'s> Gen<'s> {
             len_terms.push(if field.optional {
                 format!("::packme::option_len(&self.{rust})")
             } else {
-                format!("self.{rust}.encoded_len()")
+                format!("::packme::Encode::encoded_len(&self.{rust})")
             });
         }
         let len_expr = len_terms.join("\n            + ");
@@ -534,17 +530,24 @@ impl<'s> Gen<'s> {
             for _ in level_fields {
                 let (field, rust) = field_iter.next().expect("fields follow the chain");
                 if field.optional {
-                    let _ = writeln!(encode, "        if let Some(value) = &self.{rust} {{\n            value.encode(buf);\n        }}");
+                    let _ = writeln!(encode, "        if let Some(value) = &self.{rust} {{\n            ::packme::Encode::encode(value, buf);\n        }}");
                 } else {
-                    let _ = writeln!(encode, "        self.{rust}.encode(buf);");
+                    let _ = writeln!(
+                        encode,
+                        "        ::packme::Encode::encode(&self.{rust}, buf);"
+                    );
                 }
             }
         }
 
         // Decode: flag bytes are appended level by level (array G, spec 6.7.3).
         let g_len = flag_total;
+        let flag_levels = chain
+            .iter()
+            .filter(|&&l| flag_bytes(&s.classes[l].fields) > 0)
+            .count();
         let mut decode = String::new();
-        if g_len > 0 {
+        if flag_levels > 1 {
             let _ = writeln!(decode, "let mut flags = [0u8; {g_len}];");
         }
         let mut g_at = 0;
@@ -553,7 +556,9 @@ impl<'s> Gen<'s> {
         for &level in &chain {
             let level_fields = &s.classes[level].fields;
             let bytes = flag_bytes(level_fields);
-            if bytes > 0 {
+            if bytes > 0 && flag_levels == 1 {
+                let _ = writeln!(decode, "let flags: [u8; {bytes}] = r.array(\"flags\")?;");
+            } else if bytes > 0 {
                 let _ = writeln!(
                     decode,
                     "flags[{g_at}..{}].copy_from_slice(r.slice({bytes}, \"flags\")?);",
@@ -611,7 +616,7 @@ impl<'s> Gen<'s> {
             for (field, rust) in &fields {
                 let _ = writeln!(
                     to,
-                    "map.insert({:?}.into(), self.{rust}.to_json());",
+                    "map.insert({:?}.into(), ::packme::json::ToJson::to_json(&self.{rust}));",
                     field.key
                 );
             }
@@ -667,7 +672,7 @@ impl<'s> Gen<'s> {
                 })
                 .collect::<String>()
         };
-        let _ = writeln!(out, "\nimpl ::packme::Encode for {any} {{\n    #[inline]\n    fn encoded_len(&self) -> usize {{\n        match self {{\n{}        }}\n    }}\n    #[inline]\n    fn encode<B: ::packme::bytes::BufMut>(&self, buf: &mut B) {{\n        match self {{\n{}        }}\n    }}\n}}", arms("value.encoded_len()"), arms("value.encode(buf)"));
+        let _ = writeln!(out, "\nimpl ::packme::Encode for {any} {{\n    #[inline]\n    fn encoded_len(&self) -> usize {{\n        match self {{\n{}        }}\n    }}\n    #[inline]\n    fn encode<B: ::packme::bytes::BufMut>(&self, buf: &mut B) {{\n        match self {{\n{}        }}\n    }}\n}}", arms("::packme::Encode::encoded_len(value)"), arms("::packme::Encode::encode(value, buf)"));
         let min_len = s.min_len(&Type::Object(id));
         let mut decode_arms = String::new();
         for &m in &members {
@@ -680,7 +685,7 @@ impl<'s> Gen<'s> {
         }
         let _ = writeln!(out, "\nimpl ::packme::Decode for {any} {{\n    const MIN_LEN: usize = {min_len};\n    #[inline]\n    fn decode(r: &mut ::packme::Reader<'_>) -> Result<Self, ::packme::DecodeError> {{\n        match r.class_id()? {{\n{decode_arms}            (offset, class_id) => Err(::packme::DecodeError::InvalidClassId {{ offset, class_id, expected: {:?}.into() }}),\n        }}\n    }}\n}}", class.name);
         if self.options.json {
-            let _ = writeln!(out, "\nimpl ::packme::json::ToJson for {any} {{\n    fn to_json(&self) -> ::packme::json::Value {{\n        match self {{\n{}        }}\n    }}\n}}", arms("value.to_json()"));
+            let _ = writeln!(out, "\nimpl ::packme::json::ToJson for {any} {{\n    fn to_json(&self) -> ::packme::json::Value {{\n        match self {{\n{}        }}\n    }}\n}}", arms("::packme::json::ToJson::to_json(value)"));
             let mut from_arms = String::new();
             for &m in &members {
                 let _ = writeln!(
