@@ -5,10 +5,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::{vectors, vectors_dir};
 
-fn vectors_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/packme")
-}
+mod support;
 
 fn packme(args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_packme"))
@@ -31,11 +30,9 @@ fn packme(args: &[&str], stdin: &str) -> (bool, String, String) {
 
 #[test]
 fn every_normal_vector_round_trips_through_the_cli() {
-    let dir = vectors_dir();
-    let manifests = dir.join("manifests");
+    let manifests = vectors_dir().join("manifests");
     let manifests = manifests.to_str().unwrap();
-    let vectors: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("vectors.json")).unwrap()).unwrap();
+    let vectors = vectors();
     let mut checked = 0;
     for v in vectors
         .iter()

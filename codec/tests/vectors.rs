@@ -6,46 +6,14 @@ use bytes::Bytes;
 use packme::json::{from_hex, to_hex};
 use packme::schema::Schema;
 use serde_json::Value;
+use support::{same, vectors, vectors_dir};
 
-fn vectors_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/packme")
-}
+mod support;
 
 fn load() -> (Schema, Vec<Value>) {
-    let dir = vectors_dir();
-    let schema = Schema::compile_dir(dir.join("manifests")).expect("the vector manifests compile");
-    let text = std::fs::read_to_string(dir.join("vectors.json")).expect("vectors.json is readable");
-    let Value::Array(vectors) = serde_json::from_str(&text).expect("vectors.json parses") else {
-        panic!("not an array")
-    };
-    (schema, vectors)
-}
-
-/// JSON equality that compares floats by bit pattern (so -0.0 differs from 0.0) and
-/// objects by key order as well as content.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y))
-                if x.fract() != 0.0
-                    || y.fract() != 0.0
-                    || x.is_sign_negative() != y.is_sign_negative() =>
-            {
-                x.to_bits() == y.to_bits()
-            }
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
-        }
-        _ => a == b,
-    }
+    let schema =
+        Schema::compile_dir(vectors_dir().join("manifests")).expect("the vector manifests compile");
+    (schema, vectors())
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {

@@ -1,14 +1,15 @@
 //! Every golden vector through the *generated* Rust types: values -> struct -> bytes must
 //! equal the reference's hex, and bytes -> struct -> values must equal the vector's values.
 
-mod common;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 use bytes::Bytes;
-use common::{same, vectors};
 use packme::json::{from_hex, to_hex, FromJson, ToJson};
 use packme::{decode_frame, Message, Packet};
 use packme_conformance::*;
 use serde_json::Value;
+use support::{same, vectors};
 
 /// What one vector expects of one generated type.
 fn check<M: Message + FromJson + ToJson + std::fmt::Debug + PartialEq + Send + Sync + 'static>(

@@ -2,7 +2,8 @@
 //! and the schema-driven decoder reads the same bytes to the same JSON as the generated
 //! `to_json` (the two independent paths agree). Arbitrary bytes never panic either path.
 
-mod common;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 use bytes::Bytes;
 use packme::json::ToJson;
@@ -13,13 +14,7 @@ use proptest::prelude::*;
 
 fn schema() -> &'static Schema {
     static SCHEMA: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        Schema::compile_dir(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/vectors/packme/manifests"),
-        )
-        .unwrap()
-    })
+    SCHEMA.get_or_init(|| Schema::compile_dir(support::vectors_dir().join("manifests")).unwrap())
 }
 
 fn text() -> impl Strategy<Value = ByteString> + Clone {
@@ -287,7 +282,7 @@ fn round_trip<M: Message + ToJson + PartialEq + std::fmt::Debug>(
         .decode_json(&bytes)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert!(
-        common::same(&dynamic.values, &packet.to_json()),
+        support::same(&dynamic.values, &packet.to_json()),
         "schema path {} vs generated {}",
         dynamic.values,
         packet.to_json()

@@ -1,20 +1,34 @@
-//! Shared by the conformance tests: the vectors, and JSON comparison by bit pattern.
+//! Shared by the tests that read the golden vectors (this crate's and, by `#[path]`, the
+//! conformance crate's): where the vectors are, loading them, and comparing JSON values
+//! by bit pattern.
 #![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub fn vectors() -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/vectors/packme/vectors.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+/// `shared/vectors/packme`: the nearest one above the crate (the checkout has `shared/`
+/// beside it, in CI too).
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/vectors/packme"))
+        .find(|dir| dir.is_dir())
+        .expect("shared/vectors/packme beside the checkout")
 }
 
-/// JSON equality comparing floats by bit pattern and objects in key order.
+/// Every entry of `vectors.json`.
+pub fn vectors() -> Vec<Value> {
+    let path = vectors_dir().join("vectors.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match serde_json::from_str(&text).expect("vectors.json parses") {
+        Value::Array(vectors) => vectors,
+        _ => panic!("vectors.json is not an array"),
+    }
+}
+
+/// JSON equality that compares floats by bit pattern (so -0.0 differs from 0.0) and
+/// objects by key order as well as content.
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
