@@ -109,8 +109,8 @@ fn valid_ident(name: &str) -> bool {
 struct Gen<'s> {
     schema: &'s Schema,
     options: &'s Options,
+    /// Rust module name per manifest file.
     modules: Vec<String>,
-    /// Per class: flattened Rust field names (chain order).
     errors: Vec<Diagnostic>,
 }
 

@@ -544,14 +544,13 @@ impl<'a> Compiler<'a> {
         if !self.errors.is_empty() {
             return Err(CompileError(self.errors));
         }
-        let schema = Schema {
+        let mut schema = Schema {
             files: self.files,
             classes: self.schema_classes,
             enums: self.enums,
             messages: self.messages,
             warnings: self.warnings,
         };
-        let mut schema = schema;
         schema.warnings.extend(flag_overflow_warnings(&schema));
         Ok(schema)
     }
@@ -986,7 +985,7 @@ impl<'a> Compiler<'a> {
         let classes = self.schema_classes.clone();
         // Fields redeclared from any ancestor (the reference checks only the direct parent;
         // a flattened Rust struct cannot hold both).
-        for (id, class) in classes.iter().enumerate() {
+        for class in &classes {
             let mut ancestor = class.parent;
             while let Some(a) = ancestor {
                 for field in &class.fields {
@@ -1003,7 +1002,6 @@ impl<'a> Compiler<'a> {
                 }
                 ancestor = classes[a].parent;
             }
-            let _ = id;
         }
         // Class and enum names per file.
         let mut names: HashMap<(usize, String), usize> = HashMap::new();

@@ -79,11 +79,7 @@ fn check<M: Message + FromJson + ToJson + std::fmt::Debug + PartialEq + Send + S
 }
 
 fn dispatch(v: &Value) {
-    let class = v["class"]
-        .as_str()
-        .or_else(|| v.get("message").and(None))
-        .unwrap_or("");
-    match class {
+    match v["class"].as_str().unwrap_or("") {
         "AllIntsMessage" => check::<primitives::AllIntsMessage>(v),
         "FloatsMessage" => check::<primitives::FloatsMessage>(v),
         "FlagsAndTimeMessage" => check::<primitives::FlagsAndTimeMessage>(v),
