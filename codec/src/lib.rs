@@ -75,6 +75,7 @@ pub use bytestring::ByteString;
 
 pub use codec::{option_len, Decode, Encode, Inherited, Message, Request};
 pub use error::DecodeError;
+pub use utf8::{utf8_string, Utf8Error};
 pub use frame::{
     decode_frame, encode_frame, frame_len, next_transaction_id, FrameHeader, Packet, HEADER_LEN,
 };

@@ -1,0 +1,353 @@
+//! The WebSocket opening handshake (RFC 6455 section 4), both ends, without I/O.
+//!
+//! The server side parses the upgrade request (any path: ConnectMe routes nothing, the
+//! path, query and headers are handed to the application), and answers a request that is
+//! not a WebSocket upgrade with a plain HTTP error instead of failing (spec 11.A6). The
+//! client side writes the upgrade request with custom headers and checks the server's
+//! answer, `Sec-WebSocket-Accept` included.
+
+use base64::Engine;
+
+/// The GUID every accept key is derived with (section 1.3).
+const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/// Headers a handshake may carry.
+const MAX_HEADERS: usize = 64;
+
+/// A handshake that cannot go on. On the server side each maps to an HTTP error status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// The request or response head exceeds the limit.
+    #[error("handshake larger than {max} bytes")]
+    TooLarge {
+        /// Configured limit.
+        max: usize,
+    },
+    /// Not parseable as HTTP/1.1.
+    #[error("malformed HTTP: {0}")]
+    Malformed(String),
+    /// A method other than GET.
+    #[error("method {0} is not GET")]
+    NotGet(String),
+    /// A plain HTTP request without `Upgrade: websocket`.
+    #[error("not a WebSocket upgrade request")]
+    NotWebSocket,
+    /// `Sec-WebSocket-Version` other than 13.
+    #[error("unsupported WebSocket version {0:?}")]
+    UnsupportedVersion(String),
+    /// `Sec-WebSocket-Key` missing or not 16 base64-encoded bytes.
+    #[error("missing or invalid Sec-WebSocket-Key")]
+    BadKey,
+    /// The server answered with a status other than 101.
+    #[error("server answered HTTP {0} instead of 101")]
+    Status(u16),
+    /// The server's `Sec-WebSocket-Accept` does not match our key.
+    #[error("server's Sec-WebSocket-Accept does not match")]
+    BadAccept,
+}
+
+impl HandshakeError {
+    /// The HTTP response a server sends before closing the connection.
+    pub fn http_response(&self) -> Vec<u8> {
+        let (status, extra) = match self {
+            Self::TooLarge { .. } => ("431 Request Header Fields Too Large", ""),
+            Self::NotGet(_) => ("405 Method Not Allowed", "Allow: GET\r\n"),
+            Self::NotWebSocket => ("426 Upgrade Required", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
+            Self::UnsupportedVersion(_) => ("426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n"),
+            _ => ("400 Bad Request", ""),
+        };
+        let body = format!("{self}\n");
+        format!(
+            "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+}
+
+/// Name-value header list with case-insensitive lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All headers in the order received.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name)
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    fn from_httparse(headers: &[httparse::Header<'_>]) -> Self {
+        Self(
+            headers
+                .iter()
+                .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect(),
+        )
+    }
+}
+
+/// A client's upgrade request, as the application sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeRequest {
+    /// The path, without the query (`/chat`).
+    pub path: String,
+    /// The query string without `?`, if any.
+    pub query: Option<String>,
+    /// All request headers.
+    pub headers: Headers,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order.
+    pub protocols: Vec<String>,
+    key: String,
+}
+
+impl UpgradeRequest {
+    /// The `Sec-WebSocket-Key` the response must answer.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Parses the upgrade request at the start of `buf`: `Ok(None)` while incomplete,
+/// otherwise the request and the bytes it took (frames may follow in the same read).
+pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let consumed = match request.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= max_len => return Err(HandshakeError::TooLarge { max: max_len }),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooLarge { max: max_len }),
+        Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+    };
+    if consumed > max_len {
+        return Err(HandshakeError::TooLarge { max: max_len });
+    }
+    let method = request.method.unwrap_or_default();
+    let target = request.path.unwrap_or("/");
+    if request.version != Some(1) {
+        return Err(HandshakeError::Malformed("HTTP version is not 1.1".into()));
+    }
+    let headers = Headers::from_httparse(request.headers);
+    if !headers.has_token("upgrade", "websocket") {
+        return Err(HandshakeError::NotWebSocket);
+    }
+    if method != "GET" {
+        return Err(HandshakeError::NotGet(method.to_owned()));
+    }
+    if !headers.has_token("connection", "upgrade") {
+        return Err(HandshakeError::Malformed("Connection header lacks the upgrade token".into()));
+    }
+    match headers.get("sec-websocket-version") {
+        Some(v) if v.trim() == "13" => {}
+        other => return Err(HandshakeError::UnsupportedVersion(other.unwrap_or("").to_owned())),
+    }
+    let key = headers.get("sec-websocket-key").map(str::trim).unwrap_or("");
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key);
+    if !matches!(decoded, Ok(ref bytes) if bytes.len() == 16) {
+        return Err(HandshakeError::BadKey);
+    }
+    let key = key.to_owned();
+    let protocols = headers
+        .get_all("sec-websocket-protocol")
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (target.to_owned(), None),
+    };
+    Ok(Some((
+        UpgradeRequest {
+            path,
+            query,
+            headers,
+            protocols,
+            key,
+        },
+        consumed,
+    )))
+}
+
+/// `Sec-WebSocket-Accept` for `key`: base64(SHA-1(key + GUID)).
+pub fn accept_key(key: &str) -> String {
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
+}
+
+/// The 101 response completing the handshake, selecting `protocol` if given.
+pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        accept_key(key)
+    );
+    if let Some(protocol) = protocol {
+        out.push_str("Sec-WebSocket-Protocol: ");
+        out.push_str(protocol);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// A fresh random `Sec-WebSocket-Key`.
+pub fn new_key() -> String {
+    let mut raw = [0u8; 16];
+    fastrand::fill(&mut raw);
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// The client's upgrade request for `host` (the `Host` header value) and `target`
+/// (path and query), with the caller's extra headers and offered subprotocols.
+pub fn client_request(host: &str, target: &str, key: &str, headers: &[(String, String)], protocols: &[String]) -> Vec<u8> {
+    let mut out = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if !protocols.is_empty() {
+        out.push_str("Sec-WebSocket-Protocol: ");
+        out.push_str(&protocols.join(", "));
+        out.push_str("\r\n");
+    }
+    for (name, value) in headers {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// What the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeResponse {
+    /// The subprotocol the server selected.
+    pub protocol: Option<String>,
+    /// All response headers.
+    pub headers: Headers,
+}
+
+/// Parses the server's answer to a request sent with `key`.
+pub fn parse_response(buf: &[u8], key: &str, max_len: usize) -> Result<Option<(UpgradeResponse, usize)>, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let consumed = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= max_len => return Err(HandshakeError::TooLarge { max: max_len }),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+    };
+    let status = response.code.unwrap_or(0);
+    if status != 101 {
+        return Err(HandshakeError::Status(status));
+    }
+    let headers = Headers::from_httparse(response.headers);
+    if !headers.has_token("upgrade", "websocket") || !headers.has_token("connection", "upgrade") {
+        return Err(HandshakeError::Malformed("101 response without the upgrade headers".into()));
+    }
+    if headers.get("sec-websocket-accept").map(str::trim) != Some(accept_key(key).as_str()) {
+        return Err(HandshakeError::BadAccept);
+    }
+    let protocol = headers.get("sec-websocket-protocol").map(|p| p.trim().to_owned());
+    Ok(Some((UpgradeResponse { protocol, headers }, consumed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC_REQUEST: &str = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    #[test]
+    fn rfc_accept_key() {
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn parses_rfc_request_with_trailing_frame_bytes() {
+        let mut bytes = RFC_REQUEST.as_bytes().to_vec();
+        bytes.extend_from_slice(&[0x81, 0x80]);
+        let (request, consumed) = parse_request(&bytes, 8192).unwrap().unwrap();
+        assert_eq!(consumed, RFC_REQUEST.len());
+        assert_eq!(request.path, "/chat");
+        assert_eq!(request.query.as_deref(), Some("room=1"));
+        assert_eq!(request.protocols, ["chat", "superchat"]);
+        assert_eq!(request.headers.get("ORIGIN"), Some("http://example.com"));
+        let response = String::from_utf8(accept_response(request.key(), Some("chat"))).unwrap();
+        assert_eq!(
+            response,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn every_prefix_of_a_request_is_incomplete() {
+        for end in 0..RFC_REQUEST.len() {
+            assert_eq!(parse_request(&RFC_REQUEST.as_bytes()[..end], 8192), Ok(None), "prefix {end}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_get_http_errors() {
+        let with = |from: &str, to: &str| RFC_REQUEST.replace(from, to);
+        let table = [
+            ("plain http", "GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(), "426 Upgrade Required"),
+            ("post", with("GET", "POST"), "405 Method Not Allowed"),
+            ("version 8", with("Version: 13", "Version: 8"), "426 Upgrade Required"),
+            ("short key", with("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), "400 Bad Request"),
+            ("no connection upgrade", with("Connection: Upgrade", "Connection: keep-alive"), "400 Bad Request"),
+            ("garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n".to_owned(), "400 Bad Request"),
+            ("http/1.0", with("HTTP/1.1", "HTTP/1.0"), "400 Bad Request"),
+        ];
+        for (what, request, status) in table {
+            let error = parse_request(request.as_bytes(), 8192).unwrap_err();
+            let response = String::from_utf8(error.http_response()).unwrap();
+            assert!(response.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{what}: {response}");
+            assert!(response.contains("Content-Length: "), "{what}");
+        }
+    }
+
+    #[test]
+    fn oversized_head_is_refused() {
+        let huge = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n", "a".repeat(9000));
+        assert_eq!(parse_request(huge.as_bytes(), 8192), Err(HandshakeError::TooLarge { max: 8192 }));
+    }
+
+    #[test]
+    fn client_request_round_trips_through_the_server_parser_and_back() {
+        let key = new_key();
+        let headers = vec![("X-Token".to_owned(), "abc".to_owned())];
+        let request = client_request("127.0.0.1:9", "/game?x=1", &key, &headers, &[]);
+        let (parsed, _) = parse_request(&request, 8192).unwrap().unwrap();
+        assert_eq!(parsed.headers.get("x-token"), Some("abc"));
+        assert!(parsed.protocols.is_empty());
+        let response = accept_response(parsed.key(), None);
+        let (answer, consumed) = parse_response(&response, &key, 8192).unwrap().unwrap();
+        assert_eq!((answer.protocol, consumed), (None, response.len()));
+        assert_eq!(parse_response(&response, &new_key(), 8192), Err(HandshakeError::BadAccept));
+        let refused = HandshakeError::NotWebSocket.http_response();
+        assert_eq!(parse_response(&refused, &key, 8192), Err(HandshakeError::Status(426)));
+    }
+}

@@ -1,0 +1,104 @@
+//! The protocol core: WebSocket and ConnectMe TCP framing as plain functions and types over
+//! byte buffers, with no sockets and no runtime (quinn and hyper are the models).
+//!
+//! Everything a peer can send is parsed here, so this is where limits are enforced and
+//! where the tables of exact wire bytes are tested. The I/O layer above only moves bytes
+//! between sockets and these types.
+
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod tcp;
+pub mod ws;
+
+use bytes::{Bytes, BytesMut};
+
+pub use error::{close_code, ProtocolError};
+pub use frame::OpCode;
+pub use ws::{Incoming, Limits, MessageReader, Role};
+
+/// How a connection's incoming bytes are cut into messages.
+pub enum Decoder {
+    /// WebSocket frames.
+    Ws(MessageReader),
+    /// ConnectMe TCP length-prefixed frames; every payload is binary.
+    Tcp(tcp::TcpDeframer),
+}
+
+impl Decoder {
+    /// The next message in `buf`, or `Ok(None)` until more bytes arrive.
+    #[inline]
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
+        match self {
+            Self::Ws(reader) => reader.next(buf),
+            Self::Tcp(deframer) => Ok(deframer.next(buf)?.map(Incoming::Binary)),
+        }
+    }
+
+    /// Bytes the receive buffer must hold before the next call can make progress.
+    pub fn wanted(&self) -> usize {
+        match self {
+            Self::Ws(reader) => reader.wanted(),
+            Self::Tcp(deframer) => deframer.wanted(),
+        }
+    }
+}
+
+/// What kind of message a payload is sent as. ConnectMe TCP has no such marker: both are
+/// sent as the bare payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A text message (UTF-8).
+    Text,
+    /// A binary message.
+    Binary,
+}
+
+/// How a connection frames outgoing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// WebSocket, server to client: unmasked, so one encoded frame can go to every client.
+    WsServer,
+    /// WebSocket, client to server: masked with a fresh key per frame.
+    WsClient,
+    /// ConnectMe TCP: 8-byte length prefix.
+    Tcp,
+}
+
+impl Wire {
+    /// One complete frame for a `kind` message of `len` bytes written by `write_payload`.
+    #[inline]
+    pub fn frame(self, kind: Kind, len: usize, write_payload: impl FnOnce(&mut BytesMut)) -> Bytes {
+        let opcode = match kind {
+            Kind::Text => OpCode::Text,
+            Kind::Binary => OpCode::Binary,
+        };
+        match self {
+            Self::WsServer => frame::build_frame(opcode, None, len, write_payload),
+            Self::WsClient => frame::build_frame(opcode, Some(mask_key()), len, write_payload),
+            Self::Tcp => tcp::build_frame(len, write_payload),
+        }
+    }
+
+    /// A control frame (close, ping, pong); `None` on TCP, which has none.
+    pub fn control(self, opcode: OpCode, payload: &[u8]) -> Option<Bytes> {
+        let mask = match self {
+            Self::WsServer => None,
+            Self::WsClient => Some(mask_key()),
+            Self::Tcp => return None,
+        };
+        Some(frame::build_frame(opcode, mask, payload.len(), |b| b.extend_from_slice(payload)))
+    }
+
+    /// Whether this is a WebSocket.
+    pub fn is_websocket(self) -> bool {
+        !matches!(self, Self::Tcp)
+    }
+}
+
+/// A masking key. RFC 6455 asks for unpredictable keys so that a client's payload cannot
+/// be aimed at an intermediary; fastrand's per-thread generator is seeded randomly.
+fn mask_key() -> [u8; 4] {
+    fastrand::u32(..).to_ne_bytes()
+}

@@ -1,0 +1,127 @@
+//! ConnectMe's TCP framing (spec 7.1): an 8-byte big-endian total length (counting the
+//! prefix itself), then the payload.
+//!
+//! The reference de-framer crashes when a read ends inside a prefix, throws on lengths
+//! below 8 and buffers any declared length (spec 11.A2). This one waits for the whole
+//! prefix, refuses lengths below 8 and above the limit from the prefix alone, and hands
+//! out each payload as a view into the receive buffer.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::error::ProtocolError;
+
+/// Bytes of the length prefix.
+pub const PREFIX_LEN: usize = 8;
+
+/// Takes apart a stream of length-prefixed frames.
+#[derive(Debug, Clone)]
+pub struct TcpDeframer {
+    max_payload: usize,
+    wanted: usize,
+}
+
+impl TcpDeframer {
+    /// A deframer that refuses payloads over `max_payload` bytes.
+    pub fn new(max_payload: usize) -> Self {
+        Self {
+            max_payload,
+            wanted: 0,
+        }
+    }
+
+    /// Bytes the receive buffer must hold before the next call can make progress.
+    pub fn wanted(&self) -> usize {
+        self.wanted
+    }
+
+    /// The next payload in `buf`, or `Ok(None)` if the frame is not complete yet.
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
+        let Some(prefix) = buf.first_chunk::<PREFIX_LEN>() else {
+            self.wanted = PREFIX_LEN;
+            return Ok(None);
+        };
+        let total = u64::from_be_bytes(*prefix);
+        if total < PREFIX_LEN as u64 {
+            return Err(ProtocolError::LengthBelowPrefix(total));
+        }
+        let len = total - PREFIX_LEN as u64;
+        if len > self.max_payload as u64 {
+            return Err(ProtocolError::FrameTooLarge {
+                len,
+                max: self.max_payload,
+            });
+        }
+        let total = total as usize;
+        if buf.len() < total {
+            self.wanted = total;
+            return Ok(None);
+        }
+        self.wanted = 0;
+        buf.advance(PREFIX_LEN);
+        Ok(Some(buf.split_to(len as usize).freeze()))
+    }
+}
+
+/// Builds one frame whose payload of `len` bytes is written by `write_payload`, prefix and
+/// payload in one buffer (so they leave in one write, which the reference's receiver needs).
+#[inline]
+pub fn build_frame(len: usize, write_payload: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
+    buf.put_u64((PREFIX_LEN + len) as u64);
+    write_payload(&mut buf);
+    debug_assert_eq!(buf.len(), PREFIX_LEN + len, "payload length announced in the prefix");
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_examples() {
+        let hi = build_frame(2, |b| b.extend_from_slice(b"hi"));
+        assert_eq!(&hi[..], &[0, 0, 0, 0, 0, 0, 0, 0x0a, 0x68, 0x69]);
+        let request = [0x09, 0x65, 0x27, 0xd2, 0, 0, 0, 1, 0, 0, 0, 3, 0x68, 0x6c, 0x33];
+        let frame = build_frame(request.len(), |b| b.extend_from_slice(&request));
+        assert_eq!(&frame[..8], &[0, 0, 0, 0, 0, 0, 0, 0x17]);
+        let empty = build_frame(0, |_| {});
+        assert_eq!(&empty[..], &[0, 0, 0, 0, 0, 0, 0, 8]);
+    }
+
+    #[test]
+    fn every_split_position_yields_the_same_payloads() {
+        let payloads: Vec<Vec<u8>> = vec![b"hi".to_vec(), vec![], (0..=255).collect(), vec![0x40; 9]];
+        let mut stream = Vec::new();
+        for p in &payloads {
+            stream.extend_from_slice(&build_frame(p.len(), |b| b.extend_from_slice(p)));
+        }
+        for first in 0..=stream.len() {
+            for second in first..=stream.len() {
+                let mut deframer = TcpDeframer::new(1024);
+                let mut buf = BytesMut::new();
+                let mut got = Vec::new();
+                for chunk in [&stream[..first], &stream[first..second], &stream[second..]] {
+                    buf.extend_from_slice(chunk);
+                    while let Some(p) = deframer.next(&mut buf).unwrap() {
+                        got.push(p.to_vec());
+                    }
+                }
+                assert_eq!(got, payloads, "split at {first} and {second}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_lengths_are_refused_from_the_prefix() {
+        let mut deframer = TcpDeframer::new(100);
+        let mut short = BytesMut::from(&[0u8, 0, 0, 0, 0, 0, 0, 7][..]);
+        assert_eq!(deframer.next(&mut short), Err(ProtocolError::LengthBelowPrefix(7)));
+        let mut huge = BytesMut::from(&u64::MAX.to_be_bytes()[..]);
+        assert!(matches!(deframer.next(&mut huge), Err(ProtocolError::FrameTooLarge { .. })));
+        let mut over = BytesMut::from(&(8u64 + 101).to_be_bytes()[..]);
+        assert_eq!(
+            deframer.next(&mut over),
+            Err(ProtocolError::FrameTooLarge { len: 101, max: 100 })
+        );
+    }
+}
