@@ -1,4 +1,21 @@
 //! ConnectMe engine: a thread-per-core WebSocket and TCP server and client.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod conn;
+pub mod driver;
+mod iovec;
+mod link;
+pub mod listeners;
+mod mailbox;
+pub mod outgoing;
 pub mod proto;
+pub mod query;
+pub mod server;
+mod signal;
+
+pub use driver::Driver;
+pub use listeners::{Context, Listen, ListenerId, Reply};
+pub use outgoing::{Frame, IntoFrame};
+pub use packme::{ByteString, Packet, Registry};
+pub use query::{Query, QueryError};
+pub use server::{ConnInfo, Endpoint, Limits, Peer, Server, ServerBuilder, Transport};

@@ -1,0 +1,295 @@
+//! One live connection's shard-local state: its outgoing queue and writer task, its
+//! close state machine, its pending queries and its own listeners.
+//!
+//! Everything queued for a connection during one turn of the shard's loop leaves in one
+//! vectored write: senders only push frames and wake the writer, which runs after the
+//! current task yields ("corking"). The queue is bounded: a peer that does not read gets
+//! closed with 1008 instead of growing memory without limit.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::{Rc, Weak};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monoio::io::AsyncWriteRent;
+
+use crate::iovec::WriteBatch;
+use crate::signal::Signal;
+use crate::proto::{close_code, frame::close_payload, OpCode, Wire};
+use crate::query::{PendingQueries, QueryError};
+
+/// Most frames handed to one `writev` (Linux's IOV_MAX is 1024).
+const MAX_BATCH: usize = 256;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Sending and receiving.
+    Open,
+    /// Our close frame is queued; waiting for the peer's (until the close timeout).
+    Closing,
+    /// No more frames; the writer flushes what is queued and stops.
+    Finished,
+}
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkLimits {
+    pub max_queued_bytes: usize,
+    pub max_pending_queries: usize,
+    pub query_timeout: Duration,
+    pub close_timeout: Duration,
+}
+
+pub(crate) struct Link {
+    pub(crate) id: u64,
+    pub(crate) wire: Wire,
+    limits: LinkLimits,
+    out: RefCell<VecDeque<Bytes>>,
+    queued_bytes: Cell<usize>,
+    writer: Cell<Option<Waker>>,
+    phase: Cell<Phase>,
+    stop: Signal,
+    queries: RefCell<PendingQueries>,
+    timer_running: Cell<bool>,
+    /// This connection's own listeners, a `ListenerCell<C>` for the endpoint's context type.
+    listeners: RefCell<Option<Rc<dyn Any>>>,
+}
+
+impl Link {
+    pub(crate) fn new(id: u64, wire: Wire, limits: LinkLimits) -> Rc<Self> {
+        Rc::new(Self {
+            id,
+            wire,
+            limits,
+            out: RefCell::new(VecDeque::new()),
+            queued_bytes: Cell::new(0),
+            writer: Cell::new(None),
+            phase: Cell::new(Phase::Open),
+            stop: Signal::default(),
+            queries: RefCell::new(PendingQueries::new(limits.max_pending_queries)),
+            timer_running: Cell::new(false),
+            listeners: RefCell::new(None),
+        })
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.phase.get() == Phase::Open
+    }
+
+    /// Queues a data frame; `false` if the connection no longer sends or the frame would
+    /// exceed the queue limit (the connection is then closed with 1008).
+    pub(crate) fn send(self: &Rc<Self>, frame: Bytes) -> bool {
+        if self.phase.get() != Phase::Open {
+            return false;
+        }
+        // One frame is always accepted into an empty queue, so a single message may be
+        // as large as the message limit allows.
+        let queued = self.queued_bytes.get() + frame.len();
+        if self.queued_bytes.get() > 0 && queued > self.limits.max_queued_bytes {
+            tracing::warn!(conn = self.id, queued, "send queue limit exceeded, closing slow consumer");
+            self.close(close_code::POLICY, "send queue limit exceeded");
+            return false;
+        }
+        self.queued_bytes.set(queued);
+        self.push(frame);
+        true
+    }
+
+    fn push(&self, frame: Bytes) {
+        self.out.borrow_mut().push_back(frame);
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+
+    /// Answers a ping.
+    pub(crate) fn pong(&self, payload: &[u8]) {
+        if self.phase.get() == Phase::Open {
+            if let Some(frame) = self.wire.control(OpCode::Pong, payload) {
+                self.push(frame);
+            }
+        }
+    }
+
+    /// Starts the closing handshake: our close frame goes out, the reader waits for the
+    /// peer's close up to the close timeout. On TCP the write side is shut down after the
+    /// queue drains.
+    pub(crate) fn close(self: &Rc<Self>, code: u16, reason: &str) {
+        if self.phase.get() != Phase::Open {
+            return;
+        }
+        match self.wire.control(OpCode::Close, &close_payload(code, reason)) {
+            Some(frame) => {
+                self.push(frame);
+                self.phase.set(Phase::Closing);
+            }
+            None => self.finish(),
+        }
+        let link = Rc::downgrade(self);
+        let timeout = self.limits.close_timeout;
+        monoio::spawn(async move {
+            monoio::time::sleep(timeout).await;
+            if let Some(link) = link.upgrade() {
+                link.abort();
+            }
+        });
+    }
+
+    /// The peer sent its close frame: echo it if we have not sent ours, then finish.
+    pub(crate) fn peer_closed(&self, code: Option<u16>) {
+        if self.phase.get() == Phase::Open {
+            let payload = code.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default();
+            if let Some(frame) = self.wire.control(OpCode::Close, &payload) {
+                self.push(frame);
+            }
+        }
+        self.finish();
+    }
+
+    /// Sends a protocol-error close and finishes without waiting for the peer.
+    pub(crate) fn fail(&self, code: u16, reason: &str) {
+        if self.phase.get() == Phase::Open {
+            if let Some(frame) = self.wire.control(OpCode::Close, &close_payload(code, reason)) {
+                self.push(frame);
+            }
+        }
+        self.finish();
+    }
+
+    /// No more frames: the writer flushes and stops.
+    pub(crate) fn finish(&self) {
+        self.phase.set(Phase::Finished);
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+
+    /// Stops the reader at once (and the writer after its flush).
+    pub(crate) fn abort(&self) {
+        self.finish();
+        self.stop.fire();
+    }
+
+    /// Resolves when the connection must stop reading.
+    pub(crate) async fn stopped(&self) {
+        self.stop.wait().await
+    }
+
+    /// Registers a query (its frame must be sent right after) and makes sure the
+    /// connection's deadline timer runs.
+    pub(crate) fn register_query(
+        self: &Rc<Self>,
+        tid: u32,
+        expected_id: u32,
+        reply: oneshot::Sender<Result<Bytes, QueryError>>,
+    ) -> bool {
+        if !self.is_open() {
+            let _ = reply.send(Err(QueryError::NotConnected));
+            return false;
+        }
+        let deadline = Instant::now() + self.limits.query_timeout;
+        if !self.queries.borrow_mut().insert(tid, expected_id, reply, deadline) {
+            return false;
+        }
+        if !self.timer_running.replace(true) {
+            monoio::spawn(deadline_timer(Rc::downgrade(self)));
+        }
+        true
+    }
+
+    /// Completes a pending query with this frame, if it answers one.
+    pub(crate) fn complete_query(&self, tid: u32, id: u32, frame: &Bytes) -> bool {
+        self.queries.borrow_mut().complete(tid, id, frame)
+    }
+
+    /// Fails every pending query (the connection ended).
+    pub(crate) fn fail_queries(&self) {
+        self.queries.borrow_mut().fail_all(QueryError::Disconnected);
+    }
+
+    /// This connection's listener table of type `T`, created on first use.
+    pub(crate) fn listeners<T: Default + 'static>(&self) -> Rc<T> {
+        let mut slot = self.listeners.borrow_mut();
+        if let Some(existing) = slot.as_ref() {
+            if let Ok(table) = existing.clone().downcast::<T>() {
+                return table;
+            }
+        }
+        let table = Rc::new(T::default());
+        *slot = Some(table.clone());
+        table
+    }
+
+    /// The listener table if one was created.
+    pub(crate) fn existing_listeners<T: 'static>(&self) -> Option<Rc<T>> {
+        self.listeners.borrow().as_ref()?.clone().downcast::<T>().ok()
+    }
+}
+
+/// Fails queries as their deadlines pass; runs while any query is pending.
+async fn deadline_timer(link: Weak<Link>) {
+    loop {
+        let next = {
+            let Some(link) = link.upgrade() else { return };
+            let next = link.queries.borrow_mut().expire(Instant::now(), link.limits.query_timeout);
+            if next.is_none() {
+                link.timer_running.set(false);
+                return;
+            }
+            next
+        };
+        if let Some(at) = next {
+            monoio::time::sleep_until(at.into()).await;
+        }
+    }
+}
+
+/// Writes everything queued on `link` to `writer`, one vectored write per batch, until the
+/// link finishes; then shuts the write side down.
+pub(crate) async fn write_loop<W: AsyncWriteRent>(mut writer: W, link: Rc<Link>) {
+    let mut batch = WriteBatch::new();
+    loop {
+        let more = poll_fn(|cx| {
+            if !link.out.borrow().is_empty() {
+                return Poll::Ready(true);
+            }
+            if link.phase.get() == Phase::Finished {
+                return Poll::Ready(false);
+            }
+            link.writer.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+        if !more {
+            break;
+        }
+        {
+            let mut out = link.out.borrow_mut();
+            let mut taken = 0;
+            while batch.len() < MAX_BATCH {
+                let Some(frame) = out.pop_front() else { break };
+                taken += frame.len();
+                batch.push(frame);
+            }
+            link.queued_bytes.set(link.queued_bytes.get().saturating_sub(taken));
+        }
+        while !batch.is_empty() {
+            batch.prepare();
+            let (result, returned) = writer.writev(batch).await;
+            batch = returned;
+            match result {
+                Ok(0) | Err(_) => {
+                    link.abort();
+                    return;
+                }
+                Ok(n) => batch.consume(n),
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}

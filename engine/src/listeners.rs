@@ -1,0 +1,370 @@
+//! Listeners: handlers registered per message type, and the receive-path dispatch of
+//! ConnectMe (spec section 4): text to `String` listeners; binary tried as PackMe by its
+//! registered 4-byte id, answering a pending query when the transaction id *and* the type
+//! match, else going to that type's listeners; anything else, or a PackMe frame that does
+//! not decode, to raw-bytes listeners.
+//!
+//! A handler may add or cancel listeners while it runs (the reference fails with a
+//! concurrent modification there, 11.A14): changes made during a dispatch are applied
+//! right after it, before the next message.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use packme::{decode_frame, ByteString, DecodeError, Message, Packet, Registry};
+
+use crate::link::Link;
+use crate::outgoing::IntoFrame;
+
+/// What a listener is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// Text messages.
+    Text,
+    /// Binary messages that are not a registered PackMe message.
+    Binary,
+    /// PackMe messages with this id.
+    Message(u32),
+}
+
+/// A received message in the form every listener of its key starts from.
+#[derive(Debug, Clone, Copy)]
+pub enum Raw<'a> {
+    /// A text message.
+    Text(&'a ByteString),
+    /// A binary message or a whole PackMe frame.
+    Binary(&'a Bytes),
+}
+
+/// A type a listener can receive: `String` or `ByteString` (text), `Bytes` or `Vec<u8>`
+/// (binary), or `Packet<M>` for a PackMe message `M` (the transaction id comes with it,
+/// so the handler can answer with `packet.response(..)`).
+pub trait Listen: Sized + 'static {
+    /// The key this type listens on.
+    fn key() -> Key;
+    /// Converts the received message; PackMe types decode here. `Ok(None)` if `raw` is
+    /// of the other kind (dispatch never routes it so).
+    fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError>;
+    /// Registers what decoding this type needs (PackMe message ids).
+    fn register(_registry: &mut Registry) {}
+}
+
+impl Listen for ByteString {
+    fn key() -> Key {
+        Key::Text
+    }
+    fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
+        match raw {
+            Raw::Text(s) => Ok(Some(s.clone())),
+            Raw::Binary(_) => Ok(None),
+        }
+    }
+}
+
+impl Listen for String {
+    fn key() -> Key {
+        Key::Text
+    }
+    fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
+        match raw {
+            Raw::Text(s) => Ok(Some(s.to_string())),
+            Raw::Binary(_) => Ok(None),
+        }
+    }
+}
+
+impl Listen for Bytes {
+    fn key() -> Key {
+        Key::Binary
+    }
+    fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
+        match raw {
+            Raw::Binary(b) => Ok(Some(b.clone())),
+            Raw::Text(_) => Ok(None),
+        }
+    }
+}
+
+impl Listen for Vec<u8> {
+    fn key() -> Key {
+        Key::Binary
+    }
+    fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
+        match raw {
+            Raw::Binary(b) => Ok(Some(b.to_vec())),
+            Raw::Text(_) => Ok(None),
+        }
+    }
+}
+
+impl<M: Message + Send + Sync + 'static> Listen for Packet<M> {
+    fn key() -> Key {
+        Key::Message(M::ID)
+    }
+    fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
+        match raw {
+            Raw::Binary(frame) => decode_frame::<M>(frame.clone()).map(Some),
+            Raw::Text(_) => Ok(None),
+        }
+    }
+    fn register(registry: &mut Registry) {
+        // A collision is reported when the application registers its manifests; here the
+        // first type registered for an id keeps it.
+        let _ = registry.add::<M>();
+    }
+}
+
+/// Identifies one registered listener, for [`cancel`](crate::Server::cancel).
+pub struct ListenerId<T> {
+    pub(crate) id: u64,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> ListenerId<T> {
+    pub(crate) fn new(id: u64) -> Self {
+        Self { id, _type: PhantomData }
+    }
+}
+
+impl<T> Clone for ListenerId<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for ListenerId<T> {}
+impl<T> std::fmt::Debug for ListenerId<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ListenerId({})", self.id)
+    }
+}
+
+/// Where a handler's return value goes: `()` sends nothing, a [`Packet`] (typically
+/// `request.response(..)`) is sent back to the peer that sent the message, `Option` of
+/// either sends when `Some` (the auto-reply style).
+pub trait Reply {
+    /// Sends the reply, if any, through `ctx`.
+    fn deliver<C: Context>(self, ctx: &C);
+}
+
+impl Reply for () {
+    fn deliver<C: Context>(self, _ctx: &C) {}
+}
+
+impl<M: Message> Reply for Packet<M> {
+    fn deliver<C: Context>(self, ctx: &C) {
+        ctx.send(self);
+    }
+}
+
+impl<R: Reply> Reply for Option<R> {
+    fn deliver<C: Context>(self, ctx: &C) {
+        if let Some(reply) = self {
+            reply.deliver(ctx);
+        }
+    }
+}
+
+/// The connection a handler is called with: a server's `Peer` or a `Client`.
+pub trait Context {
+    /// Sends a message on this connection.
+    fn send<F: IntoFrame>(&self, message: F);
+}
+
+pub(crate) type Handler<C> = Arc<dyn Fn(Raw<'_>, &C) -> Result<(), DecodeError> + Send + Sync>;
+
+/// Wraps a typed handler into the erased form stored in tables.
+pub(crate) fn handler<T, C, R, F>(f: F) -> Handler<C>
+where
+    T: Listen,
+    C: Context + 'static,
+    R: Reply,
+    F: Fn(T, &C) -> R + Send + Sync + 'static,
+{
+    Arc::new(move |raw, ctx| {
+        if let Some(arg) = T::from_raw(raw)? {
+            f(arg, ctx).deliver(ctx);
+        }
+        Ok(())
+    })
+}
+
+/// Handlers by key, each list in registration order.
+pub(crate) struct Listeners<C> {
+    by_key: HashMap<Key, Vec<(u64, Handler<C>)>>,
+}
+
+impl<C> Default for Listeners<C> {
+    fn default() -> Self {
+        Self { by_key: HashMap::new() }
+    }
+}
+
+impl<C> Clone for Listeners<C> {
+    fn clone(&self) -> Self {
+        Self {
+            by_key: self.by_key.clone(),
+        }
+    }
+}
+
+impl<C> Listeners<C> {
+    pub(crate) fn add(&mut self, key: Key, id: u64, handler: Handler<C>) {
+        self.by_key.entry(key).or_default().push((id, handler));
+    }
+
+    pub(crate) fn remove(&mut self, key: Key, id: u64) -> bool {
+        let Some(list) = self.by_key.get_mut(&key) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(existing, _)| *existing != id);
+        let removed = list.len() != before;
+        if list.is_empty() {
+            self.by_key.remove(&key);
+        }
+        removed
+    }
+
+    fn get(&self, key: Key) -> &[(u64, Handler<C>)] {
+        self.by_key.get(&key).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn has(&self, key: Key) -> bool {
+        self.by_key.contains_key(&key)
+    }
+}
+
+type Deferred<C> = Box<dyn FnOnce(&mut Listeners<C>)>;
+
+/// A listener table that handlers can change while it dispatches.
+pub(crate) struct ListenerCell<C> {
+    table: RefCell<Listeners<C>>,
+    deferred: RefCell<Vec<Deferred<C>>>,
+}
+
+impl<C> Default for ListenerCell<C> {
+    fn default() -> Self {
+        Self {
+            table: RefCell::default(),
+            deferred: RefCell::default(),
+        }
+    }
+}
+
+impl<C> ListenerCell<C> {
+    pub(crate) fn with_table(table: Listeners<C>) -> Self {
+        Self {
+            table: RefCell::new(table),
+            deferred: RefCell::default(),
+        }
+    }
+
+    /// Applies `change` now, or right after the dispatch in progress.
+    pub(crate) fn apply(&self, change: impl FnOnce(&mut Listeners<C>) + 'static) {
+        match self.table.try_borrow_mut() {
+            Ok(mut table) => change(&mut table),
+            Err(_) => self.deferred.borrow_mut().push(Box::new(change)),
+        }
+    }
+
+    fn apply_deferred(&self) {
+        loop {
+            let pending = std::mem::take(&mut *self.deferred.borrow_mut());
+            if pending.is_empty() {
+                return;
+            }
+            let mut table = self.table.borrow_mut();
+            for change in pending {
+                change(&mut table);
+            }
+        }
+    }
+}
+
+/// A received data message.
+pub(crate) enum Received {
+    Text(ByteString),
+    Binary(Bytes),
+}
+
+/// Runs `handler`, containing a panic so that one failing handler cannot take the shard
+/// down; returns its decode result.
+fn call<C>(handler: &Handler<C>, raw: Raw<'_>, ctx: &C) -> Result<(), DecodeError> {
+    match catch_unwind(AssertUnwindSafe(|| handler(raw, ctx))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".into());
+            tracing::error!(panic = %what, "message handler panicked");
+            Ok(())
+        }
+    }
+}
+
+/// Calls every handler for `key` in `tables` (the connection's own first), stopping at the
+/// first decode failure, which is returned (the caller then treats the frame as bytes).
+fn call_all<C>(tables: &[&Listeners<C>], key: Key, raw: Raw<'_>, ctx: &C) -> Result<bool, DecodeError> {
+    let mut called = false;
+    for table in tables {
+        for (_, handler) in table.get(key) {
+            call(handler, raw, ctx)?;
+            called = true;
+        }
+    }
+    Ok(called)
+}
+
+/// Dispatches one received message on `link` (spec section 4).
+pub(crate) fn dispatch<C>(message: Received, link: &Link, registry: &Registry, cells: &[&ListenerCell<C>], ctx: &C) {
+    {
+        let guards: Vec<_> = cells.iter().map(|c| c.table.borrow()).collect();
+        let tables: Vec<&Listeners<C>> = guards.iter().map(|g| &**g).collect();
+        dispatch_in(message, link, registry, &tables, ctx);
+    }
+    for cell in cells {
+        cell.apply_deferred();
+    }
+}
+
+fn dispatch_in<C>(message: Received, link: &Link, registry: &Registry, tables: &[&Listeners<C>], ctx: &C) {
+    let frame = match message {
+        Received::Text(text) => {
+            let _ = call_all(tables, Key::Text, Raw::Text(&text), ctx);
+            return;
+        }
+        Received::Binary(frame) => frame,
+    };
+    if let Some(id) = packme::FrameHeader::message_id(&frame) {
+        let key = Key::Message(id);
+        let info = registry.get(id);
+        if info.is_some() || tables.iter().any(|t| t.has(key)) {
+            if let Some(header) = packme::FrameHeader::parse(&frame) {
+                if link.complete_query(header.transaction_id, id, &frame) {
+                    return;
+                }
+            }
+            match call_all(tables, key, Raw::Binary(&frame), ctx) {
+                Ok(true) => return,
+                Ok(false) => {
+                    // Registered but nobody listens: it still counts as PackMe unless it
+                    // fails to decode, in which case raw-bytes listeners get it.
+                    let decodes = info.is_none_or(|info| (info.decode)(frame.clone()).is_ok());
+                    if decodes {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(conn = link.id, %error, "unpacking message failed, delivering as bytes");
+                }
+            }
+        }
+    }
+    let _ = call_all(tables, Key::Binary, Raw::Binary(&frame), ctx);
+}

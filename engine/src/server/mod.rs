@@ -1,0 +1,548 @@
+//! The server: a builder with ConnectMe's options, and [`Server`], a `Send + Sync + Clone`
+//! handle to the running shards with ConnectMe's verbs (`listen`, `cancel`, `register`,
+//! `broadcast`, `clients`, `close`).
+
+mod config;
+mod peer;
+mod shard;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use packme::{Message, Packet, Registry, RegistryError};
+use socket2::{Domain, Socket, Type};
+
+pub use config::{Endpoint, Limits, Transport};
+pub use peer::{ConnInfo, Peer};
+
+use config::ServerConfig;
+use shard::{Job, Shard, ShardListener, ShardStart};
+
+use crate::driver::Driver;
+use crate::listeners::{handler, Listen, ListenerId, Listeners, Reply};
+use crate::mailbox::{mailbox, Mailbox};
+use crate::outgoing::{Frame, IntoFrame};
+use crate::proto::Wire;
+
+type ListenerOp<S> = Arc<dyn Fn(&mut Listeners<Peer<S>>) + Send + Sync>;
+
+struct ShardHandle<S> {
+    mailbox: Mailbox<Job<S>>,
+    /// This shard's slice of the session table: connection id -> peer.
+    sessions: Mutex<HashMap<u64, Peer<S>>>,
+}
+
+/// Listener changes and registrations made before start are replayed into each shard;
+/// after start they are posted to every shard. One lock orders the two.
+struct Setup<S> {
+    started: bool,
+    listeners: Vec<(u64, ListenerOp<S>)>,
+    registry: Registry,
+}
+
+pub(crate) struct ServerShared<S> {
+    config: ServerConfig<S>,
+    setup: Mutex<Setup<S>>,
+    shards: OnceLock<Vec<ShardHandle<S>>>,
+    local_addr: OnceLock<SocketAddr>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    closing: AtomicBool,
+    next_tid: AtomicU32,
+    next_listener: AtomicU64,
+    driver: OnceLock<Driver>,
+}
+
+impl<S: Send + Sync + 'static> ServerShared<S> {
+    fn wire(&self) -> Wire {
+        match self.config.transport {
+            Transport::WebSocket => Wire::WsServer,
+            Transport::Tcp => Wire::Tcp,
+        }
+    }
+
+    /// Server-originated transaction ids count down from `u32::MAX` (spec 11.A1).
+    fn next_transaction_id(&self) -> u32 {
+        self.next_tid.fetch_sub(1, Ordering::Relaxed)
+    }
+
+    fn next_listener_id(&self) -> u64 {
+        self.next_listener.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn post(&self, shard: usize, job: Job<S>) {
+        if let Some(handle) = self.shards.get().and_then(|s| s.get(shard)) {
+            handle.mailbox.post(job);
+        }
+    }
+
+    fn sessions(&self, shard: usize) -> MutexGuard<'_, HashMap<u64, Peer<S>>> {
+        self.shards.get().expect("shards exist while connections do")[shard]
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn setup(&self) -> MutexGuard<'_, Setup<S>> {
+        self.setup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A ConnectMe server: build it with [`Server::builder`], add listeners, then
+/// [`start`](Server::start) (returns once bound) or [`serve`](Server::serve) (blocks).
+///
+/// Cloning is cheap and every method may be called from any thread, including from
+/// handlers running on the shards.
+pub struct Server<S = ()> {
+    shared: Arc<ServerShared<S>>,
+}
+
+impl<S> Clone for Server<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Server<()> {
+    /// A builder with defaults: WebSocket on 127.0.0.1:0, one shard per available core.
+    pub fn builder() -> ServerBuilder<()> {
+        ServerBuilder::new()
+    }
+}
+
+impl<S: Send + Sync + 'static> Server<S> {
+    /// Binds one `SO_REUSEPORT` listener per shard (all on the same port, also when the
+    /// configured port is 0), starts the shard threads and returns.
+    pub fn start(&self) -> io::Result<()> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let driver = config.driver.resolve()?;
+        let listeners = bind(&config.endpoint, config.shards)?;
+        if let ShardListener::Tcp(l) = &listeners[0] {
+            let _ = shared.local_addr.set(l.local_addr()?);
+        }
+        let mut setup = shared.setup();
+        if setup.started {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "server already started"));
+        }
+        let mut handles = Vec::new();
+        let mut starts = Vec::new();
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let (tx, inbox) = mailbox();
+            handles.push(ShardHandle {
+                mailbox: tx,
+                sessions: Mutex::new(HashMap::new()),
+            });
+            let mut table = Listeners::default();
+            for (_, op) in &setup.listeners {
+                op(&mut table);
+            }
+            starts.push(ShardStart {
+                index,
+                server: shared.clone(),
+                listener,
+                inbox,
+                listeners: table,
+                registry: setup.registry.clone(),
+            });
+        }
+        let _ = shared.shards.set(handles);
+        let _ = shared.driver.set(driver);
+        setup.started = true;
+        drop(setup);
+        let cores = if config.pin_cores {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut threads = shared.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for start in starts {
+            let core = (!cores.is_empty()).then(|| cores[start.index % cores.len()]);
+            let entries = config.ring_entries;
+            let name = format!("connectme-shard-{}", start.index);
+            threads.push(std::thread::Builder::new().name(name).spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                let index = start.index;
+                match driver.block_on(entries, Shard::run(start)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) | Err(error) => tracing::error!(shard = index, %error, "shard failed"),
+                }
+            })?);
+        }
+        tracing::info!(endpoint = ?config.endpoint, addr = ?shared.local_addr.get(), shards = config.shards, %driver, "server running");
+        Ok(())
+    }
+
+    /// Starts the server and blocks until it is closed.
+    pub fn serve(&self) -> io::Result<()> {
+        self.start()?;
+        self.wait();
+        Ok(())
+    }
+
+    /// Blocks until every shard has stopped (after [`Server::close`]).
+    pub fn wait(&self) {
+        let threads = std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+
+    /// The bound TCP address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.local_addr.get().copied()
+    }
+
+    /// The I/O driver the shards run on (known once started).
+    pub fn driver(&self) -> Option<Driver> {
+        self.shared.driver.get().copied()
+    }
+
+    /// Adds PackMe message types (a generated `registry()`), shared by every connection.
+    /// Binary messages starting with a registered id are decoded as PackMe.
+    pub fn register(&self, registry: &Registry) -> Result<(), RegistryError> {
+        let mut setup = self.shared.setup();
+        setup.registry.merge(registry)?;
+        if setup.started {
+            for shard in 0..self.shared.config.shards {
+                let registry = registry.clone();
+                self.shared.post(
+                    shard,
+                    Box::new(move |shard| {
+                        let _ = shard.registry.borrow_mut().merge(&registry);
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn change_listeners(&self, id: u64, op: ListenerOp<S>, add: bool) {
+        let mut setup = self.shared.setup();
+        if add {
+            setup.listeners.push((id, op.clone()));
+        } else {
+            setup.listeners.retain(|(existing, _)| *existing != id);
+        }
+        if setup.started {
+            for shard in 0..self.shared.config.shards {
+                let op = op.clone();
+                self.shared
+                    .post(shard, Box::new(move |shard| shard.listeners.apply(move |t| op(t))));
+            }
+        }
+    }
+
+    /// Adds a server-wide listener for messages of type `T` (`String`, `ByteString`,
+    /// `Bytes`, `Vec<u8>` or `Packet<M>`), called with the message and the peer that sent
+    /// it, after that peer's own listeners. The handler's return value is sent back to the
+    /// peer when it is a packet (see [`Reply`]).
+    pub fn listen<T, R, F>(&self, f: F) -> ListenerId<T>
+    where
+        T: Listen,
+        R: Reply,
+        F: Fn(T, &Peer<S>) -> R + Send + Sync + 'static,
+    {
+        let id = self.shared.next_listener_id();
+        let mut registry = Registry::new();
+        T::register(&mut registry);
+        if !registry.is_empty() {
+            let _ = self.register(&registry);
+        }
+        let h = handler::<T, Peer<S>, R, F>(f);
+        let op: ListenerOp<S> = Arc::new(move |table| table.add(T::key(), id, h.clone()));
+        self.change_listeners(id, op, true);
+        ListenerId::new(id)
+    }
+
+    /// Removes a server-wide listener.
+    pub fn cancel<T: Listen>(&self, listener: ListenerId<T>) {
+        let id = listener.id;
+        let op: ListenerOp<S> = Arc::new(move |table| {
+            table.remove(T::key(), id);
+        });
+        self.change_listeners(id, op, false);
+    }
+
+    /// Encodes `message` once and sends the same bytes to every connected client.
+    pub fn broadcast<F: IntoFrame>(&self, message: F) {
+        self.fan_out(message.into_frame(self.shared.wire()), None);
+    }
+
+    /// Like [`Server::broadcast`], to the clients for which `filter` returns true.
+    pub fn broadcast_where<F, P>(&self, message: F, filter: P)
+    where
+        F: IntoFrame,
+        P: Fn(&Peer<S>) -> bool + Send + Sync + 'static,
+    {
+        self.fan_out(message.into_frame(self.shared.wire()), Some(Arc::new(filter)));
+    }
+
+    /// Encodes a PackMe message with a fresh server transaction id and broadcasts it.
+    pub fn broadcast_message<M: Message>(&self, message: M) {
+        self.broadcast(Packet::new(message, self.shared.next_transaction_id()));
+    }
+
+    /// Encodes `message` for this server's wire once, to send to many peers with
+    /// [`Peer::send`] without re-encoding.
+    pub fn encode<F: IntoFrame>(&self, message: F) -> Frame {
+        Frame(message.into_frame(self.shared.wire()))
+    }
+
+    fn fan_out(&self, frame: bytes::Bytes, filter: Option<Arc<dyn Fn(&Peer<S>) -> bool + Send + Sync>>) {
+        for shard in 0..self.shared.config.shards {
+            let frame = frame.clone();
+            let filter = filter.clone();
+            self.shared
+                .post(shard, Box::new(move |shard| shard.broadcast(&frame, filter.as_deref())));
+        }
+    }
+
+    /// The connected clients, across all shards.
+    pub fn clients(&self) -> Vec<Peer<S>> {
+        let Some(shards) = self.shared.shards.get() else {
+            return Vec::new();
+        };
+        shards
+            .iter()
+            .flat_map(|s| {
+                s.sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Graceful shutdown: stop accepting, close every connection with 1001 (waiting up
+    /// to the close timeout for each peer's close), then stop the shards. Returns at
+    /// once; [`Server::wait`] blocks until done.
+    pub fn close(&self) {
+        if self.shared.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for shard in 0..self.shared.config.shards {
+            self.shared.post(shard, Box::new(|shard| shard.shutdown()));
+        }
+    }
+}
+
+fn bind(endpoint: &Endpoint, shards: usize) -> io::Result<Vec<ShardListener>> {
+    match endpoint {
+        Endpoint::Tcp(addr) => {
+            let first = bind_reuseport(*addr)?;
+            let addr = first.local_addr()?;
+            let mut listeners = vec![ShardListener::Tcp(first)];
+            for _ in 1..shards {
+                listeners.push(ShardListener::Tcp(bind_reuseport(addr)?));
+            }
+            Ok(listeners)
+        }
+        Endpoint::Unix(path) => {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_socket()
+            }) {
+                std::fs::remove_file(path)?;
+            }
+            let listener = std::os::unix::net::UnixListener::bind(path)?;
+            listener.set_nonblocking(true)?;
+            // Every shard accepts from the same socket; the kernel hands each connection
+            // to one of them.
+            let mut listeners = Vec::new();
+            for _ in 1..shards {
+                listeners.push(ShardListener::Unix(listener.try_clone()?));
+            }
+            listeners.insert(0, ShardListener::Unix(listener));
+            Ok(listeners)
+        }
+    }
+}
+
+fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Configures a [`Server`].
+pub struct ServerBuilder<S> {
+    config: ServerConfig<S>,
+}
+
+impl ServerBuilder<()> {
+    fn new() -> Self {
+        let shards = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self {
+            config: ServerConfig {
+                endpoint: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+                shards,
+                transport: Transport::WebSocket,
+                driver: Driver::Auto,
+                pin_cores: true,
+                ring_entries: 1024,
+                limits: Limits::default(),
+                query_timeout: Duration::from_secs(30),
+                handshake_timeout: Duration::from_secs(10),
+                close_timeout: Duration::from_secs(5),
+                protocols: None,
+                state: Arc::new(|_| ()),
+                on_connect: None,
+                on_disconnect: None,
+            },
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> ServerBuilder<S> {
+    /// Listen on a TCP address (`"0.0.0.0:9001"`, `"[::1]:0"`, `"localhost:9001"`).
+    pub fn addr(mut self, addr: impl ToSocketAddrs) -> io::Result<Self> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing"))?;
+        self.config.endpoint = Endpoint::Tcp(addr);
+        Ok(self)
+    }
+
+    /// Listen on a Unix domain socket.
+    pub fn unix(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.endpoint = Endpoint::Unix(path.into());
+        self
+    }
+
+    /// Number of shards (threads, one per core). Default: the available cores.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.config.shards = shards.max(1);
+        self
+    }
+
+    /// WebSocket (default) or ConnectMe TCP.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.config.transport = transport;
+        self
+    }
+
+    /// I/O driver (default: `CONNECTME_DRIVER`, else io_uring where available, else epoll).
+    pub fn driver(mut self, driver: Driver) -> Self {
+        self.config.driver = driver;
+        self
+    }
+
+    /// Pin shard `i` to the `i`-th allowed core (default true).
+    pub fn pin_cores(mut self, pin: bool) -> Self {
+        self.config.pin_cores = pin;
+        self
+    }
+
+    /// Frame, message, handshake, queue and pending-query limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// How long a server-to-client query waits for its response (default 30 s).
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.config.query_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send its upgrade request (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the peer's close frame after sending ours (default 5 s).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.config.close_timeout = timeout;
+        self
+    }
+
+    /// Subprotocols the server supports, in preference order; the first one the client
+    /// offers is selected. Default: select whatever the client offers first. A client
+    /// offering none is always accepted.
+    pub fn protocols<I: IntoIterator<Item = P>, P: Into<String>>(mut self, protocols: I) -> Self {
+        self.config.protocols = Some(protocols.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Called after a client connected (and was added to [`Server::clients`]).
+    pub fn on_connect(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
+        self.config.on_connect = Some(Arc::new(f));
+        self
+    }
+
+    /// Called after a client disconnected (its pending queries already failed).
+    pub fn on_disconnect(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
+        self.config.on_disconnect = Some(Arc::new(f));
+        self
+    }
+
+    /// The per-connection state factory (ConnectMe's custom client class): called once per
+    /// accepted connection with what is known about it.
+    pub fn state<T: Send + Sync + 'static>(self, factory: impl Fn(&ConnInfo) -> T + Send + Sync + 'static) -> ServerBuilder<T> {
+        let c = self.config;
+        ServerBuilder {
+            config: ServerConfig {
+                endpoint: c.endpoint,
+                shards: c.shards,
+                transport: c.transport,
+                driver: c.driver,
+                pin_cores: c.pin_cores,
+                ring_entries: c.ring_entries,
+                limits: c.limits,
+                query_timeout: c.query_timeout,
+                handshake_timeout: c.handshake_timeout,
+                close_timeout: c.close_timeout,
+                protocols: c.protocols,
+                state: Arc::new(factory),
+                on_connect: None,
+                on_disconnect: None,
+            },
+        }
+    }
+
+    /// Builds the server without starting it (ConnectMe's `server`).
+    pub fn build(self) -> Server<S> {
+        Server {
+            shared: Arc::new(ServerShared {
+                config: self.config,
+                setup: Mutex::new(Setup {
+                    started: false,
+                    listeners: Vec::new(),
+                    registry: Registry::new(),
+                }),
+                shards: OnceLock::new(),
+                local_addr: OnceLock::new(),
+                threads: Mutex::new(Vec::new()),
+                closing: AtomicBool::new(false),
+                next_tid: AtomicU32::new(u32::MAX),
+                next_listener: AtomicU64::new(1),
+                driver: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Builds, starts and returns the running server (ConnectMe's `serve`).
+    pub fn start(self) -> io::Result<Server<S>> {
+        let server = self.build();
+        server.start()?;
+        Ok(server)
+    }
+}

@@ -1,0 +1,192 @@
+//! [`Peer`]: a handle to one client connected to a server (ConnectMe's server-side client
+//! object). It is `Send + Sync + Clone`: on the connection's own shard it acts directly on
+//! the connection; from any other thread it posts the work to that shard.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use packme::{Message, Packet, Request};
+
+use super::shard::{with_local_link, Job};
+use super::ServerShared;
+use crate::link::Link;
+use crate::listeners::{handler, Context, Listen, ListenerCell, ListenerId, Reply};
+use crate::outgoing::IntoFrame;
+use crate::proto::{close_code, handshake::Headers};
+use crate::query::{query_channel, Query};
+
+/// What the server learned about a connection when it was accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The peer's address (`None` on a Unix socket).
+    pub peer_addr: Option<SocketAddr>,
+    /// The upgrade request's path (WebSocket only).
+    pub path: String,
+    /// The upgrade request's query string, without `?`.
+    pub query: Option<String>,
+    /// The upgrade request's headers (WebSocket only; ConnectMe clients put their custom
+    /// headers here).
+    pub headers: Headers,
+    /// The subprotocol selected for this connection.
+    pub protocol: Option<String>,
+}
+
+struct PeerInner<S> {
+    id: u64,
+    shard: usize,
+    info: ConnInfo,
+    state: S,
+    server: Arc<ServerShared<S>>,
+}
+
+/// A client connected to the server.
+pub struct Peer<S = ()> {
+    inner: Arc<PeerInner<S>>,
+}
+
+impl<S> Clone for Peer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Peer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("id", &self.inner.id)
+            .field("shard", &self.inner.shard)
+            .field("peer_addr", &self.inner.info.peer_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync + 'static> Peer<S> {
+    pub(crate) fn new(id: u64, shard: usize, info: ConnInfo, state: S, server: Arc<ServerShared<S>>) -> Self {
+        Self {
+            inner: Arc::new(PeerInner {
+                id,
+                shard,
+                info,
+                state,
+                server,
+            }),
+        }
+    }
+
+    /// A server-unique connection id.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The shard (core) that owns this connection.
+    pub fn shard(&self) -> usize {
+        self.inner.shard
+    }
+
+    /// Address, path, query, headers and subprotocol of the connection.
+    pub fn info(&self) -> &ConnInfo {
+        &self.inner.info
+    }
+
+    /// A header of the upgrade request (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner.info.headers.get(name)
+    }
+
+    /// The per-connection state built by the server's state factory (ConnectMe's custom
+    /// client class). Use interior mutability (atomics, a `Mutex`) for fields that change.
+    pub fn state(&self) -> &S {
+        &self.inner.state
+    }
+
+    /// Runs `f` on this connection's shard with its link; dropped if it has disconnected.
+    fn with_link(&self, f: impl FnOnce(&std::rc::Rc<Link>) + Send + 'static) {
+        let id = self.inner.id;
+        let Some(f) = with_local_link::<S, _>(&self.inner.server, self.inner.shard, id, f) else {
+            return;
+        };
+        let job: Job<S> = Box::new(move |shard| {
+            let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
+            if let Some(link) = link {
+                f(&link);
+            }
+        });
+        self.inner.server.post(self.inner.shard, job);
+    }
+
+    /// Sends a message: a string as text, bytes as binary, a [`Packet`] encoded once.
+    /// Dropped silently if the connection is closing or gone.
+    pub fn send<F: IntoFrame>(&self, message: F) {
+        let frame = message.into_frame(self.inner.server.wire());
+        self.with_link(move |link| {
+            link.send(frame);
+        });
+    }
+
+    /// Sends a PackMe message with a fresh server transaction id.
+    pub fn send_message<M: Message>(&self, message: M) {
+        self.send(Packet::new(message, self.inner.server.next_transaction_id()));
+    }
+
+    /// Sends `request` and resolves with the response carrying the same transaction id and
+    /// the request's response type, or an error on timeout or disconnect. Server
+    /// transaction ids count down from `u32::MAX`, a range real clients never reach, so
+    /// they cannot collide with the client's own queries (spec 11.A1).
+    pub fn query<R: Request>(&self, request: R) -> Query<R::Response> {
+        let tid = self.inner.server.next_transaction_id();
+        let frame = Packet::new(request, tid).into_frame(self.inner.server.wire());
+        let (reply, query) = query_channel();
+        self.with_link(move |link| {
+            if link.register_query(tid, <R::Response as Message>::ID, reply) {
+                link.send(frame);
+            }
+        });
+        query
+    }
+
+    /// Adds a listener for this connection only (called before the server-wide ones),
+    /// e.g. after the client authenticated.
+    pub fn listen<T, R, F>(&self, f: F) -> ListenerId<T>
+    where
+        T: Listen,
+        R: Reply,
+        F: Fn(T, &Peer<S>) -> R + Send + Sync + 'static,
+    {
+        let id = self.inner.server.next_listener_id();
+        let h = handler::<T, Peer<S>, R, F>(f);
+        self.with_link(move |link| {
+            link.listeners::<ListenerCell<Peer<S>>>()
+                .apply(move |table| table.add(T::key(), id, h));
+        });
+        ListenerId::new(id)
+    }
+
+    /// Removes a listener added with [`Peer::listen`].
+    pub fn cancel<T: Listen>(&self, listener: ListenerId<T>) {
+        self.with_link(move |link| {
+            link.listeners::<ListenerCell<Peer<S>>>()
+                .apply(move |table| {
+                    table.remove(T::key(), listener.id);
+                });
+        });
+    }
+
+    /// Closes the connection with a normal close (1000).
+    pub fn close(&self) {
+        self.close_with(close_code::NORMAL, "");
+    }
+
+    /// Closes the connection with `code` and `reason`.
+    pub fn close_with(&self, code: u16, reason: &str) {
+        let reason = reason.to_owned();
+        self.with_link(move |link| link.close(code, &reason));
+    }
+}
+
+impl<S: Send + Sync + 'static> Context for Peer<S> {
+    fn send<F: IntoFrame>(&self, message: F) {
+        Peer::send(self, message);
+    }
+}

@@ -1,0 +1,347 @@
+//! A shard: one thread pinned to one core, running one monoio runtime that accepts on its
+//! own `SO_REUSEPORT` listener and owns its connections, their buffers and their state.
+//! Other threads reach it only through its mailbox.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
+use monoio::net::{TcpListener, UnixListener};
+use packme::Registry;
+
+use super::config::Transport;
+use super::peer::{ConnInfo, Peer};
+use super::ServerShared;
+use crate::conn::{read_loop, read_more, READ_CHUNK};
+use crate::link::{write_loop, Link, LinkLimits};
+use crate::listeners::{dispatch, ListenerCell, Listeners};
+use crate::mailbox::Inbox;
+use crate::proto::handshake::{self, HandshakeError};
+use crate::proto::{close_code, tcp::TcpDeframer, Decoder, MessageReader, Role, Wire};
+use crate::signal::Signal;
+
+/// Work posted to a shard from another thread.
+pub(crate) type Job<S> = Box<dyn FnOnce(&Rc<Shard<S>>) + Send>;
+
+pub(crate) struct Conn<S> {
+    pub peer: Peer<S>,
+    pub link: Rc<Link>,
+}
+
+pub(crate) struct Shard<S> {
+    pub index: usize,
+    pub server: Arc<ServerShared<S>>,
+    pub conns: RefCell<HashMap<u64, Conn<S>>>,
+    pub listeners: ListenerCell<Peer<S>>,
+    pub registry: RefCell<Registry>,
+    stop: Signal,
+    next_seq: Cell<u64>,
+}
+
+struct Current {
+    server: usize,
+    index: usize,
+    shard: Rc<dyn Any>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with connection `id`'s link if this thread is shard `index` of `server`;
+/// otherwise hands `f` back for posting. Missing connections (already gone) drop `f`.
+pub(crate) fn with_local_link<S: 'static, F: FnOnce(&Rc<Link>)>(
+    server: &Arc<ServerShared<S>>,
+    index: usize,
+    id: u64,
+    f: F,
+) -> Option<F> {
+    let shard = CURRENT.with(|current| {
+        let current = current.borrow();
+        let current = current.as_ref()?;
+        if current.server != Arc::as_ptr(server) as *const () as usize || current.index != index {
+            return None;
+        }
+        current.shard.clone().downcast::<Shard<S>>().ok()
+    });
+    let Some(shard) = shard else {
+        return Some(f);
+    };
+    let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
+    if let Some(link) = link {
+        f(&link);
+    }
+    None
+}
+
+/// A shard's listening socket.
+pub(crate) enum ShardListener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// What a shard thread starts from.
+pub(crate) struct ShardStart<S> {
+    pub index: usize,
+    pub server: Arc<ServerShared<S>>,
+    pub listener: ShardListener,
+    pub inbox: Inbox<Job<S>>,
+    pub listeners: Listeners<Peer<S>>,
+    pub registry: Registry,
+}
+
+impl<S: Send + Sync + 'static> Shard<S> {
+    /// The shard thread's body: runs until the server closes.
+    pub(crate) async fn run(start: ShardStart<S>) -> io::Result<()> {
+        let shard = Rc::new(Shard {
+            index: start.index,
+            server: start.server.clone(),
+            conns: RefCell::new(HashMap::new()),
+            listeners: ListenerCell::with_table(start.listeners),
+            registry: RefCell::new(start.registry),
+            stop: Signal::default(),
+            next_seq: Cell::new(0),
+        });
+        CURRENT.with(|current| {
+            *current.borrow_mut() = Some(Current {
+                server: Arc::as_ptr(&start.server) as *const () as usize,
+                index: start.index,
+                shard: shard.clone(),
+            })
+        });
+        monoio::spawn(mailbox_loop(shard.clone(), start.inbox));
+        let result = match start.listener {
+            ShardListener::Tcp(std) => accept_tcp(&shard, TcpListener::from_std(std)?).await,
+            ShardListener::Unix(std) => accept_unix(&shard, UnixListener::from_std(std)?).await,
+        };
+        shard.drain().await;
+        CURRENT.with(|current| current.borrow_mut().take());
+        result
+    }
+
+    /// Stops accepting; the shard then closes its connections and ends.
+    pub(crate) fn shutdown(&self) {
+        self.stop.fire();
+    }
+
+    /// Sends one pre-encoded frame to every connection that passes `filter`.
+    pub(crate) fn broadcast(&self, frame: &Bytes, filter: Option<&(dyn Fn(&Peer<S>) -> bool + Send + Sync)>) {
+        for conn in self.conns.borrow().values() {
+            if filter.is_none_or(|keep| keep(&conn.peer)) {
+                conn.link.send(frame.clone());
+            }
+        }
+    }
+
+    /// Closes every connection with 1001 and waits (bounded) until they are gone.
+    async fn drain(&self) {
+        let links: Vec<_> = self.conns.borrow().values().map(|c| c.link.clone()).collect();
+        for link in links {
+            link.close(close_code::GOING_AWAY, "server shutting down");
+        }
+        let deadline = Instant::now() + self.server.config.close_timeout + Duration::from_millis(500);
+        while !self.conns.borrow().is_empty() && Instant::now() < deadline {
+            monoio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let left: Vec<_> = self.conns.borrow().values().map(|c| c.link.clone()).collect();
+        for link in left {
+            link.abort();
+        }
+        monoio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    fn next_id(&self) -> u64 {
+        let seq = self.next_seq.get() + 1;
+        self.next_seq.set(seq);
+        ((self.index as u64) << 48) | seq
+    }
+}
+
+async fn mailbox_loop<S: Send + Sync + 'static>(shard: Rc<Shard<S>>, inbox: Inbox<Job<S>>) {
+    let mut jobs = Vec::new();
+    while inbox.recv_batch(&mut jobs).await.is_some() {
+        for job in jobs.drain(..) {
+            job(&shard);
+        }
+    }
+}
+
+/// Waits out a transient accept failure (descriptor exhaustion) instead of spinning.
+async fn accept_failed(error: io::Error) {
+    tracing::warn!(%error, "accept failed");
+    monoio::time::sleep(Duration::from_millis(20)).await;
+}
+
+async fn accept_tcp<S: Send + Sync + 'static>(shard: &Rc<Shard<S>>, listener: TcpListener) -> io::Result<()> {
+    loop {
+        let accepted = monoio::select! {
+            accepted = listener.accept() => Some(accepted),
+            _ = shard.stop.wait() => None,
+        };
+        match accepted {
+            None => return Ok(()),
+            Some(Ok((stream, addr))) => {
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(serve(shard.clone(), stream, Some(addr)));
+            }
+            Some(Err(error)) => accept_failed(error).await,
+        }
+    }
+}
+
+async fn accept_unix<S: Send + Sync + 'static>(shard: &Rc<Shard<S>>, listener: UnixListener) -> io::Result<()> {
+    loop {
+        let accepted = monoio::select! {
+            accepted = listener.accept() => Some(accepted),
+            _ = shard.stop.wait() => None,
+        };
+        match accepted {
+            None => return Ok(()),
+            Some(Ok((stream, _))) => {
+                monoio::spawn(serve(shard.clone(), stream, None));
+            }
+            Some(Err(error)) => accept_failed(error).await,
+        }
+    }
+}
+
+/// Reads the upgrade request; on a bad one answers with an HTTP error.
+async fn read_request<R: AsyncReadRent>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<handshake::UpgradeRequest, Option<HandshakeError>> {
+    loop {
+        match handshake::parse_request(buf, max) {
+            Ok(Some((request, consumed))) => {
+                let _ = buf.split_to(consumed);
+                return Ok(request);
+            }
+            Ok(None) => {}
+            Err(error) => return Err(Some(error)),
+        }
+        buf.reserve(READ_CHUNK);
+        let (result, returned) = read_more(reader, std::mem::take(buf)).await;
+        *buf = returned;
+        match result {
+            Ok(0) | Err(_) => return Err(None),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Serves one accepted connection until it ends.
+async fn serve<S, T>(shard: Rc<Shard<S>>, stream: T, peer_addr: Option<SocketAddr>)
+where
+    S: Send + Sync + 'static,
+    T: Splitable,
+    T::OwnedRead: AsyncReadRent,
+    T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
+{
+    let config = &shard.server.config;
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let (info, decoder, wire) = match config.transport {
+        Transport::WebSocket => {
+            let request = monoio::time::timeout(
+                config.handshake_timeout,
+                read_request(&mut reader, &mut buf, config.limits.max_handshake),
+            )
+            .await;
+            let request = match request {
+                Ok(Ok(request)) => request,
+                Ok(Err(Some(error))) => {
+                    tracing::debug!(?peer_addr, %error, "handshake refused");
+                    let _ = writer.write_all(error.http_response()).await;
+                    let _ = monoio::io::AsyncWriteRent::shutdown(&mut writer).await;
+                    return;
+                }
+                Ok(Err(None)) | Err(_) => return,
+            };
+            let protocol = config.select_protocol(&request.protocols);
+            let response = handshake::accept_response(request.key(), protocol.as_deref());
+            if writer.write_all(response).await.0.is_err() {
+                return;
+            }
+            let limits = crate::proto::Limits {
+                max_frame: config.limits.max_frame,
+                max_message: config.limits.max_message,
+            };
+            let info = ConnInfo {
+                peer_addr,
+                path: request.path,
+                query: request.query,
+                headers: request.headers,
+                protocol,
+            };
+            (info, Decoder::Ws(MessageReader::new(Role::Server, limits)), Wire::WsServer)
+        }
+        Transport::Tcp => (
+            ConnInfo {
+                peer_addr,
+                ..ConnInfo::default()
+            },
+            Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
+            Wire::Tcp,
+        ),
+    };
+    let id = shard.next_id();
+    let link = Link::new(
+        id,
+        wire,
+        LinkLimits {
+            max_queued_bytes: config.limits.max_queued_bytes,
+            max_pending_queries: config.limits.max_pending_queries,
+            query_timeout: config.query_timeout,
+            close_timeout: config.close_timeout,
+        },
+    );
+    let state = (config.state)(&info);
+    let peer = Peer::new(id, shard.index, info, state, shard.server.clone());
+    shard.conns.borrow_mut().insert(
+        id,
+        Conn {
+            peer: peer.clone(),
+            link: link.clone(),
+        },
+    );
+    shard.server.sessions(shard.index).insert(id, peer.clone());
+    let writer = monoio::spawn(write_loop(writer, link.clone()));
+    if let Some(on_connect) = &config.on_connect {
+        guard("on_connect", || on_connect(&peer));
+    }
+    if shard.stop.is_fired() {
+        link.close(close_code::GOING_AWAY, "server shutting down");
+    }
+    let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
+        let registry = shard.registry.borrow();
+        match link.existing_listeners::<ListenerCell<Peer<S>>>() {
+            Some(own) => dispatch(message, &link, &registry, &[&own, &shard.listeners], &peer),
+            None => dispatch(message, &link, &registry, &[&shard.listeners], &peer),
+        }
+    })
+    .await;
+    tracing::debug!(conn = id, %ended, "connection ended");
+    link.fail_queries();
+    shard.conns.borrow_mut().remove(&id);
+    shard.server.sessions(shard.index).remove(&id);
+    if let Some(on_disconnect) = &config.on_disconnect {
+        guard("on_disconnect", || on_disconnect(&peer));
+    }
+    link.finish();
+    let _ = monoio::time::timeout(config.close_timeout, writer).await;
+}
+
+/// Runs an application callback, containing a panic.
+pub(crate) fn guard(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        tracing::error!(callback = what, "callback panicked");
+    }
+}
