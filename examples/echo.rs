@@ -26,11 +26,18 @@ struct Args {
     /// Speak ConnectMe TCP framing instead of WebSocket.
     #[arg(long)]
     tcp: bool,
+    /// Only check that the driver is available here: print it and exit (1 if not).
+    #[arg(long)]
+    check_driver: bool,
 }
 
 fn main() -> std::io::Result<()> {
     examples::init_logging();
     let args = Args::parse();
+    if args.check_driver {
+        println!("{}", args.driver.resolve()?);
+        return Ok(());
+    }
     let mut builder = Server::builder().addr(&args.addr)?.driver(args.driver);
     if let Some(shards) = args.shards {
         builder = builder.shards(shards);
@@ -44,7 +51,10 @@ fn main() -> std::io::Result<()> {
     server.start()?;
     eprintln!(
         "echo server on {} ({} driver)",
-        server.local_addr().map(|a| a.to_string()).unwrap_or(args.addr),
+        server
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or(args.addr),
         server.driver().unwrap_or_default()
     );
     server.wait();

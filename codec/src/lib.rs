@@ -75,7 +75,6 @@ pub use bytestring::ByteString;
 
 pub use codec::{option_len, Decode, Encode, Inherited, Message, Request};
 pub use error::DecodeError;
-pub use utf8::{utf8_string, Utf8Error};
 pub use frame::{
     decode_frame, encode_frame, frame_len, next_transaction_id, FrameHeader, Packet, HEADER_LEN,
 };
@@ -83,6 +82,7 @@ pub use hash::hash;
 pub use reader::{Reader, DEFAULT_MAX_DEPTH, MAX_EMPTY_ELEMENTS};
 pub use registry::{AnyPacket, MessageInfo, Registry, RegistryError};
 pub use timestamp::Timestamp;
+pub use utf8::{utf8_string, Utf8Error};
 
 /// Includes the Rust code that [`build::Config`] generated into `OUT_DIR`.
 ///

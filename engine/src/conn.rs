@@ -46,7 +46,10 @@ impl std::fmt::Display for Ended {
 
 /// Reads into the spare capacity of `buf`, after the bytes it already holds (monoio's
 /// `read` on a plain `BytesMut` would write from its start).
-pub(crate) async fn read_more<R: AsyncReadRent>(reader: &mut R, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+pub(crate) async fn read_more<R: AsyncReadRent>(
+    reader: &mut R,
+    buf: BytesMut,
+) -> (io::Result<usize>, BytesMut) {
     let (len, capacity) = (buf.len(), buf.capacity());
     let (result, slice) = reader.read(SliceMut::new(buf, len, capacity)).await;
     (result, slice.into_inner())

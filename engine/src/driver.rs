@@ -34,7 +34,9 @@ impl FromStr for Driver {
             "auto" => Ok(Self::Auto),
             "uring" | "io_uring" | "iouring" => Ok(Self::Uring),
             "epoll" | "legacy" => Ok(Self::Epoll),
-            other => Err(format!("unknown driver {other:?} (expected uring, epoll or auto)")),
+            other => Err(format!(
+                "unknown driver {other:?} (expected uring, epoll or auto)"
+            )),
         }
     }
 }
@@ -54,9 +56,9 @@ impl Driver {
     pub fn resolve(self) -> io::Result<Self> {
         let chosen = match self {
             Self::Auto => match std::env::var(DRIVER_ENV) {
-                Ok(value) if !value.is_empty() => value
-                    .parse::<Self>()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{DRIVER_ENV}: {e}")))?,
+                Ok(value) if !value.is_empty() => value.parse::<Self>().map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("{DRIVER_ENV}: {e}"))
+                })?,
                 _ => Self::Auto,
             },
             other => other,
@@ -65,7 +67,10 @@ impl Driver {
             Self::Auto if monoio::utils::detect_uring() => Self::Uring,
             Self::Auto => Self::Epoll,
             Self::Uring if !monoio::utils::detect_uring() => {
-                return Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is not available here"))
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "io_uring is not available here",
+                ))
             }
             concrete => concrete,
         })

@@ -1,6 +1,7 @@
 //! ConnectMe engine: a thread-per-core WebSocket and TCP server and client.
 #![deny(unsafe_code)]
 
+pub mod client;
 mod conn;
 pub mod driver;
 mod iovec;
@@ -10,12 +11,15 @@ mod mailbox;
 pub mod outgoing;
 pub mod proto;
 pub mod query;
+pub mod reconnect;
 pub mod server;
 mod signal;
 
+pub use client::{Client, ClientBuilder, ConnectError, Target};
 pub use driver::Driver;
 pub use listeners::{Context, Listen, ListenerId, Reply};
 pub use outgoing::{Frame, IntoFrame};
 pub use packme::{ByteString, Packet, Registry};
 pub use query::{Query, QueryError};
+pub use reconnect::Reconnect;
 pub use server::{ConnInfo, Endpoint, Limits, Peer, Server, ServerBuilder, Transport};

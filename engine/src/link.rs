@@ -18,9 +18,9 @@ use bytes::Bytes;
 use monoio::io::AsyncWriteRent;
 
 use crate::iovec::WriteBatch;
-use crate::signal::Signal;
 use crate::proto::{close_code, frame::close_payload, OpCode, Wire};
 use crate::query::{PendingQueries, QueryError};
+use crate::signal::Signal;
 
 /// Most frames handed to one `writev` (Linux's IOV_MAX is 1024).
 const MAX_BATCH: usize = 256;
@@ -91,7 +91,11 @@ impl Link {
         // as large as the message limit allows.
         let queued = self.queued_bytes.get() + frame.len();
         if self.queued_bytes.get() > 0 && queued > self.limits.max_queued_bytes {
-            tracing::warn!(conn = self.id, queued, "send queue limit exceeded, closing slow consumer");
+            tracing::warn!(
+                conn = self.id,
+                queued,
+                "send queue limit exceeded, closing slow consumer"
+            );
             self.close(close_code::POLICY, "send queue limit exceeded");
             return false;
         }
@@ -123,7 +127,10 @@ impl Link {
         if self.phase.get() != Phase::Open {
             return;
         }
-        match self.wire.control(OpCode::Close, &close_payload(code, reason)) {
+        match self
+            .wire
+            .control(OpCode::Close, &close_payload(code, reason))
+        {
             Some(frame) => {
                 self.push(frame);
                 self.phase.set(Phase::Closing);
@@ -154,7 +161,10 @@ impl Link {
     /// Sends a protocol-error close and finishes without waiting for the peer.
     pub(crate) fn fail(&self, code: u16, reason: &str) {
         if self.phase.get() == Phase::Open {
-            if let Some(frame) = self.wire.control(OpCode::Close, &close_payload(code, reason)) {
+            if let Some(frame) = self
+                .wire
+                .control(OpCode::Close, &close_payload(code, reason))
+            {
                 self.push(frame);
             }
         }
@@ -193,7 +203,11 @@ impl Link {
             return false;
         }
         let deadline = Instant::now() + self.limits.query_timeout;
-        if !self.queries.borrow_mut().insert(tid, expected_id, reply, deadline) {
+        if !self
+            .queries
+            .borrow_mut()
+            .insert(tid, expected_id, reply, deadline)
+        {
             return false;
         }
         if !self.timer_running.replace(true) {
@@ -227,7 +241,12 @@ impl Link {
 
     /// The listener table if one was created.
     pub(crate) fn existing_listeners<T: 'static>(&self) -> Option<Rc<T>> {
-        self.listeners.borrow().as_ref()?.clone().downcast::<T>().ok()
+        self.listeners
+            .borrow()
+            .as_ref()?
+            .clone()
+            .downcast::<T>()
+            .ok()
     }
 }
 
@@ -236,7 +255,10 @@ async fn deadline_timer(link: Weak<Link>) {
     loop {
         let next = {
             let Some(link) = link.upgrade() else { return };
-            let next = link.queries.borrow_mut().expire(Instant::now(), link.limits.query_timeout);
+            let next = link
+                .queries
+                .borrow_mut()
+                .expire(Instant::now(), link.limits.query_timeout);
             if next.is_none() {
                 link.timer_running.set(false);
                 return;
@@ -276,7 +298,8 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(mut writer: W, link: Rc<Link>)
                 taken += frame.len();
                 batch.push(frame);
             }
-            link.queued_bytes.set(link.queued_bytes.get().saturating_sub(taken));
+            link.queued_bytes
+                .set(link.queued_bytes.get().saturating_sub(taken));
         }
         while !batch.is_empty() {
             batch.prepare();

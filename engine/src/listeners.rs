@@ -126,7 +126,10 @@ pub struct ListenerId<T> {
 
 impl<T> ListenerId<T> {
     pub(crate) fn new(id: u64) -> Self {
-        Self { id, _type: PhantomData }
+        Self {
+            id,
+            _type: PhantomData,
+        }
     }
 }
 
@@ -199,7 +202,9 @@ pub(crate) struct Listeners<C> {
 
 impl<C> Default for Listeners<C> {
     fn default() -> Self {
-        Self { by_key: HashMap::new() }
+        Self {
+            by_key: HashMap::new(),
+        }
     }
 }
 
@@ -310,7 +315,12 @@ fn call<C>(handler: &Handler<C>, raw: Raw<'_>, ctx: &C) -> Result<(), DecodeErro
 
 /// Calls every handler for `key` in `tables` (the connection's own first), stopping at the
 /// first decode failure, which is returned (the caller then treats the frame as bytes).
-fn call_all<C>(tables: &[&Listeners<C>], key: Key, raw: Raw<'_>, ctx: &C) -> Result<bool, DecodeError> {
+fn call_all<C>(
+    tables: &[&Listeners<C>],
+    key: Key,
+    raw: Raw<'_>,
+    ctx: &C,
+) -> Result<bool, DecodeError> {
     let mut called = false;
     for table in tables {
         for (_, handler) in table.get(key) {
@@ -322,7 +332,13 @@ fn call_all<C>(tables: &[&Listeners<C>], key: Key, raw: Raw<'_>, ctx: &C) -> Res
 }
 
 /// Dispatches one received message on `link` (spec section 4).
-pub(crate) fn dispatch<C>(message: Received, link: &Link, registry: &Registry, cells: &[&ListenerCell<C>], ctx: &C) {
+pub(crate) fn dispatch<C>(
+    message: Received,
+    link: &Link,
+    registry: &Registry,
+    cells: &[&ListenerCell<C>],
+    ctx: &C,
+) {
     {
         let guards: Vec<_> = cells.iter().map(|c| c.table.borrow()).collect();
         let tables: Vec<&Listeners<C>> = guards.iter().map(|g| &**g).collect();
@@ -333,7 +349,13 @@ pub(crate) fn dispatch<C>(message: Received, link: &Link, registry: &Registry, c
     }
 }
 
-fn dispatch_in<C>(message: Received, link: &Link, registry: &Registry, tables: &[&Listeners<C>], ctx: &C) {
+fn dispatch_in<C>(
+    message: Received,
+    link: &Link,
+    registry: &Registry,
+    tables: &[&Listeners<C>],
+    ctx: &C,
+) {
     let frame = match message {
         Received::Text(text) => {
             let _ = call_all(tables, Key::Text, Raw::Text(&text), ctx);

@@ -47,7 +47,13 @@ pub(crate) fn mailbox<T>() -> (Mailbox<T>, Inbox<T>) {
         waker: AtomicWaker::new(),
         notified: AtomicBool::new(false),
     });
-    (Mailbox { tx, wake: wake.clone() }, Inbox { rx, wake })
+    (
+        Mailbox {
+            tx,
+            wake: wake.clone(),
+        },
+        Inbox { rx, wake },
+    )
 }
 
 impl<T> Mailbox<T> {

@@ -106,9 +106,18 @@ mod tests {
 
     #[test]
     fn server_frames_match_the_wire_tables() {
-        assert_eq!(&"hi".into_frame(Wire::WsServer)[..], &[0x81, 0x02, b'h', b'i']);
-        assert_eq!(&[1u8, 2, 3].into_frame(Wire::WsServer)[..], &[0x82, 0x03, 1, 2, 3]);
-        assert_eq!(&"hi".into_frame(Wire::Tcp)[..], &[0, 0, 0, 0, 0, 0, 0, 0x0a, b'h', b'i']);
+        assert_eq!(
+            &"hi".into_frame(Wire::WsServer)[..],
+            &[0x81, 0x02, b'h', b'i']
+        );
+        assert_eq!(
+            &[1u8, 2, 3].into_frame(Wire::WsServer)[..],
+            &[0x82, 0x03, 1, 2, 3]
+        );
+        assert_eq!(
+            &"hi".into_frame(Wire::Tcp)[..],
+            &[0, 0, 0, 0, 0, 0, 0, 0x0a, b'h', b'i']
+        );
     }
 
     #[test]

@@ -65,7 +65,13 @@ impl PendingQueries {
     }
 
     /// Registers a query; on failure the reply has already been failed.
-    pub(crate) fn insert(&mut self, tid: u32, expected_id: u32, reply: Reply, deadline: Instant) -> bool {
+    pub(crate) fn insert(
+        &mut self,
+        tid: u32,
+        expected_id: u32,
+        reply: Reply,
+        deadline: Instant,
+    ) -> bool {
         let error = if self.by_tid.contains_key(&tid) {
             Some(QueryError::DuplicateTransaction(tid))
         } else if self.by_tid.len() >= self.max {
@@ -150,7 +156,9 @@ pub(crate) fn query_channel<M>() -> (Reply, Query<M>) {
     )
 }
 
-fn finish<M: Message>(result: Result<Result<Bytes, QueryError>, oneshot::RecvError>) -> Result<Packet<M>, QueryError> {
+fn finish<M: Message>(
+    result: Result<Result<Bytes, QueryError>, oneshot::RecvError>,
+) -> Result<Packet<M>, QueryError> {
     match result {
         Ok(Ok(frame)) => Ok(decode_frame::<M>(frame)?),
         Ok(Err(e)) => Err(e),
@@ -181,11 +189,14 @@ mod tests {
     #[test]
     fn response_must_match_transaction_and_type() {
         let mut pending = PendingQueries::new(8);
-        let (tx, mut rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         let now = Instant::now();
         assert!(pending.insert(7, 100, tx, now + Duration::from_secs(1)));
         let frame = Bytes::from_static(b"frame");
-        assert!(!pending.complete(7, 999, &frame), "same id, other type: not an answer");
+        assert!(
+            !pending.complete(7, 999, &frame),
+            "same id, other type: not an answer"
+        );
         assert!(!pending.complete(8, 100, &frame), "other id: not an answer");
         assert!(pending.complete(7, 100, &frame));
         assert_eq!(rx.try_recv().unwrap(), Ok(frame));
@@ -202,7 +213,10 @@ mod tests {
         pending.insert(2, 5, tx2, start + Duration::from_millis(20));
         let next = pending.expire(start + Duration::from_millis(15), Duration::from_millis(10));
         assert_eq!(next, Some(start + Duration::from_millis(20)));
-        assert_eq!(rx1.recv().unwrap(), Err(QueryError::Timeout(Duration::from_millis(10))));
+        assert_eq!(
+            rx1.recv().unwrap(),
+            Err(QueryError::Timeout(Duration::from_millis(10)))
+        );
         pending.fail_all(QueryError::Disconnected);
         assert_eq!(rx2.recv().unwrap(), Err(QueryError::Disconnected));
     }

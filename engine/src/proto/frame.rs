@@ -157,7 +157,13 @@ pub fn header_len(len: usize, masked: bool) -> usize {
 
 /// Writes a header for a payload of `len` bytes.
 #[inline]
-pub fn write_header<B: BufMut>(out: &mut B, fin: bool, opcode: OpCode, mask: Option<[u8; 4]>, len: usize) {
+pub fn write_header<B: BufMut>(
+    out: &mut B,
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) {
     let fin_bit = if fin { 0x80 } else { 0 };
     out.put_u8(fin_bit | opcode.bits());
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
@@ -192,7 +198,11 @@ pub fn build_frame(
     write_header(&mut buf, true, opcode, mask, len);
     let start = buf.len();
     write_payload(&mut buf);
-    debug_assert_eq!(buf.len() - start, len, "payload length announced in the header");
+    debug_assert_eq!(
+        buf.len() - start,
+        len,
+        "payload length announced in the header"
+    );
     if let Some(key) = mask {
         apply_mask(&mut buf[start..], key);
     }
@@ -224,9 +234,14 @@ mod tests {
     fn rfc_examples() {
         // Section 5.7: unmasked text "Hello".
         let h = parse(&[0x81, 0x05, 0x48, 0x65]).unwrap().unwrap();
-        assert_eq!((h.fin, h.opcode, h.mask, h.payload_len, h.header_len), (true, OpCode::Text, None, 5, 2));
+        assert_eq!(
+            (h.fin, h.opcode, h.mask, h.payload_len, h.header_len),
+            (true, OpCode::Text, None, 5, 2)
+        );
         // Masked "Hello".
-        let h = parse(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f]).unwrap().unwrap();
+        let h = parse(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f])
+            .unwrap()
+            .unwrap();
         assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
         assert_eq!(h.header_len, 6);
         // First fragment of an unmasked text message.
@@ -236,13 +251,21 @@ mod tests {
         let h = parse(&[0x82, 0x7E, 0x01, 0x00]).unwrap().unwrap();
         assert_eq!((h.payload_len, h.header_len), (256, 4));
         // 64 KiB binary: 64-bit length.
-        let h = parse(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]).unwrap().unwrap();
+        let h = parse(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0])
+            .unwrap()
+            .unwrap();
         assert_eq!((h.payload_len, h.header_len), (65536, 10));
     }
 
     #[test]
     fn incomplete_headers_ask_for_more() {
-        for bytes in [&[][..], &[0x81], &[0x82, 0x7E, 0x01], &[0x82, 0x7F, 0, 0, 0], &[0x81, 0x85, 0x37, 0xfa]] {
+        for bytes in [
+            &[][..],
+            &[0x81],
+            &[0x82, 0x7E, 0x01],
+            &[0x82, 0x7F, 0, 0, 0],
+            &[0x81, 0x85, 0x37, 0xfa],
+        ] {
             assert_eq!(parse(bytes), Ok(None), "{bytes:02x?}");
         }
     }
@@ -254,8 +277,14 @@ mod tests {
             (&[0x83, 0x00], ProtocolError::ReservedOpcode(3)),
             (&[0x8B, 0x00], ProtocolError::ReservedOpcode(0xB)),
             (&[0x09, 0x00], ProtocolError::FragmentedControl),
-            (&[0x89, 0x7E, 0x00, 0x7E], ProtocolError::ControlTooLong(126)),
-            (&[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0], ProtocolError::LengthTopBit),
+            (
+                &[0x89, 0x7E, 0x00, 0x7E],
+                ProtocolError::ControlTooLong(126),
+            ),
+            (
+                &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0],
+                ProtocolError::LengthTopBit,
+            ),
         ];
         for (bytes, expected) in table {
             assert_eq!(parse(bytes).as_ref(), Err(expected), "{bytes:02x?}");
@@ -271,7 +300,10 @@ mod tests {
                 write_header(&mut out, true, OpCode::Binary, mask, len);
                 assert_eq!(out.len(), header_len(len, mask.is_some()));
                 let h = parse(&out).unwrap().unwrap();
-                assert_eq!((h.payload_len, h.mask, h.header_len), (len as u64, mask, out.len()));
+                assert_eq!(
+                    (h.payload_len, h.mask, h.header_len),
+                    (len as u64, mask, out.len())
+                );
             }
         }
     }
@@ -280,8 +312,13 @@ mod tests {
     fn built_frames_match_rfc_bytes() {
         let unmasked = build_frame(OpCode::Text, None, 5, |b| b.extend_from_slice(b"Hello"));
         assert_eq!(&unmasked[..], &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-        let masked = build_frame(OpCode::Text, Some([0x37, 0xfa, 0x21, 0x3d]), 5, |b| b.extend_from_slice(b"Hello"));
-        assert_eq!(&masked[..], &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        let masked = build_frame(OpCode::Text, Some([0x37, 0xfa, 0x21, 0x3d]), 5, |b| {
+            b.extend_from_slice(b"Hello")
+        });
+        assert_eq!(
+            &masked[..],
+            &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
         let ping = build_frame(OpCode::Ping, None, 5, |b| b.extend_from_slice(b"Hello"));
         assert_eq!(&ping[..], &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
     }
@@ -292,6 +329,9 @@ mod tests {
         let payload = close_payload(1000, &long);
         assert!(payload.len() <= MAX_CONTROL_PAYLOAD);
         assert!(std::str::from_utf8(&payload[2..]).is_ok());
-        assert_eq!(&close_payload(1001, "bye")[..], &[0x03, 0xE9, b'b', b'y', b'e']);
+        assert_eq!(
+            &close_payload(1001, "bye")[..],
+            &[0x03, 0xE9, b'b', b'y', b'e']
+        );
     }
 }

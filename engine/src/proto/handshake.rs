@@ -51,8 +51,13 @@ impl HandshakeError {
         let (status, extra) = match self {
             Self::TooLarge { .. } => ("431 Request Header Fields Too Large", ""),
             Self::NotGet(_) => ("405 Method Not Allowed", "Allow: GET\r\n"),
-            Self::NotWebSocket => ("426 Upgrade Required", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
-            Self::UnsupportedVersion(_) => ("426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n"),
+            Self::NotWebSocket => (
+                "426 Upgrade Required",
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n",
+            ),
+            Self::UnsupportedVersion(_) => {
+                ("426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n")
+            }
             _ => ("400 Bad Request", ""),
         };
         let body = format!("{self}\n");
@@ -100,7 +105,12 @@ impl Headers {
         Self(
             headers
                 .iter()
-                .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -129,14 +139,21 @@ impl UpgradeRequest {
 
 /// Parses the upgrade request at the start of `buf`: `Ok(None)` while incomplete,
 /// otherwise the request and the bytes it took (frames may follow in the same read).
-pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
+pub fn parse_request(
+    buf: &[u8],
+    max_len: usize,
+) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let consumed = match request.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= max_len => return Err(HandshakeError::TooLarge { max: max_len }),
+        Ok(httparse::Status::Partial) if buf.len() >= max_len => {
+            return Err(HandshakeError::TooLarge { max: max_len })
+        }
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooLarge { max: max_len }),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HandshakeError::TooLarge { max: max_len })
+        }
         Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
     };
     if consumed > max_len {
@@ -155,13 +172,22 @@ pub fn parse_request(buf: &[u8], max_len: usize) -> Result<Option<(UpgradeReques
         return Err(HandshakeError::NotGet(method.to_owned()));
     }
     if !headers.has_token("connection", "upgrade") {
-        return Err(HandshakeError::Malformed("Connection header lacks the upgrade token".into()));
+        return Err(HandshakeError::Malformed(
+            "Connection header lacks the upgrade token".into(),
+        ));
     }
     match headers.get("sec-websocket-version") {
         Some(v) if v.trim() == "13" => {}
-        other => return Err(HandshakeError::UnsupportedVersion(other.unwrap_or("").to_owned())),
+        other => {
+            return Err(HandshakeError::UnsupportedVersion(
+                other.unwrap_or("").to_owned(),
+            ))
+        }
     }
-    let key = headers.get("sec-websocket-key").map(str::trim).unwrap_or("");
+    let key = headers
+        .get("sec-websocket-key")
+        .map(str::trim)
+        .unwrap_or("");
     let decoded = base64::engine::general_purpose::STANDARD.decode(key);
     if !matches!(decoded, Ok(ref bytes) if bytes.len() == 16) {
         return Err(HandshakeError::BadKey);
@@ -221,7 +247,13 @@ pub fn new_key() -> String {
 
 /// The client's upgrade request for `host` (the `Host` header value) and `target`
 /// (path and query), with the caller's extra headers and offered subprotocols.
-pub fn client_request(host: &str, target: &str, key: &str, headers: &[(String, String)], protocols: &[String]) -> Vec<u8> {
+pub fn client_request(
+    host: &str,
+    target: &str,
+    key: &str,
+    headers: &[(String, String)],
+    protocols: &[String],
+) -> Vec<u8> {
     let mut out = format!(
         "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );
@@ -250,12 +282,18 @@ pub struct UpgradeResponse {
 }
 
 /// Parses the server's answer to a request sent with `key`.
-pub fn parse_response(buf: &[u8], key: &str, max_len: usize) -> Result<Option<(UpgradeResponse, usize)>, HandshakeError> {
+pub fn parse_response(
+    buf: &[u8],
+    key: &str,
+    max_len: usize,
+) -> Result<Option<(UpgradeResponse, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let consumed = match response.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= max_len => return Err(HandshakeError::TooLarge { max: max_len }),
+        Ok(httparse::Status::Partial) if buf.len() >= max_len => {
+            return Err(HandshakeError::TooLarge { max: max_len })
+        }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
     };
@@ -265,12 +303,16 @@ pub fn parse_response(buf: &[u8], key: &str, max_len: usize) -> Result<Option<(U
     }
     let headers = Headers::from_httparse(response.headers);
     if !headers.has_token("upgrade", "websocket") || !headers.has_token("connection", "upgrade") {
-        return Err(HandshakeError::Malformed("101 response without the upgrade headers".into()));
+        return Err(HandshakeError::Malformed(
+            "101 response without the upgrade headers".into(),
+        ));
     }
     if headers.get("sec-websocket-accept").map(str::trim) != Some(accept_key(key).as_str()) {
         return Err(HandshakeError::BadAccept);
     }
-    let protocol = headers.get("sec-websocket-protocol").map(|p| p.trim().to_owned());
+    let protocol = headers
+        .get("sec-websocket-protocol")
+        .map(|p| p.trim().to_owned());
     Ok(Some((UpgradeResponse { protocol, headers }, consumed)))
 }
 
@@ -282,7 +324,10 @@ mod tests {
 
     #[test]
     fn rfc_accept_key() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
@@ -305,7 +350,11 @@ mod tests {
     #[test]
     fn every_prefix_of_a_request_is_incomplete() {
         for end in 0..RFC_REQUEST.len() {
-            assert_eq!(parse_request(&RFC_REQUEST.as_bytes()[..end], 8192), Ok(None), "prefix {end}");
+            assert_eq!(
+                parse_request(&RFC_REQUEST.as_bytes()[..end], 8192),
+                Ok(None),
+                "prefix {end}"
+            );
         }
     }
 
@@ -313,18 +362,41 @@ mod tests {
     fn bad_requests_get_http_errors() {
         let with = |from: &str, to: &str| RFC_REQUEST.replace(from, to);
         let table = [
-            ("plain http", "GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(), "426 Upgrade Required"),
+            (
+                "plain http",
+                "GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+                "426 Upgrade Required",
+            ),
             ("post", with("GET", "POST"), "405 Method Not Allowed"),
-            ("version 8", with("Version: 13", "Version: 8"), "426 Upgrade Required"),
-            ("short key", with("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), "400 Bad Request"),
-            ("no connection upgrade", with("Connection: Upgrade", "Connection: keep-alive"), "400 Bad Request"),
-            ("garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n".to_owned(), "400 Bad Request"),
+            (
+                "version 8",
+                with("Version: 13", "Version: 8"),
+                "426 Upgrade Required",
+            ),
+            (
+                "short key",
+                with("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="),
+                "400 Bad Request",
+            ),
+            (
+                "no connection upgrade",
+                with("Connection: Upgrade", "Connection: keep-alive"),
+                "400 Bad Request",
+            ),
+            (
+                "garbage",
+                "\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n".to_owned(),
+                "400 Bad Request",
+            ),
             ("http/1.0", with("HTTP/1.1", "HTTP/1.0"), "400 Bad Request"),
         ];
         for (what, request, status) in table {
             let error = parse_request(request.as_bytes(), 8192).unwrap_err();
             let response = String::from_utf8(error.http_response()).unwrap();
-            assert!(response.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{what}: {response}");
+            assert!(
+                response.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+                "{what}: {response}"
+            );
             assert!(response.contains("Content-Length: "), "{what}");
         }
     }
@@ -332,7 +404,10 @@ mod tests {
     #[test]
     fn oversized_head_is_refused() {
         let huge = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n", "a".repeat(9000));
-        assert_eq!(parse_request(huge.as_bytes(), 8192), Err(HandshakeError::TooLarge { max: 8192 }));
+        assert_eq!(
+            parse_request(huge.as_bytes(), 8192),
+            Err(HandshakeError::TooLarge { max: 8192 })
+        );
     }
 
     #[test]
@@ -346,8 +421,14 @@ mod tests {
         let response = accept_response(parsed.key(), None);
         let (answer, consumed) = parse_response(&response, &key, 8192).unwrap().unwrap();
         assert_eq!((answer.protocol, consumed), (None, response.len()));
-        assert_eq!(parse_response(&response, &new_key(), 8192), Err(HandshakeError::BadAccept));
+        assert_eq!(
+            parse_response(&response, &new_key(), 8192),
+            Err(HandshakeError::BadAccept)
+        );
         let refused = HandshakeError::NotWebSocket.http_response();
-        assert_eq!(parse_response(&refused, &key, 8192), Err(HandshakeError::Status(426)));
+        assert_eq!(
+            parse_response(&refused, &key, 8192),
+            Err(HandshakeError::Status(426))
+        );
     }
 }

@@ -88,7 +88,9 @@ impl Wire {
             Self::WsClient => Some(mask_key()),
             Self::Tcp => return None,
         };
-        Some(frame::build_frame(opcode, mask, payload.len(), |b| b.extend_from_slice(payload)))
+        Some(frame::build_frame(opcode, mask, payload.len(), |b| {
+            b.extend_from_slice(payload)
+        }))
     }
 
     /// Whether this is a WebSocket.

@@ -69,7 +69,11 @@ pub fn build_frame(len: usize, write_payload: impl FnOnce(&mut BytesMut)) -> Byt
     let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
     buf.put_u64((PREFIX_LEN + len) as u64);
     write_payload(&mut buf);
-    debug_assert_eq!(buf.len(), PREFIX_LEN + len, "payload length announced in the prefix");
+    debug_assert_eq!(
+        buf.len(),
+        PREFIX_LEN + len,
+        "payload length announced in the prefix"
+    );
     buf.freeze()
 }
 
@@ -81,7 +85,9 @@ mod tests {
     fn spec_examples() {
         let hi = build_frame(2, |b| b.extend_from_slice(b"hi"));
         assert_eq!(&hi[..], &[0, 0, 0, 0, 0, 0, 0, 0x0a, 0x68, 0x69]);
-        let request = [0x09, 0x65, 0x27, 0xd2, 0, 0, 0, 1, 0, 0, 0, 3, 0x68, 0x6c, 0x33];
+        let request = [
+            0x09, 0x65, 0x27, 0xd2, 0, 0, 0, 1, 0, 0, 0, 3, 0x68, 0x6c, 0x33,
+        ];
         let frame = build_frame(request.len(), |b| b.extend_from_slice(&request));
         assert_eq!(&frame[..8], &[0, 0, 0, 0, 0, 0, 0, 0x17]);
         let empty = build_frame(0, |_| {});
@@ -90,7 +96,8 @@ mod tests {
 
     #[test]
     fn every_split_position_yields_the_same_payloads() {
-        let payloads: Vec<Vec<u8>> = vec![b"hi".to_vec(), vec![], (0..=255).collect(), vec![0x40; 9]];
+        let payloads: Vec<Vec<u8>> =
+            vec![b"hi".to_vec(), vec![], (0..=255).collect(), vec![0x40; 9]];
         let mut stream = Vec::new();
         for p in &payloads {
             stream.extend_from_slice(&build_frame(p.len(), |b| b.extend_from_slice(p)));
@@ -115,9 +122,15 @@ mod tests {
     fn bad_lengths_are_refused_from_the_prefix() {
         let mut deframer = TcpDeframer::new(100);
         let mut short = BytesMut::from(&[0u8, 0, 0, 0, 0, 0, 0, 7][..]);
-        assert_eq!(deframer.next(&mut short), Err(ProtocolError::LengthBelowPrefix(7)));
+        assert_eq!(
+            deframer.next(&mut short),
+            Err(ProtocolError::LengthBelowPrefix(7))
+        );
         let mut huge = BytesMut::from(&u64::MAX.to_be_bytes()[..]);
-        assert!(matches!(deframer.next(&mut huge), Err(ProtocolError::FrameTooLarge { .. })));
+        assert!(matches!(
+            deframer.next(&mut huge),
+            Err(ProtocolError::FrameTooLarge { .. })
+        ));
         let mut over = BytesMut::from(&(8u64 + 101).to_be_bytes()[..]);
         assert_eq!(
             deframer.next(&mut over),

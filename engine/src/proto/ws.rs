@@ -127,7 +127,11 @@ impl MessageReader {
         }
     }
 
-    fn frame(&mut self, header: FrameHeader, payload: BytesMut) -> Result<Option<Incoming>, ProtocolError> {
+    fn frame(
+        &mut self,
+        header: FrameHeader,
+        payload: BytesMut,
+    ) -> Result<Option<Incoming>, ProtocolError> {
         match header.opcode {
             OpCode::Ping => Ok(Some(Incoming::Ping(payload.freeze()))),
             OpCode::Pong => Ok(Some(Incoming::Pong(payload.freeze()))),
@@ -213,7 +217,8 @@ fn close(payload: Bytes) -> Result<Incoming, ProtocolError> {
             if !close_code::is_valid_on_wire(code) {
                 return Err(ProtocolError::InvalidCloseCode(code));
             }
-            let reason = packme::utf8_string(payload.slice(2..)).map_err(|_| ProtocolError::InvalidUtf8)?;
+            let reason =
+                packme::utf8_string(payload.slice(2..)).map_err(|_| ProtocolError::InvalidUtf8)?;
             Ok(Incoming::Close(Some((code, reason))))
         }
     }
@@ -250,8 +255,13 @@ mod tests {
 
     #[test]
     fn rfc_masked_hello_is_one_text_message() {
-        let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
-        assert_eq!(read_all(&mut server(), &bytes), Ok(vec![Incoming::Text("Hello".into())]));
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(
+            read_all(&mut server(), &bytes),
+            Ok(vec![Incoming::Text("Hello".into())])
+        );
     }
 
     #[test]
@@ -259,7 +269,10 @@ mod tests {
         // Section 5.7: "Hel" + "lo" in two unmasked frames.
         let bytes = [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f];
         let mut reader = MessageReader::new(Role::Client, Limits::default());
-        assert_eq!(read_all(&mut reader, &bytes), Ok(vec![Incoming::Text("Hello".into())]));
+        assert_eq!(
+            read_all(&mut reader, &bytes),
+            Ok(vec![Incoming::Text("Hello".into())])
+        );
     }
 
     #[test]
@@ -296,27 +309,80 @@ mod tests {
         let mut oversized = Vec::new();
         write_header(&mut oversized, true, OpCode::Binary, Some(KEY), 17 << 20);
         let table: Vec<(&str, Vec<u8>, ProtocolError, u16)> = vec![
-            ("unmasked client frame", vec![0x81, 0x01, b'a'], ProtocolError::Unmasked, 1002),
-            ("lone continuation", masked(true, OpCode::Continuation, b"x"), ProtocolError::UnexpectedContinuation, 1002),
+            (
+                "unmasked client frame",
+                vec![0x81, 0x01, b'a'],
+                ProtocolError::Unmasked,
+                1002,
+            ),
+            (
+                "lone continuation",
+                masked(true, OpCode::Continuation, b"x"),
+                ProtocolError::UnexpectedContinuation,
+                1002,
+            ),
             (
                 "text inside fragmented binary",
-                [masked(false, OpCode::Binary, b"a"), masked(true, OpCode::Text, b"b")].concat(),
+                [
+                    masked(false, OpCode::Binary, b"a"),
+                    masked(true, OpCode::Text, b"b"),
+                ]
+                .concat(),
                 ProtocolError::ExpectedContinuation,
                 1002,
             ),
-            ("invalid utf-8", masked(true, OpCode::Text, &[0xce, 0xba, 0xff]), ProtocolError::InvalidUtf8, 1007),
-            ("invalid utf-8 in first fragment", masked(false, OpCode::Text, &[0xff]), ProtocolError::InvalidUtf8, 1007),
             (
-                "truncated code point at the end",
-                [masked(false, OpCode::Text, &[0xce]), masked(true, OpCode::Continuation, &[])].concat(),
+                "invalid utf-8",
+                masked(true, OpCode::Text, &[0xce, 0xba, 0xff]),
                 ProtocolError::InvalidUtf8,
                 1007,
             ),
-            ("1-byte close", masked(true, OpCode::Close, &[0x03]), ProtocolError::CloseTooShort, 1002),
-            ("close code 1005", masked(true, OpCode::Close, &[0x03, 0xed]), ProtocolError::InvalidCloseCode(1005), 1002),
-            ("close code 999", masked(true, OpCode::Close, &[0x03, 0xe7]), ProtocolError::InvalidCloseCode(999), 1002),
-            ("close code 5000", masked(true, OpCode::Close, &[0x13, 0x88]), ProtocolError::InvalidCloseCode(5000), 1002),
-            ("close reason not utf-8", masked(true, OpCode::Close, &[0x03, 0xe8, 0xff]), ProtocolError::InvalidUtf8, 1007),
+            (
+                "invalid utf-8 in first fragment",
+                masked(false, OpCode::Text, &[0xff]),
+                ProtocolError::InvalidUtf8,
+                1007,
+            ),
+            (
+                "truncated code point at the end",
+                [
+                    masked(false, OpCode::Text, &[0xce]),
+                    masked(true, OpCode::Continuation, &[]),
+                ]
+                .concat(),
+                ProtocolError::InvalidUtf8,
+                1007,
+            ),
+            (
+                "1-byte close",
+                masked(true, OpCode::Close, &[0x03]),
+                ProtocolError::CloseTooShort,
+                1002,
+            ),
+            (
+                "close code 1005",
+                masked(true, OpCode::Close, &[0x03, 0xed]),
+                ProtocolError::InvalidCloseCode(1005),
+                1002,
+            ),
+            (
+                "close code 999",
+                masked(true, OpCode::Close, &[0x03, 0xe7]),
+                ProtocolError::InvalidCloseCode(999),
+                1002,
+            ),
+            (
+                "close code 5000",
+                masked(true, OpCode::Close, &[0x13, 0x88]),
+                ProtocolError::InvalidCloseCode(5000),
+                1002,
+            ),
+            (
+                "close reason not utf-8",
+                masked(true, OpCode::Close, &[0x03, 0xe8, 0xff]),
+                ProtocolError::InvalidUtf8,
+                1007,
+            ),
             (
                 "frame over the limit",
                 oversized,
@@ -328,7 +394,11 @@ mod tests {
             ),
         ];
         for (what, bytes, error, code) in table {
-            assert_eq!(read_all(&mut server(), &bytes), Err(error.clone()), "{what}");
+            assert_eq!(
+                read_all(&mut server(), &bytes),
+                Err(error.clone()),
+                "{what}"
+            );
             assert_eq!(error.close_code(), code, "{what}");
         }
     }
@@ -336,7 +406,10 @@ mod tests {
     #[test]
     fn server_frames_must_not_be_masked_for_a_client() {
         let mut reader = MessageReader::new(Role::Client, Limits::default());
-        assert_eq!(read_all(&mut reader, &masked(true, OpCode::Text, b"a")), Err(ProtocolError::Masked));
+        assert_eq!(
+            read_all(&mut reader, &masked(true, OpCode::Text, b"a")),
+            Err(ProtocolError::Masked)
+        );
     }
 
     #[test]
@@ -345,7 +418,11 @@ mod tests {
             max_frame: 100,
             max_message: 150,
         };
-        let bytes = [masked(false, OpCode::Binary, &[1; 100]), masked(true, OpCode::Continuation, &[2; 60])].concat();
+        let bytes = [
+            masked(false, OpCode::Binary, &[1; 100]),
+            masked(true, OpCode::Continuation, &[2; 60]),
+        ]
+        .concat();
         let mut reader = MessageReader::new(Role::Server, limits);
         assert_eq!(
             read_all(&mut reader, &bytes),
@@ -358,7 +435,10 @@ mod tests {
         let mut header = Vec::new();
         write_header(&mut header, true, OpCode::Binary, Some(KEY), 1 << 40);
         let mut buf = BytesMut::from(&header[..]);
-        assert!(matches!(server().next(&mut buf), Err(ProtocolError::FrameTooLarge { .. })));
+        assert!(matches!(
+            server().next(&mut buf),
+            Err(ProtocolError::FrameTooLarge { .. })
+        ));
     }
 
     #[test]
@@ -378,6 +458,10 @@ mod tests {
         let Some(Incoming::Binary(payload)) = server().next(&mut buf).unwrap() else {
             panic!("expected binary");
         };
-        assert_eq!(payload.as_ptr() as usize, start + 6, "payload is a view into the receive buffer");
+        assert_eq!(
+            payload.as_ptr() as usize,
+            start + 6,
+            "payload is a view into the receive buffer"
+        );
     }
 }

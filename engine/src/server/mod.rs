@@ -22,6 +22,7 @@ pub use config::{Endpoint, Limits, Transport};
 pub use peer::{ConnInfo, Peer};
 
 use config::ServerConfig;
+pub(crate) use shard::guard;
 use shard::{Job, Shard, ShardListener, ShardStart};
 
 use crate::driver::Driver;
@@ -31,6 +32,8 @@ use crate::outgoing::{Frame, IntoFrame};
 use crate::proto::Wire;
 
 type ListenerOp<S> = Arc<dyn Fn(&mut Listeners<Peer<S>>) + Send + Sync>;
+/// A broadcast filter: which peers receive the frame.
+pub(crate) type PeerFilter<S> = dyn Fn(&Peer<S>) -> bool + Send + Sync;
 
 struct ShardHandle<S> {
     mailbox: Mailbox<Job<S>>,
@@ -82,7 +85,9 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
     }
 
     fn sessions(&self, shard: usize) -> MutexGuard<'_, HashMap<u64, Peer<S>>> {
-        self.shards.get().expect("shards exist while connections do")[shard]
+        self.shards
+            .get()
+            .expect("shards exist while connections do")[shard]
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -130,7 +135,10 @@ impl<S: Send + Sync + 'static> Server<S> {
         }
         let mut setup = shared.setup();
         if setup.started {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "server already started"));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "server already started",
+            ));
         }
         let mut handles = Vec::new();
         let mut starts = Vec::new();
@@ -174,7 +182,9 @@ impl<S: Send + Sync + 'static> Server<S> {
                 let index = start.index;
                 match driver.block_on(entries, Shard::run(start)) {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) | Err(error) => tracing::error!(shard = index, %error, "shard failed"),
+                    Ok(Err(error)) | Err(error) => {
+                        tracing::error!(shard = index, %error, "shard failed")
+                    }
                 }
             })?);
         }
@@ -191,7 +201,13 @@ impl<S: Send + Sync + 'static> Server<S> {
 
     /// Blocks until every shard has stopped (after [`Server::close`]).
     pub fn wait(&self) {
-        let threads = std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads = std::mem::take(
+            &mut *self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         for thread in threads {
             let _ = thread.join();
         }
@@ -236,8 +252,10 @@ impl<S: Send + Sync + 'static> Server<S> {
         if setup.started {
             for shard in 0..self.shared.config.shards {
                 let op = op.clone();
-                self.shared
-                    .post(shard, Box::new(move |shard| shard.listeners.apply(move |t| op(t))));
+                self.shared.post(
+                    shard,
+                    Box::new(move |shard| shard.listeners.apply(move |t| op(t))),
+                );
             }
         }
     }
@@ -284,7 +302,10 @@ impl<S: Send + Sync + 'static> Server<S> {
         F: IntoFrame,
         P: Fn(&Peer<S>) -> bool + Send + Sync + 'static,
     {
-        self.fan_out(message.into_frame(self.shared.wire()), Some(Arc::new(filter)));
+        self.fan_out(
+            message.into_frame(self.shared.wire()),
+            Some(Arc::new(filter)),
+        );
     }
 
     /// Encodes a PackMe message with a fresh server transaction id and broadcasts it.
@@ -298,12 +319,14 @@ impl<S: Send + Sync + 'static> Server<S> {
         Frame(message.into_frame(self.shared.wire()))
     }
 
-    fn fan_out(&self, frame: bytes::Bytes, filter: Option<Arc<dyn Fn(&Peer<S>) -> bool + Send + Sync>>) {
+    fn fan_out(&self, frame: bytes::Bytes, filter: Option<Arc<PeerFilter<S>>>) {
         for shard in 0..self.shared.config.shards {
             let frame = frame.clone();
             let filter = filter.clone();
-            self.shared
-                .post(shard, Box::new(move |shard| shard.broadcast(&frame, filter.as_deref())));
+            self.shared.post(
+                shard,
+                Box::new(move |shard| shard.broadcast(&frame, filter.as_deref())),
+            );
         }
     }
 
@@ -387,7 +410,9 @@ pub struct ServerBuilder<S> {
 
 impl ServerBuilder<()> {
     fn new() -> Self {
-        let shards = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let shards = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Self {
             config: ServerConfig {
                 endpoint: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -412,10 +437,9 @@ impl ServerBuilder<()> {
 impl<S: Send + Sync + 'static> ServerBuilder<S> {
     /// Listen on a TCP address (`"0.0.0.0:9001"`, `"[::1]:0"`, `"localhost:9001"`).
     pub fn addr(mut self, addr: impl ToSocketAddrs) -> io::Result<Self> {
-        let addr = addr
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing"))?;
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
+        })?;
         self.config.endpoint = Endpoint::Tcp(addr);
         Ok(self)
     }
@@ -496,7 +520,10 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
 
     /// The per-connection state factory (ConnectMe's custom client class): called once per
     /// accepted connection with what is known about it.
-    pub fn state<T: Send + Sync + 'static>(self, factory: impl Fn(&ConnInfo) -> T + Send + Sync + 'static) -> ServerBuilder<T> {
+    pub fn state<T: Send + Sync + 'static>(
+        self,
+        factory: impl Fn(&ConnInfo) -> T + Send + Sync + 'static,
+    ) -> ServerBuilder<T> {
         let c = self.config;
         ServerBuilder {
             config: ServerConfig {

@@ -63,7 +63,13 @@ impl<S> std::fmt::Debug for Peer<S> {
 }
 
 impl<S: Send + Sync + 'static> Peer<S> {
-    pub(crate) fn new(id: u64, shard: usize, info: ConnInfo, state: S, server: Arc<ServerShared<S>>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        shard: usize,
+        info: ConnInfo,
+        state: S,
+        server: Arc<ServerShared<S>>,
+    ) -> Self {
         Self {
             inner: Arc::new(PeerInner {
                 id,
@@ -127,7 +133,10 @@ impl<S: Send + Sync + 'static> Peer<S> {
 
     /// Sends a PackMe message with a fresh server transaction id.
     pub fn send_message<M: Message>(&self, message: M) {
-        self.send(Packet::new(message, self.inner.server.next_transaction_id()));
+        self.send(Packet::new(
+            message,
+            self.inner.server.next_transaction_id(),
+        ));
     }
 
     /// Sends `request` and resolves with the response carrying the same transaction id and

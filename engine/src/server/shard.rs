@@ -18,7 +18,7 @@ use packme::Registry;
 
 use super::config::Transport;
 use super::peer::{ConnInfo, Peer};
-use super::ServerShared;
+use super::{PeerFilter, ServerShared};
 use crate::conn::{read_loop, read_more, READ_CHUNK};
 use crate::link::{write_loop, Link, LinkLimits};
 use crate::listeners::{dispatch, ListenerCell, Listeners};
@@ -132,7 +132,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
     }
 
     /// Sends one pre-encoded frame to every connection that passes `filter`.
-    pub(crate) fn broadcast(&self, frame: &Bytes, filter: Option<&(dyn Fn(&Peer<S>) -> bool + Send + Sync)>) {
+    pub(crate) fn broadcast(&self, frame: &Bytes, filter: Option<&PeerFilter<S>>) {
         for conn in self.conns.borrow().values() {
             if filter.is_none_or(|keep| keep(&conn.peer)) {
                 conn.link.send(frame.clone());
@@ -142,15 +142,26 @@ impl<S: Send + Sync + 'static> Shard<S> {
 
     /// Closes every connection with 1001 and waits (bounded) until they are gone.
     async fn drain(&self) {
-        let links: Vec<_> = self.conns.borrow().values().map(|c| c.link.clone()).collect();
+        let links: Vec<_> = self
+            .conns
+            .borrow()
+            .values()
+            .map(|c| c.link.clone())
+            .collect();
         for link in links {
             link.close(close_code::GOING_AWAY, "server shutting down");
         }
-        let deadline = Instant::now() + self.server.config.close_timeout + Duration::from_millis(500);
+        let deadline =
+            Instant::now() + self.server.config.close_timeout + Duration::from_millis(500);
         while !self.conns.borrow().is_empty() && Instant::now() < deadline {
             monoio::time::sleep(Duration::from_millis(5)).await;
         }
-        let left: Vec<_> = self.conns.borrow().values().map(|c| c.link.clone()).collect();
+        let left: Vec<_> = self
+            .conns
+            .borrow()
+            .values()
+            .map(|c| c.link.clone())
+            .collect();
         for link in left {
             link.abort();
         }
@@ -179,7 +190,10 @@ async fn accept_failed(error: io::Error) {
     monoio::time::sleep(Duration::from_millis(20)).await;
 }
 
-async fn accept_tcp<S: Send + Sync + 'static>(shard: &Rc<Shard<S>>, listener: TcpListener) -> io::Result<()> {
+async fn accept_tcp<S: Send + Sync + 'static>(
+    shard: &Rc<Shard<S>>,
+    listener: TcpListener,
+) -> io::Result<()> {
     loop {
         let accepted = monoio::select! {
             accepted = listener.accept() => Some(accepted),
@@ -196,7 +210,10 @@ async fn accept_tcp<S: Send + Sync + 'static>(shard: &Rc<Shard<S>>, listener: Tc
     }
 }
 
-async fn accept_unix<S: Send + Sync + 'static>(shard: &Rc<Shard<S>>, listener: UnixListener) -> io::Result<()> {
+async fn accept_unix<S: Send + Sync + 'static>(
+    shard: &Rc<Shard<S>>,
+    listener: UnixListener,
+) -> io::Result<()> {
     loop {
         let accepted = monoio::select! {
             accepted = listener.accept() => Some(accepted),
@@ -281,7 +298,11 @@ where
                 headers: request.headers,
                 protocol,
             };
-            (info, Decoder::Ws(MessageReader::new(Role::Server, limits)), Wire::WsServer)
+            (
+                info,
+                Decoder::Ws(MessageReader::new(Role::Server, limits)),
+                Wire::WsServer,
+            )
         }
         Transport::Tcp => (
             ConnInfo {
