@@ -295,9 +295,13 @@ impl Client {
     /// Sends `request` and resolves with the response that carries its transaction id and
     /// its response type; fails on timeout, disconnect, or when not connected.
     pub fn query<R: Request>(&self, request: R) -> Query<R::Response> {
+        let (reply, query) = query_channel();
+        if !self.is_connected() {
+            let _ = reply.send(Err(QueryError::NotConnected));
+            return query;
+        }
         let tid = self.next_tid();
         let frame = Packet::new(request, tid).into_frame(self.inner.config.target.wire());
-        let (reply, query) = query_channel();
         self.post(move |local| match local.link.borrow().as_ref() {
             Some(link) => {
                 if link.register_query(tid, <R::Response as Message>::ID, reply) {
@@ -679,9 +683,10 @@ where
     })
     .await;
     tracing::debug!(%ended, "client connection ended");
-    link.fail_queries();
+    // Disconnected before failing the queries: whoever sees the failure sees the state.
     local.link.borrow_mut().take();
     client.inner.connected.store(false, Ordering::Release);
+    link.fail_queries();
     if let Some(on_disconnect) = &config.on_disconnect {
         crate::server::guard("on_disconnect", || on_disconnect(client));
     }

@@ -363,15 +363,17 @@ fn dispatch_in<C>(
         }
         Received::Binary(frame) => frame,
     };
+    if let Some(header) = packme::FrameHeader::parse(&frame) {
+        // A pending query names the response type it expects, so a frame with its
+        // transaction id and that type's id is its answer even if nobody registered it.
+        if link.complete_query(header.transaction_id, header.message_id, &frame) {
+            return;
+        }
+    }
     if let Some(id) = packme::FrameHeader::message_id(&frame) {
         let key = Key::Message(id);
         let info = registry.get(id);
         if info.is_some() || tables.iter().any(|t| t.has(key)) {
-            if let Some(header) = packme::FrameHeader::parse(&frame) {
-                if link.complete_query(header.transaction_id, id, &frame) {
-                    return;
-                }
-            }
             match call_all(tables, key, Raw::Binary(&frame), ctx) {
                 Ok(true) => return,
                 Ok(false) => {

@@ -1,0 +1,11 @@
+//! Integration tests on real loopback sockets with two shards. Run under both I/O drivers
+//! by `.ci/run` (`CONNECTME_DRIVER=uring` and `=epoll`).
+
+mod bad_input;
+mod broadcast;
+mod listeners;
+mod peers;
+mod query;
+mod reconnect;
+mod support;
+mod tcp;

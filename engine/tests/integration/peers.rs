@@ -1,0 +1,83 @@
+//! What the server tells about its clients (headers, path, query, subprotocol, shard), a
+//! real third-party client (tungstenite), and graceful shutdown.
+
+use std::sync::mpsc;
+
+use connectme::{Client, Peer};
+use tungstenite::Message;
+
+use crate::support::{connect_with, recv, server, wait_for, ws_url};
+
+#[test]
+fn clients_expose_headers_path_query_and_protocol() {
+    let server = server().start().unwrap();
+    let url = format!("ws://{}/game/lobby?room=7", server.local_addr().unwrap());
+    let client = connect_with(
+        Client::builder(&url)
+            .header("X-Token", "secret")
+            .protocols(["v2", "v1"]),
+        |_| {},
+    );
+    wait_for("client registered", || server.clients().len() == 1);
+    let peer = server.clients().remove(0);
+    assert_eq!(peer.header("x-token"), Some("secret"));
+    assert_eq!(peer.info().path, "/game/lobby");
+    assert_eq!(peer.info().query.as_deref(), Some("room=7"));
+    assert_eq!(
+        peer.info().protocol.as_deref(),
+        Some("v2"),
+        "first offered is selected"
+    );
+    assert_eq!(client.protocol().as_deref(), Some("v2"));
+    assert!(peer.info().peer_addr.is_some());
+    client.close();
+    wait_for("client removed", || server.clients().is_empty());
+    server.close();
+    server.wait();
+}
+
+#[test]
+fn tungstenite_client_echo_and_close_handshake() {
+    let server = server().start().unwrap();
+    server.listen(|text: String, peer: &Peer| peer.send(text.chars().rev().collect::<String>()));
+    let (mut socket, response) = tungstenite::connect(ws_url(&server)).unwrap();
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("Alyx")).unwrap();
+    assert_eq!(socket.read().unwrap(), Message::text("xylA"));
+    socket.close(None).unwrap();
+    loop {
+        match socket.read() {
+            Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => break,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    server.close();
+    server.wait();
+}
+
+#[test]
+fn graceful_close_sends_going_away_to_every_client() {
+    let server = server().start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let (socket, _) = tungstenite::connect(ws_url(&server)).unwrap();
+        sockets.push(socket);
+    }
+    wait_for("clients registered", || server.clients().len() == 4);
+    let closer = server.clone();
+    std::thread::spawn(move || {
+        closer.close();
+        closer.wait();
+        let _ = tx.send(());
+    });
+    for socket in &mut sockets {
+        match socket.read().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    drop(sockets);
+    recv(&rx, "server stopped");
+}
