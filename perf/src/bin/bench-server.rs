@@ -1,0 +1,49 @@
+//! The engine's bench server: the bench protocol (see the crate docs) on the engine.
+//!
+//! `cargo run --release -p perf --bin bench-server -- --addr 127.0.0.1:PORT [--shards N] [--driver uring|epoll]`
+
+use bytes::Bytes;
+use clap::Parser;
+use connectme::{ByteString, Driver, Peer, Server};
+use perf::BROADCAST_TAG;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    addr: String,
+    /// Shards; the runner pins the process to one core and uses 1.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    #[arg(long, default_value = "auto")]
+    driver: Driver,
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let server = Server::builder()
+        .addr(&args.addr)?
+        .shards(args.shards)
+        .driver(args.driver)
+        .pin_cores(false)
+        .build();
+    let room = server.clone();
+    server.listen(move |data: Bytes, peer: &Peer| {
+        if data.first() == Some(&BROADCAST_TAG) {
+            room.broadcast(data);
+        } else {
+            peer.send(data);
+        }
+    });
+    let room = server.clone();
+    server.listen(move |text: ByteString, peer: &Peer| {
+        if text.as_bytes().first() == Some(&BROADCAST_TAG) {
+            room.broadcast(text);
+        } else {
+            peer.send(text);
+        }
+    });
+    server.serve()
+}
