@@ -19,10 +19,17 @@ struct Args {
     shards: usize,
     #[arg(long, default_value = "auto")]
     driver: Driver,
+    /// Only check that the driver is available: print it and exit (1 if not).
+    #[arg(long)]
+    check_driver: bool,
 }
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    if args.check_driver {
+        println!("{}", args.driver.resolve()?);
+        return Ok(());
+    }
     let server = Server::builder()
         .addr(&args.addr)?
         .shards(args.shards)

@@ -292,9 +292,18 @@ async fn paced(args: &Args, stats: Rc<Stats>, broadcast: bool) -> io::Result<()>
     let interval = Duration::from_secs_f64(senders as f64 / args.rate.max(1) as f64);
     for i in 0..args.connections {
         let stream = ws_connect(args.addr).await?;
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, wr) = stream.into_split();
         let reader_stats = stats.clone();
+        // Subscribers that never send keep their write half in their reader task: dropping
+        // it would shut the socket down for writing, which servers rightly take as a
+        // disconnect.
+        let (keep, wr) = if i >= senders {
+            (Some(wr), None)
+        } else {
+            (None, Some(wr))
+        };
         tokio::task::spawn_local(async move {
+            let _keep = keep;
             let mut reader = FrameReader::new();
             while !reader_stats.stop.get() {
                 if reader.fill(&mut rd).await.is_err() {
@@ -307,9 +316,7 @@ async fn paced(args: &Args, stats: Rc<Stats>, broadcast: bool) -> io::Result<()>
                 }
             }
         });
-        if i >= senders {
-            continue;
-        }
+        let Some(mut wr) = wr else { continue };
         let (stats, size) = (stats.clone(), args.size);
         let tag = if broadcast { BROADCAST_TAG } else { ECHO_TAG };
         let offset = interval.mul_f64(i as f64 / senders as f64);
