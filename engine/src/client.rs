@@ -20,7 +20,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 use monoio::net::{TcpStream, UnixStream};
 use packme::{Message, Packet, Registry, RegistryError, Request};
 
-use crate::conn::{read_loop, read_more, READ_CHUNK};
+use crate::conn::{read_loop, read_more, MIN_READ};
 use crate::driver::Driver;
 use crate::link::{write_loop, Link, LinkLimits};
 use crate::listeners::{dispatch, handler, Context, Listen, ListenerCell, ListenerId, Reply};
@@ -587,7 +587,7 @@ async fn client_handshake<R: AsyncReadRent, W: monoio::io::AsyncWriteRent>(
     let key = handshake::new_key();
     let request = handshake::client_request(host, target, &key, &config.headers, &config.protocols);
     writer.write_all(request).await.0?;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(MIN_READ);
     loop {
         if let Some((response, consumed)) =
             handshake::parse_response(&buf, &key, config.limits.max_handshake)?
@@ -603,7 +603,7 @@ async fn client_handshake<R: AsyncReadRent, W: monoio::io::AsyncWriteRent>(
             }
             return Ok((buf, response.protocol));
         }
-        buf.reserve(READ_CHUNK);
+        buf.reserve(MIN_READ);
         let (result, returned) = read_more(reader, buf).await;
         buf = returned;
         if result? == 0 {
@@ -645,7 +645,7 @@ where
             )
         }
         _ => (
-            BytesMut::with_capacity(READ_CHUNK),
+            BytesMut::with_capacity(MIN_READ),
             Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
             None,
         ),

@@ -13,9 +13,40 @@ use crate::link::Link;
 use crate::listeners::Received;
 use crate::proto::{Decoder, Incoming, ProtocolError};
 
-/// Smallest read a connection asks the kernel for. Small, because an idle connection
-/// keeps its buffer; large messages reserve their whole frame at once.
-pub(crate) const READ_CHUNK: usize = 4096;
+/// Smallest read a connection asks the kernel for, and the buffer a new or idle
+/// connection holds: with completion I/O a pending read pins its buffer.
+pub(crate) const MIN_READ: usize = 1024;
+/// Largest read size the adaptation grows to. Per-read costs dominate small reads (an
+/// io_uring completion each), so a busy connection reads in big chunks.
+const MAX_READ: usize = 64 * 1024;
+
+/// Adapts a connection's read size to its traffic: doubles while reads fill the buffer,
+/// halves while they use little of it, and gives a large buffer back once it is drained.
+struct ReadSizer {
+    size: usize,
+}
+
+impl ReadSizer {
+    /// Makes room in `buf` for the next read, which must reach `wanted` bytes in total.
+    fn prepare(&self, buf: &mut BytesMut, wanted: usize) {
+        if buf.is_empty() && buf.capacity() > 2 * self.size {
+            *buf = BytesMut::with_capacity(self.size);
+        }
+        let need = wanted.saturating_sub(buf.len()).max(self.size);
+        if buf.capacity() - buf.len() < need {
+            buf.reserve(need);
+        }
+    }
+
+    /// Learns from a read of `read` bytes into `offered` bytes of room.
+    fn observe(&mut self, read: usize, offered: usize) {
+        if read == offered {
+            self.size = (self.size * 2).min(MAX_READ);
+        } else if read < self.size / 4 {
+            self.size = (self.size / 2).max(MIN_READ);
+        }
+    }
+}
 
 /// Why a connection stopped reading.
 pub(crate) enum Ended {
@@ -64,6 +95,7 @@ pub(crate) async fn read_loop<R: AsyncReadRent>(
     link: &Rc<Link>,
     mut on_message: impl FnMut(Received),
 ) -> Ended {
+    let mut sizer = ReadSizer { size: MIN_READ };
     loop {
         loop {
             match decoder.next(&mut buf) {
@@ -84,9 +116,8 @@ pub(crate) async fn read_loop<R: AsyncReadRent>(
             }
         }
         let wanted = decoder.wanted().max(buf.len() + 1);
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 || buf.capacity() < wanted {
-            buf.reserve((wanted - buf.len()).max(READ_CHUNK));
-        }
+        sizer.prepare(&mut buf, wanted);
+        let offered = buf.capacity() - buf.len();
         let read = monoio::select! {
             result = read_more(reader, buf) => Some(result),
             _ = link.stopped() => None,
@@ -97,8 +128,40 @@ pub(crate) async fn read_loop<R: AsyncReadRent>(
         buf = returned;
         match result {
             Ok(0) => return Ended::Eof,
-            Ok(_) => {}
+            Ok(n) => sizer.observe(n, offered),
             Err(error) => return Ended::Io(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_size_grows_under_load_and_gives_memory_back_when_idle() {
+        let mut sizer = ReadSizer { size: MIN_READ };
+        let mut buf = BytesMut::new();
+        sizer.prepare(&mut buf, 1);
+        assert_eq!(buf.capacity(), MIN_READ);
+        for _ in 0..10 {
+            sizer.observe(sizer.size, sizer.size);
+        }
+        assert_eq!(sizer.size, MAX_READ);
+        sizer.prepare(&mut buf, 1);
+        assert!(buf.capacity() >= MAX_READ);
+        for _ in 0..10 {
+            sizer.observe(10, sizer.size);
+        }
+        assert_eq!(sizer.size, MIN_READ);
+        sizer.prepare(&mut buf, 1);
+        assert_eq!(
+            buf.capacity(),
+            MIN_READ,
+            "the big buffer is replaced once drained"
+        );
+        // A frame announced larger than the read size is reserved whole.
+        sizer.prepare(&mut buf, 100_000);
+        assert!(buf.capacity() >= 100_000);
     }
 }

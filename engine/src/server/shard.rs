@@ -19,7 +19,7 @@ use packme::Registry;
 use super::config::Transport;
 use super::peer::{ConnInfo, Peer};
 use super::{PeerFilter, ServerShared};
-use crate::conn::{read_loop, read_more, READ_CHUNK};
+use crate::conn::{read_loop, read_more, MIN_READ};
 use crate::link::{write_loop, Link, LinkLimits};
 use crate::listeners::{dispatch, ListenerCell, Listeners};
 use crate::mailbox::Inbox;
@@ -244,7 +244,7 @@ async fn read_request<R: AsyncReadRent>(
             Ok(None) => {}
             Err(error) => return Err(Some(error)),
         }
-        buf.reserve(READ_CHUNK);
+        buf.reserve(MIN_READ);
         let (result, returned) = read_more(reader, std::mem::take(buf)).await;
         *buf = returned;
         match result {
@@ -264,7 +264,7 @@ where
 {
     let config = &shard.server.config;
     let (mut reader, mut writer) = stream.into_split();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(MIN_READ);
     let (info, decoder, wire) = match config.transport {
         Transport::WebSocket => {
             let request = monoio::time::timeout(
