@@ -679,7 +679,7 @@ where
     }
     let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
         let registry = local.registry.borrow();
-        dispatch(message, &link, &registry, &[&local.listeners], client);
+        dispatch(message, &link, &registry, None, &local.listeners, client);
     })
     .await;
     tracing::debug!(%ended, "client connection ended");

@@ -15,7 +15,7 @@ use crate::proto::{Decoder, Incoming, ProtocolError};
 
 /// Smallest read a connection asks the kernel for, and the buffer a new or idle
 /// connection holds: with completion I/O a pending read pins its buffer.
-pub(crate) const MIN_READ: usize = 1024;
+pub(crate) const MIN_READ: usize = 512;
 /// Largest read size the adaptation grows to. Per-read costs dominate small reads (an
 /// io_uring completion each), so a busy connection reads in big chunks.
 const MAX_READ: usize = 64 * 1024;

@@ -9,13 +9,13 @@
 //! right after it, before the next message.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use packme::{decode_frame, ByteString, DecodeError, Message, Packet, Registry};
+use rustc_hash::FxHashMap;
 
 use crate::link::Link;
 use crate::outgoing::IntoFrame;
@@ -195,15 +195,22 @@ where
     })
 }
 
-/// Handlers by key, each list in registration order.
+type HandlerList<C> = Vec<(u64, Handler<C>)>;
+
+/// Handlers by key, each list in registration order. Text and binary lists are fields, so
+/// the common lookups cost nothing; PackMe ids (already hashes) go through FxHash.
 pub(crate) struct Listeners<C> {
-    by_key: HashMap<Key, Vec<(u64, Handler<C>)>>,
+    text: HandlerList<C>,
+    binary: HandlerList<C>,
+    messages: FxHashMap<u32, HandlerList<C>>,
 }
 
 impl<C> Default for Listeners<C> {
     fn default() -> Self {
         Self {
-            by_key: HashMap::new(),
+            text: Vec::new(),
+            binary: Vec::new(),
+            messages: FxHashMap::default(),
         }
     }
 }
@@ -211,35 +218,49 @@ impl<C> Default for Listeners<C> {
 impl<C> Clone for Listeners<C> {
     fn clone(&self) -> Self {
         Self {
-            by_key: self.by_key.clone(),
+            text: self.text.clone(),
+            binary: self.binary.clone(),
+            messages: self.messages.clone(),
         }
     }
 }
 
 impl<C> Listeners<C> {
+    fn list_mut(&mut self, key: Key) -> &mut HandlerList<C> {
+        match key {
+            Key::Text => &mut self.text,
+            Key::Binary => &mut self.binary,
+            Key::Message(id) => self.messages.entry(id).or_default(),
+        }
+    }
+
     pub(crate) fn add(&mut self, key: Key, id: u64, handler: Handler<C>) {
-        self.by_key.entry(key).or_default().push((id, handler));
+        self.list_mut(key).push((id, handler));
     }
 
     pub(crate) fn remove(&mut self, key: Key, id: u64) -> bool {
-        let Some(list) = self.by_key.get_mut(&key) else {
-            return false;
-        };
+        let list = self.list_mut(key);
         let before = list.len();
         list.retain(|(existing, _)| *existing != id);
         let removed = list.len() != before;
-        if list.is_empty() {
-            self.by_key.remove(&key);
+        if let Key::Message(message) = key {
+            if self.messages.get(&message).is_some_and(Vec::is_empty) {
+                self.messages.remove(&message);
+            }
         }
         removed
     }
 
     fn get(&self, key: Key) -> &[(u64, Handler<C>)] {
-        self.by_key.get(&key).map(Vec::as_slice).unwrap_or(&[])
+        match key {
+            Key::Text => &self.text,
+            Key::Binary => &self.binary,
+            Key::Message(id) => self.messages.get(&id).map(Vec::as_slice).unwrap_or(&[]),
+        }
     }
 
     fn has(&self, key: Key) -> bool {
-        self.by_key.contains_key(&key)
+        !self.get(key).is_empty()
     }
 }
 
@@ -316,13 +337,13 @@ fn call<C>(handler: &Handler<C>, raw: Raw<'_>, ctx: &C) -> Result<(), DecodeErro
 /// Calls every handler for `key` in `tables` (the connection's own first), stopping at the
 /// first decode failure, which is returned (the caller then treats the frame as bytes).
 fn call_all<C>(
-    tables: &[&Listeners<C>],
+    tables: &Tables<'_, C>,
     key: Key,
     raw: Raw<'_>,
     ctx: &C,
 ) -> Result<bool, DecodeError> {
     let mut called = false;
-    for table in tables {
+    for table in tables.iter().flatten() {
         for (_, handler) in table.get(key) {
             call(handler, raw, ctx)?;
             called = true;
@@ -331,29 +352,36 @@ fn call_all<C>(
     Ok(called)
 }
 
-/// Dispatches one received message on `link` (spec section 4).
+/// The connection's own listeners (if any), then the endpoint-wide ones.
+type Tables<'a, C> = [Option<&'a Listeners<C>>; 2];
+
+/// Dispatches one received message on `link` (spec section 4): `own` are the connection's
+/// listeners, `shared` the server-wide (or client) ones.
 pub(crate) fn dispatch<C>(
     message: Received,
     link: &Link,
     registry: &Registry,
-    cells: &[&ListenerCell<C>],
+    own: Option<&ListenerCell<C>>,
+    shared: &ListenerCell<C>,
     ctx: &C,
 ) {
     {
-        let guards: Vec<_> = cells.iter().map(|c| c.table.borrow()).collect();
-        let tables: Vec<&Listeners<C>> = guards.iter().map(|g| &**g).collect();
+        let own_table = own.map(|cell| cell.table.borrow());
+        let shared_table = shared.table.borrow();
+        let tables = [own_table.as_deref(), Some(&*shared_table)];
         dispatch_in(message, link, registry, &tables, ctx);
     }
-    for cell in cells {
-        cell.apply_deferred();
+    if let Some(own) = own {
+        own.apply_deferred();
     }
+    shared.apply_deferred();
 }
 
 fn dispatch_in<C>(
     message: Received,
     link: &Link,
     registry: &Registry,
-    tables: &[&Listeners<C>],
+    tables: &Tables<'_, C>,
     ctx: &C,
 ) {
     let frame = match message {
@@ -372,8 +400,12 @@ fn dispatch_in<C>(
     }
     if let Some(id) = packme::FrameHeader::message_id(&frame) {
         let key = Key::Message(id);
-        let info = registry.get(id);
-        if info.is_some() || tables.iter().any(|t| t.has(key)) {
+        let info = if registry.is_empty() {
+            None
+        } else {
+            registry.get(id)
+        };
+        if info.is_some() || tables.iter().flatten().any(|t| t.has(key)) {
             match call_all(tables, key, Raw::Binary(&frame), ctx) {
                 Ok(true) => return,
                 Ok(false) => {

@@ -6,7 +6,7 @@
 //! timeout (measured per query on the runtime's millisecond timer, not on a 1-second tick)
 //! or when the connection closes; none can be left unsettled.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use packme::{decode_frame, DecodeError, Message, Packet};
+use rustc_hash::FxHashMap;
 
 /// Why a query produced no response.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,7 +49,7 @@ struct Pending {
 
 /// One connection's pending queries and their deadlines.
 pub(crate) struct PendingQueries {
-    by_tid: HashMap<u32, Pending>,
+    by_tid: FxHashMap<u32, Pending>,
     /// (deadline, transaction id) in deadline order: one timeout for the connection makes
     /// deadlines monotonic. Entries answered early are skipped when they come due.
     deadlines: VecDeque<(Instant, u32)>,
@@ -58,7 +59,7 @@ pub(crate) struct PendingQueries {
 impl PendingQueries {
     pub(crate) fn new(max: usize) -> Self {
         Self {
-            by_tid: HashMap::new(),
+            by_tid: FxHashMap::default(),
             deadlines: VecDeque::new(),
             max,
         }
@@ -95,6 +96,9 @@ impl PendingQueries {
     /// Completes the query waiting for `tid` if it expects message `id`; `false` if there
     /// is none (the message then goes to listeners).
     pub(crate) fn complete(&mut self, tid: u32, id: u32, frame: &Bytes) -> bool {
+        if self.by_tid.is_empty() {
+            return false;
+        }
         match self.by_tid.get(&tid) {
             Some(p) if p.expected_id == id => {}
             _ => return false,

@@ -70,29 +70,66 @@ impl HandshakeError {
 }
 
 /// Name-value header list with case-insensitive lookup.
+///
+/// Every connection keeps its upgrade headers for its whole life, so they are stored in
+/// one string with offsets (two allocations) rather than a `String` per name and value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, String)>);
+pub struct Headers {
+    text: Box<str>,
+    /// (name start, name end, value end) into `text`; the value starts at name end.
+    spans: Box<[(u32, u32, u32)]>,
+}
 
 impl Headers {
-    /// The first value of `name` (case-insensitive).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of `name`, in order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    /// Headers from name-value pairs, in order.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut text = String::new();
+        let mut spans = Vec::new();
+        for (name, value) in pairs {
+            let start = text.len() as u32;
+            text.push_str(name);
+            let name_end = text.len() as u32;
+            text.push_str(value);
+            spans.push((start, name_end, text.len() as u32));
+        }
+        Self {
+            text: text.into_boxed_str(),
+            spans: spans.into_boxed_slice(),
+        }
     }
 
     /// All headers in the order received.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.spans.iter().map(|&(start, name_end, end)| {
+            (
+                &self.text[start as usize..name_end as usize],
+                &self.text[name_end as usize..end as usize],
+            )
+        })
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 
     fn has_token(&self, name: &str, token: &str) -> bool {
@@ -102,16 +139,15 @@ impl Headers {
     }
 
     fn from_httparse(headers: &[httparse::Header<'_>]) -> Self {
-        Self(
+        let values: Vec<std::borrow::Cow<'_, str>> = headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(h.value))
+            .collect();
+        Self::from_pairs(
             headers
                 .iter()
-                .map(|h| {
-                    (
-                        h.name.to_owned(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
+                .zip(&values)
+                .map(|(h, v)| (h.name, v.as_ref())),
         )
     }
 }
@@ -340,6 +376,11 @@ mod tests {
         assert_eq!(request.query.as_deref(), Some("room=1"));
         assert_eq!(request.protocols, ["chat", "superchat"]);
         assert_eq!(request.headers.get("ORIGIN"), Some("http://example.com"));
+        assert_eq!(request.headers.len(), 7);
+        assert_eq!(
+            request.headers.iter().nth(1),
+            Some(("Upgrade", "websocket"))
+        );
         let response = String::from_utf8(accept_response(request.key(), Some("chat"))).unwrap();
         assert_eq!(
             response,

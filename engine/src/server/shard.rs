@@ -4,7 +4,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -15,8 +14,9 @@ use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 use monoio::net::{TcpListener, UnixListener};
 use packme::Registry;
+use rustc_hash::FxHashMap;
 
-use super::config::Transport;
+use super::config::{ServerConfig, Transport};
 use super::peer::{ConnInfo, Peer};
 use super::{PeerFilter, ServerShared};
 use crate::conn::{read_loop, read_more, MIN_READ};
@@ -38,7 +38,7 @@ pub(crate) struct Conn<S> {
 pub(crate) struct Shard<S> {
     pub index: usize,
     pub server: Arc<ServerShared<S>>,
-    pub conns: RefCell<HashMap<u64, Conn<S>>>,
+    pub conns: RefCell<FxHashMap<u64, Conn<S>>>,
     pub listeners: ListenerCell<Peer<S>>,
     pub registry: RefCell<Registry>,
     stop: Signal,
@@ -63,22 +63,25 @@ pub(crate) fn with_local_link<S: 'static, F: FnOnce(&Rc<Link>)>(
     id: u64,
     f: F,
 ) -> Option<F> {
-    let shard = CURRENT.with(|current| {
+    let found = CURRENT.with(|current| {
         let current = current.borrow();
-        let current = current.as_ref()?;
-        if current.server != Arc::as_ptr(server) as *const () as usize || current.index != index {
-            return None;
-        }
-        current.shard.clone().downcast::<Shard<S>>().ok()
+        let shard = current
+            .as_ref()
+            .filter(|c| c.server == Arc::as_ptr(server) as *const () as usize && c.index == index)
+            .and_then(|c| c.shard.downcast_ref::<Shard<S>>())?;
+        let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
+        Some(link)
     });
-    let Some(shard) = shard else {
-        return Some(f);
-    };
-    let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
-    if let Some(link) = link {
-        f(&link);
+    match found {
+        // Not this shard's thread: the caller posts `f` to the shard.
+        None => Some(f),
+        Some(Some(link)) => {
+            f(&link);
+            None
+        }
+        // This shard, but the connection is gone.
+        Some(None) => None,
     }
-    None
 }
 
 /// A shard's listening socket.
@@ -103,7 +106,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let shard = Rc::new(Shard {
             index: start.index,
             server: start.server.clone(),
-            conns: RefCell::new(HashMap::new()),
+            conns: RefCell::new(FxHashMap::default()),
             listeners: ListenerCell::with_table(start.listeners),
             registry: RefCell::new(start.registry),
             stop: Signal::default(),
@@ -254,22 +257,24 @@ async fn read_request<R: AsyncReadRent>(
     }
 }
 
-/// Serves one accepted connection until it ends.
-async fn serve<S, T>(shard: Rc<Shard<S>>, stream: T, peer_addr: Option<SocketAddr>)
+/// The opening: the WebSocket handshake (answering a bad one with an HTTP error), or
+/// nothing for TCP. `None` if the connection must be dropped.
+async fn open<S, R, W>(
+    config: &ServerConfig<S>,
+    reader: &mut R,
+    writer: &mut W,
+    buf: &mut BytesMut,
+    peer_addr: Option<SocketAddr>,
+) -> Option<(ConnInfo, Decoder, Wire)>
 where
-    S: Send + Sync + 'static,
-    T: Splitable,
-    T::OwnedRead: AsyncReadRent,
-    T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
+    R: AsyncReadRent,
+    W: monoio::io::AsyncWriteRent,
 {
-    let config = &shard.server.config;
-    let (mut reader, mut writer) = stream.into_split();
-    let mut buf = BytesMut::with_capacity(MIN_READ);
-    let (info, decoder, wire) = match config.transport {
+    Some(match config.transport {
         Transport::WebSocket => {
             let request = monoio::time::timeout(
                 config.handshake_timeout,
-                read_request(&mut reader, &mut buf, config.limits.max_handshake),
+                read_request(reader, buf, config.limits.max_handshake),
             )
             .await;
             let request = match request {
@@ -277,15 +282,15 @@ where
                 Ok(Err(Some(error))) => {
                     tracing::debug!(?peer_addr, %error, "handshake refused");
                     let _ = writer.write_all(error.http_response()).await;
-                    let _ = monoio::io::AsyncWriteRent::shutdown(&mut writer).await;
-                    return;
+                    let _ = monoio::io::AsyncWriteRent::shutdown(writer).await;
+                    return None;
                 }
-                Ok(Err(None)) | Err(_) => return,
+                Ok(Err(None)) | Err(_) => return None,
             };
             let protocol = config.select_protocol(&request.protocols);
             let response = handshake::accept_response(request.key(), protocol.as_deref());
             if writer.write_all(response).await.0.is_err() {
-                return;
+                return None;
             }
             let limits = crate::proto::Limits {
                 max_frame: config.limits.max_frame,
@@ -312,6 +317,25 @@ where
             Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
             Wire::Tcp,
         ),
+    })
+}
+
+/// Serves one accepted connection until it ends.
+async fn serve<S, T>(shard: Rc<Shard<S>>, stream: T, peer_addr: Option<SocketAddr>)
+where
+    S: Send + Sync + 'static,
+    T: Splitable,
+    T::OwnedRead: AsyncReadRent,
+    T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
+{
+    let config = &shard.server.config;
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(MIN_READ);
+    // Boxed: the handshake's state is freed once it is done instead of sizing the task
+    // every idle connection keeps for its whole life.
+    let opened = Box::pin(open(config, &mut reader, &mut writer, &mut buf, peer_addr)).await;
+    let Some((info, decoder, wire)) = opened else {
+        return;
     };
     let id = shard.next_id();
     let link = Link::new(
@@ -343,10 +367,15 @@ where
     }
     let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
         let registry = shard.registry.borrow();
-        match link.existing_listeners::<ListenerCell<Peer<S>>>() {
-            Some(own) => dispatch(message, &link, &registry, &[&own, &shard.listeners], &peer),
-            None => dispatch(message, &link, &registry, &[&shard.listeners], &peer),
-        }
+        let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
+        dispatch(
+            message,
+            &link,
+            &registry,
+            own.as_deref(),
+            &shard.listeners,
+            &peer,
+        );
     })
     .await;
     tracing::debug!(conn = id, %ended, "connection ended");
