@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use super::config::{ServerConfig, Transport};
 use super::peer::{ConnInfo, Peer};
 use super::{PeerFilter, ServerShared};
-use crate::conn::{read_loop, read_more, MIN_READ};
+use crate::conn::{read_loop, read_more, Ended, MIN_READ};
 use crate::link::{write_loop, Link, LinkLimits};
 use crate::listeners::{dispatch, ListenerCell, Listeners};
 use crate::mailbox::Inbox;
@@ -321,6 +321,10 @@ where
 }
 
 /// Serves one accepted connection until it ends.
+///
+/// Every idle connection keeps this task for its whole life, so everything that is only
+/// needed once (the handshake, building the peer) happens in a boxed future or a plain
+/// function whose state is freed afterwards, not in this future's state.
 async fn serve<S, T>(shard: Rc<Shard<S>>, stream: T, peer_addr: Option<SocketAddr>)
 where
     S: Send + Sync + 'static,
@@ -328,43 +332,21 @@ where
     T::OwnedRead: AsyncReadRent,
     T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
 {
-    let config = &shard.server.config;
     let (mut reader, mut writer) = stream.into_split();
     let mut buf = BytesMut::with_capacity(MIN_READ);
-    // Boxed: the handshake's state is freed once it is done instead of sizing the task
-    // every idle connection keeps for its whole life.
-    let opened = Box::pin(open(config, &mut reader, &mut writer, &mut buf, peer_addr)).await;
-    let Some((info, decoder, wire)) = opened else {
+    let config = &shard.server.config;
+    let Some((decoder, link, peer)) = Box::pin(async {
+        let (info, decoder, wire) =
+            open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
+        let (link, peer) = shard.admit(info, wire);
+        Some((decoder, link, peer))
+    })
+    .await
+    else {
         return;
     };
-    let id = shard.next_id();
-    let link = Link::new(
-        id,
-        wire,
-        LinkLimits {
-            max_queued_bytes: config.limits.max_queued_bytes,
-            max_pending_queries: config.limits.max_pending_queries,
-            query_timeout: config.query_timeout,
-            close_timeout: config.close_timeout,
-        },
-    );
-    let state = (config.state)(&info);
-    let peer = Peer::new(id, shard.index, info, state, shard.server.clone());
-    shard.conns.borrow_mut().insert(
-        id,
-        Conn {
-            peer: peer.clone(),
-            link: link.clone(),
-        },
-    );
-    shard.server.sessions(shard.index).insert(id, peer.clone());
     let writer = monoio::spawn(write_loop(writer, link.clone()));
-    if let Some(on_connect) = &config.on_connect {
-        guard("on_connect", || on_connect(&peer));
-    }
-    if shard.stop.is_fired() {
-        link.close(close_code::GOING_AWAY, "server shutting down");
-    }
+    shard.connected(&link, &peer);
     let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
         let registry = shard.registry.borrow();
         let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
@@ -378,15 +360,57 @@ where
         );
     })
     .await;
-    tracing::debug!(conn = id, %ended, "connection ended");
-    link.fail_queries();
-    shard.conns.borrow_mut().remove(&id);
-    shard.server.sessions(shard.index).remove(&id);
-    if let Some(on_disconnect) = &config.on_disconnect {
-        guard("on_disconnect", || on_disconnect(&peer));
-    }
-    link.finish();
+    shard.disconnected(&link, &peer, ended);
     let _ = monoio::time::timeout(config.close_timeout, writer).await;
+}
+
+impl<S: Send + Sync + 'static> Shard<S> {
+    /// Builds the link and the peer (running the state factory) and registers them.
+    fn admit(&self, info: ConnInfo, wire: Wire) -> (Rc<Link>, Peer<S>) {
+        let config = &self.server.config;
+        let id = self.next_id();
+        let link = Link::new(
+            id,
+            wire,
+            LinkLimits {
+                max_queued_bytes: config.limits.max_queued_bytes,
+                max_pending_queries: config.limits.max_pending_queries,
+                query_timeout: config.query_timeout,
+                close_timeout: config.close_timeout,
+            },
+        );
+        let state = (config.state)(&info);
+        let peer = Peer::new(id, self.index, info, state, self.server.clone());
+        let conn = Conn {
+            peer: peer.clone(),
+            link: link.clone(),
+        };
+        self.conns.borrow_mut().insert(id, conn);
+        self.server.sessions(self.index).insert(id, peer.clone());
+        (link, peer)
+    }
+
+    /// The connection is open: tell the application (and close it if we are stopping).
+    fn connected(&self, link: &Rc<Link>, peer: &Peer<S>) {
+        if let Some(on_connect) = &self.server.config.on_connect {
+            guard("on_connect", || on_connect(peer));
+        }
+        if self.stop.is_fired() {
+            link.close(close_code::GOING_AWAY, "server shutting down");
+        }
+    }
+
+    /// The connection ended: fail its queries, unregister it, tell the application.
+    fn disconnected(&self, link: &Link, peer: &Peer<S>, ended: Ended) {
+        tracing::debug!(conn = link.id, %ended, "connection ended");
+        link.fail_queries();
+        self.conns.borrow_mut().remove(&link.id);
+        self.server.sessions(self.index).remove(&link.id);
+        if let Some(on_disconnect) = &self.server.config.on_disconnect {
+            guard("on_disconnect", || on_disconnect(peer));
+        }
+        link.finish();
+    }
 }
 
 /// Runs an application callback, containing a panic.
