@@ -1,0 +1,200 @@
+//! The engine's hot functions, each beside what it replaces so a regression shows:
+//! frame header parsing and frame encoding against tungstenite's, unmasking against the
+//! byte-at-a-time loop, UTF-8 validation against `std`, message reassembly against a
+//! naive copy-per-message reader, and TCP deframing against a copying deframer (the
+//! reference's approach).
+//!
+//! `cargo bench -p benches --bench engine`
+
+use std::hint::black_box;
+use std::io::Cursor;
+
+use bytes::{Bytes, BytesMut};
+use connectme::proto::frame::{build_frame, write_header, FrameHeader, OpCode};
+use connectme::proto::mask::{apply_mask, apply_mask_bytewise};
+use connectme::proto::tcp::TcpDeframer;
+use connectme::proto::{Limits, MessageReader, Role};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn masked_frames(count: usize, size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..count {
+        write_header(&mut out, true, OpCode::Binary, Some(KEY), size);
+        let start = out.len();
+        out.extend((0..size).map(|j| (i + j) as u8));
+        apply_mask(&mut out[start..], KEY);
+    }
+    out
+}
+
+fn header_parse(c: &mut Criterion) {
+    let frame = masked_frames(1, 4096);
+    let mut group = c.benchmark_group("frame_header_parse");
+    group.bench_function("connectme", |b| {
+        b.iter(|| FrameHeader::parse(black_box(&frame)).unwrap())
+    });
+    group.bench_function("tungstenite", |b| {
+        b.iter(|| {
+            let mut cursor = Cursor::new(black_box(&frame[..]));
+            tungstenite::protocol::frame::FrameHeader::parse(&mut cursor).unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("frame_encode_server");
+    for size in [64usize, 4096] {
+        let payload = Bytes::from(vec![7u8; size]);
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_with_input(BenchmarkId::new("connectme", size), &payload, |b, p| {
+            b.iter(|| {
+                build_frame(OpCode::Binary, None, p.len(), |buf| {
+                    buf.extend_from_slice(p)
+                })
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("tungstenite", size), &payload, |b, p| {
+            b.iter(|| {
+                let frame = tungstenite::protocol::frame::Frame::message(
+                    p.clone(),
+                    tungstenite::protocol::frame::coding::OpCode::Data(
+                        tungstenite::protocol::frame::coding::Data::Binary,
+                    ),
+                    true,
+                );
+                let mut out = Vec::with_capacity(size + 14);
+                frame.format(&mut out).unwrap();
+                out
+            })
+        });
+    }
+    group.finish();
+}
+
+fn unmask(c: &mut Criterion) {
+    let mut group = c.benchmark_group("unmask_4k");
+    let mut data = vec![0x5au8; 4096];
+    group.throughput(Throughput::Bytes(4096));
+    group.bench_function("word_at_a_time", |b| {
+        b.iter(|| apply_mask(black_box(&mut data), KEY))
+    });
+    group.bench_function("bytewise", |b| {
+        b.iter(|| apply_mask_bytewise(black_box(&mut data), KEY))
+    });
+    group.finish();
+}
+
+fn utf8(c: &mut Criterion) {
+    let mut group = c.benchmark_group("utf8_validate_4k");
+    let text = Bytes::from("κόσμε, hello world; ".repeat(4096 / 24 + 1).into_bytes());
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("simdutf8", |b| {
+        b.iter(|| packme::utf8_string(black_box(text.clone())).unwrap())
+    });
+    group.bench_function("std", |b| {
+        b.iter(|| std::str::from_utf8(black_box(&text)).unwrap().len())
+    });
+    group.finish();
+}
+
+/// What a simple server does: parse, copy each payload out, unmask it byte by byte.
+fn naive_messages(mut data: &[u8]) -> usize {
+    let mut total = 0;
+    while let Ok(Some(header)) = FrameHeader::parse(data) {
+        let len = header.payload_len as usize;
+        let mut payload = data[header.header_len..header.header_len + len].to_vec();
+        apply_mask_bytewise(&mut payload, header.mask.unwrap_or_default());
+        total += black_box(payload).len();
+        data = &data[header.header_len + len..];
+    }
+    total
+}
+
+fn reassembly(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ws_messages_100");
+    for size in [64usize, 4096] {
+        let stream = masked_frames(100, size);
+        group.throughput(Throughput::Elements(100));
+        // The receive buffer is filled outside the timing, as the socket read fills it.
+        group.bench_with_input(
+            BenchmarkId::new("connectme_zero_copy", size),
+            &stream,
+            |b, s| {
+                b.iter_batched(
+                    || BytesMut::from(&s[..]),
+                    |mut buf| {
+                        let mut reader = MessageReader::new(Role::Server, Limits::default());
+                        let mut n = 0;
+                        while let Some(message) = reader.next(&mut buf).unwrap() {
+                            black_box(&message);
+                            n += 1;
+                        }
+                        n
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("naive_copy", size), &stream, |b, s| {
+            b.iter(|| naive_messages(s))
+        });
+    }
+    group.finish();
+}
+
+fn tcp_frames(count: usize, size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..count {
+        out.extend_from_slice(&((size + 8) as u64).to_be_bytes());
+        out.extend(std::iter::repeat_n(0x41u8, size));
+    }
+    out
+}
+
+/// The reference's approach: keep a buffer, copy each payload out into a new array.
+fn copying_deframer(data: &[u8]) -> usize {
+    let mut offset = 0;
+    let mut total = 0;
+    while data.len() - offset >= 8 {
+        let len = u64::from_be_bytes(data[offset..offset + 8].try_into().unwrap()) as usize;
+        if data.len() - offset < len {
+            break;
+        }
+        let payload = data[offset + 8..offset + len].to_vec();
+        total += black_box(payload).len();
+        offset += len;
+    }
+    total
+}
+
+fn tcp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tcp_deframe_100");
+    for size in [64usize, 4096] {
+        let stream = tcp_frames(100, size);
+        group.throughput(Throughput::Elements(100));
+        group.bench_with_input(BenchmarkId::new("connectme", size), &stream, |b, s| {
+            b.iter_batched(
+                || BytesMut::from(&s[..]),
+                |mut buf| {
+                    let mut deframer = TcpDeframer::new(1 << 20);
+                    let mut n = 0;
+                    while let Some(payload) = deframer.next(&mut buf).unwrap() {
+                        n += black_box(payload).len();
+                    }
+                    n
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_with_input(BenchmarkId::new("copying", size), &stream, |b, s| {
+            b.iter(|| copying_deframer(s))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, header_parse, encode, unmask, utf8, reassembly, tcp);
+criterion_main!(benches);
