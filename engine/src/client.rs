@@ -22,7 +22,7 @@ use packme::{Message, Packet, Registry, RegistryError, Request};
 
 use crate::conn::{read_loop, read_more, MIN_READ};
 use crate::driver::Driver;
-use crate::link::{write_loop, Link, LinkLimits};
+use crate::link::{attach_writer, Link, LinkLimits};
 use crate::listeners::{dispatch, handler, Context, Listen, ListenerCell, ListenerId, Reply};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 use crate::outgoing::IntoFrame;
@@ -667,7 +667,7 @@ where
         .unwrap_or_else(|e| e.into_inner()) = protocol;
     *local.link.borrow_mut() = Some(link.clone());
     client.inner.connected.store(true, Ordering::Release);
-    let writer = monoio::spawn(write_loop(writer, link.clone()));
+    attach_writer(writer, &link);
     if let Some(first) = first.take() {
         let _ = first.send(Ok(()));
     }
@@ -691,7 +691,7 @@ where
         crate::server::guard("on_disconnect", || on_disconnect(client));
     }
     link.finish();
-    let _ = monoio::time::timeout(config.close_timeout, writer).await;
+    let _ = monoio::time::timeout(config.close_timeout, link.writer_done()).await;
     Ok(())
 }
 

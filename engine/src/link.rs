@@ -58,7 +58,19 @@ pub(crate) struct Link {
     timer_running: Cell<bool>,
     /// This connection's own listeners, a `ListenerCell<C>` for the endpoint's context type.
     listeners: RefCell<Option<Rc<dyn Any>>>,
+    /// The write half of an idle connection whose writer task ended; the next frame
+    /// restarts it.
+    parked: RefCell<Option<ParkedWriter>>,
+    /// Asks a waiting writer to park (set by the shard's idle sweep).
+    park_requested: Cell<bool>,
+    /// Whether anything was queued since the last idle sweep.
+    active: Cell<bool>,
+    /// Fired when the writer has flushed and shut the write side down.
+    writer_done: Signal,
 }
+
+/// Restarts a parked writer task with its write half.
+type ParkedWriter = Box<dyn FnOnce(Rc<Link>)>;
 
 impl Link {
     pub(crate) fn new(id: u64, wire: Wire, limits: LinkLimits) -> Rc<Self> {
@@ -74,6 +86,10 @@ impl Link {
             queries: RefCell::new(PendingQueries::new(limits.max_pending_queries)),
             timer_running: Cell::new(false),
             listeners: RefCell::new(None),
+            parked: RefCell::new(None),
+            park_requested: Cell::new(false),
+            active: Cell::new(false),
+            writer_done: Signal::default(),
         })
     }
 
@@ -104,15 +120,43 @@ impl Link {
         true
     }
 
-    fn push(&self, frame: Bytes) {
+    fn push(self: &Rc<Self>, frame: Bytes) {
         self.out.borrow_mut().push_back(frame);
+        self.active.set(true);
+        self.wake_writer();
+    }
+
+    /// Wakes the writer task, or restarts it if it was parked.
+    fn wake_writer(self: &Rc<Self>) {
         if let Some(w) = self.writer.take() {
+            w.wake();
+            return;
+        }
+        let parked = self.parked.borrow_mut().take();
+        if let Some(resume) = parked {
+            resume(self.clone());
+        }
+    }
+
+    /// The shard's idle sweep: a connection that queued nothing since the last sweep
+    /// parks its writer task, so an idle connection keeps only its reader.
+    pub(crate) fn sweep_idle(&self) {
+        if self.active.replace(false) || self.phase.get() != Phase::Open {
+            return;
+        }
+        if let Some(w) = self.writer.take() {
+            self.park_requested.set(true);
             w.wake();
         }
     }
 
+    /// Resolves once the writer has flushed and shut the write side down.
+    pub(crate) async fn writer_done(&self) {
+        self.writer_done.wait().await
+    }
+
     /// Answers a ping.
-    pub(crate) fn pong(&self, payload: &[u8]) {
+    pub(crate) fn pong(self: &Rc<Self>, payload: &[u8]) {
         if self.phase.get() == Phase::Open {
             if let Some(frame) = self.wire.control(OpCode::Pong, payload) {
                 self.push(frame);
@@ -148,7 +192,7 @@ impl Link {
     }
 
     /// The peer sent its close frame: echo it if we have not sent ours, then finish.
-    pub(crate) fn peer_closed(&self, code: Option<u16>) {
+    pub(crate) fn peer_closed(self: &Rc<Self>, code: Option<u16>) {
         if self.phase.get() == Phase::Open {
             let payload = code.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default();
             if let Some(frame) = self.wire.control(OpCode::Close, &payload) {
@@ -159,7 +203,7 @@ impl Link {
     }
 
     /// Sends a protocol-error close and finishes without waiting for the peer.
-    pub(crate) fn fail(&self, code: u16, reason: &str) {
+    pub(crate) fn fail(self: &Rc<Self>, code: u16, reason: &str) {
         if self.phase.get() == Phase::Open {
             if let Some(frame) = self
                 .wire
@@ -172,15 +216,13 @@ impl Link {
     }
 
     /// No more frames: the writer flushes and stops.
-    pub(crate) fn finish(&self) {
+    pub(crate) fn finish(self: &Rc<Self>) {
         self.phase.set(Phase::Finished);
-        if let Some(w) = self.writer.take() {
-            w.wake();
-        }
+        self.wake_writer();
     }
 
     /// Stops the reader at once (and the writer after its flush).
-    pub(crate) fn abort(&self) {
+    pub(crate) fn abort(self: &Rc<Self>) {
         self.finish();
         self.stop.fire();
     }
@@ -271,24 +313,51 @@ async fn deadline_timer(link: Weak<Link>) {
     }
 }
 
+/// What the writer does next.
+enum Next {
+    Write,
+    Park,
+    Finish,
+}
+
+/// Gives `link` its write half. No task runs until the first frame is queued, so a
+/// connection that only listens never pays for a writer.
+pub(crate) fn attach_writer<W: AsyncWriteRent + 'static>(writer: W, link: &Link) {
+    *link.parked.borrow_mut() = Some(Box::new(move |link| start_writer(writer, link)));
+}
+
+/// Starts the writer task of `link`.
+fn start_writer<W: AsyncWriteRent + 'static>(writer: W, link: Rc<Link>) {
+    monoio::spawn(write_loop(writer, link));
+}
+
 /// Writes everything queued on `link` to `writer`, one vectored write per batch, until the
-/// link finishes; then shuts the write side down.
-pub(crate) async fn write_loop<W: AsyncWriteRent>(mut writer: W, link: Rc<Link>) {
+/// link finishes; then shuts the write side down. Parks (ends, keeping the write half in
+/// the link) when the idle sweep asks.
+async fn write_loop<W: AsyncWriteRent + 'static>(mut writer: W, link: Rc<Link>) {
     let mut batch = WriteBatch::new();
     loop {
-        let more = poll_fn(|cx| {
+        let next = poll_fn(|cx| {
             if !link.out.borrow().is_empty() {
-                return Poll::Ready(true);
+                return Poll::Ready(Next::Write);
             }
             if link.phase.get() == Phase::Finished {
-                return Poll::Ready(false);
+                return Poll::Ready(Next::Finish);
+            }
+            if link.park_requested.replace(false) {
+                return Poll::Ready(Next::Park);
             }
             link.writer.set(Some(cx.waker().clone()));
             Poll::Pending
         })
         .await;
-        if !more {
-            break;
+        match next {
+            Next::Write => {}
+            Next::Finish => break,
+            Next::Park => {
+                *link.parked.borrow_mut() = Some(Box::new(move |link| start_writer(writer, link)));
+                return;
+            }
         }
         {
             let mut out = link.out.borrow_mut();
@@ -308,6 +377,7 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(mut writer: W, link: Rc<Link>)
             match result {
                 Ok(0) | Err(_) => {
                     link.abort();
+                    link.writer_done.fire();
                     return;
                 }
                 Ok(n) => batch.consume(n),
@@ -315,4 +385,5 @@ pub(crate) async fn write_loop<W: AsyncWriteRent>(mut writer: W, link: Rc<Link>)
         }
     }
     let _ = writer.shutdown().await;
+    link.writer_done.fire();
 }

@@ -78,3 +78,25 @@ fn graceful_close_sends_going_away_to_every_client() {
     drop(sockets);
     recv(&rx, "server stopped");
 }
+
+#[test]
+fn an_idle_connection_still_receives_after_its_writer_parked() {
+    let server = server().start().unwrap();
+    server.listen(|text: String, peer: &Peer| peer.send(text));
+    let (tx, rx) = mpsc::channel();
+    let client = connect_with(Client::builder(&ws_url(&server)), |c| {
+        c.listen(move |text: String, _: &Client| {
+            let _ = tx.send(text);
+        });
+    });
+    client.send("before");
+    assert_eq!(recv(&rx, "echo before idling"), "before");
+    // Two idle sweeps (one per second) park the connection's writer.
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    server.broadcast("wake up");
+    assert_eq!(recv(&rx, "broadcast to the idle connection"), "wake up");
+    client.send("after");
+    assert_eq!(recv(&rx, "echo after idling"), "after");
+    server.close();
+    server.wait();
+}
