@@ -20,7 +20,7 @@ use super::config::{ServerConfig, Transport};
 use super::peer::{ConnInfo, Peer};
 use super::{PeerFilter, ServerShared};
 use crate::conn::{read_loop, read_more, Ended, MIN_READ};
-use crate::link::{write_loop, Link, LinkLimits};
+use crate::link::{attach_writer, Link, LinkLimits};
 use crate::listeners::{dispatch, ListenerCell, Listeners};
 use crate::mailbox::Inbox;
 use crate::proto::handshake::{self, HandshakeError};
@@ -120,6 +120,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             })
         });
         monoio::spawn(mailbox_loop(shard.clone(), start.inbox));
+        monoio::spawn(idle_sweep(Rc::downgrade(&shard)));
         let result = match start.listener {
             ShardListener::Tcp(std) => accept_tcp(&shard, TcpListener::from_std(std)?).await,
             ShardListener::Unix(std) => accept_unix(&shard, UnixListener::from_std(std)?).await,
@@ -183,6 +184,21 @@ async fn mailbox_loop<S: Send + Sync + 'static>(shard: Rc<Shard<S>>, inbox: Inbo
     while inbox.recv_batch(&mut jobs).await.is_some() {
         for job in jobs.drain(..) {
             job(&shard);
+        }
+    }
+}
+
+/// Once a second, parks the writer task of every connection that sent nothing since the
+/// last sweep: an idle connection then costs its reader task and little else.
+async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
+    loop {
+        monoio::time::sleep(Duration::from_secs(1)).await;
+        let Some(shard) = shard.upgrade() else { return };
+        if shard.stop.is_fired() {
+            return;
+        }
+        for conn in shard.conns.borrow().values() {
+            conn.link.sweep_idle();
         }
     }
 }
@@ -345,7 +361,7 @@ where
     else {
         return;
     };
-    let writer = monoio::spawn(write_loop(writer, link.clone()));
+    attach_writer(writer, &link);
     shard.connected(&link, &peer);
     let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
         let registry = shard.registry.borrow();
@@ -361,7 +377,7 @@ where
     })
     .await;
     shard.disconnected(&link, &peer, ended);
-    let _ = monoio::time::timeout(config.close_timeout, writer).await;
+    let _ = monoio::time::timeout(config.close_timeout, link.writer_done()).await;
 }
 
 impl<S: Send + Sync + 'static> Shard<S> {
@@ -401,7 +417,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
     }
 
     /// The connection ended: fail its queries, unregister it, tell the application.
-    fn disconnected(&self, link: &Link, peer: &Peer<S>, ended: Ended) {
+    fn disconnected(&self, link: &Rc<Link>, peer: &Peer<S>, ended: Ended) {
         tracing::debug!(conn = link.id, %ended, "connection ended");
         link.fail_queries();
         self.conns.borrow_mut().remove(&link.id);
