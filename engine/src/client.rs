@@ -278,10 +278,10 @@ impl Client {
     /// Sends a message: a string as text, bytes as binary, a [`Packet`] as binary. Dropped
     /// (and logged at debug level) while disconnected, as ConnectMe does.
     pub fn send<F: IntoFrame>(&self, message: F) {
-        let frame = message.into_frame(self.inner.config.target.wire());
+        let frame = message.into_parts(self.inner.config.target.wire());
         self.post(move |local| match local.link.borrow().as_ref() {
             Some(link) => {
-                link.send(frame);
+                link.send_parts(frame);
             }
             None => tracing::debug!("send while disconnected: message dropped"),
         });

@@ -23,7 +23,7 @@ pub use listeners::{Context, Listen, ListenerId, Reply};
 /// (a query, a timer) without blocking their thread. Only call it from a handler or a
 /// callback of the engine; the task is not `Send` and stays on that thread.
 pub use monoio::spawn;
-pub use outgoing::{Frame, IntoFrame};
+pub use outgoing::{Frame, FrameParts, IntoFrame};
 pub use packme::{ByteString, Packet, Registry};
 pub use query::{Query, QueryError};
 pub use reconnect::Reconnect;

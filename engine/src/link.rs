@@ -18,6 +18,7 @@ use bytes::Bytes;
 use monoio::io::AsyncWriteRent;
 
 use crate::iovec::WriteBatch;
+use crate::outgoing::FrameParts;
 use crate::proto::{close_code, frame::close_payload, OpCode, Wire};
 use crate::query::{PendingQueries, QueryError};
 use crate::signal::Signal;
@@ -100,12 +101,21 @@ impl Link {
     /// Queues a data frame; `false` if the connection no longer sends or the frame would
     /// exceed the queue limit (the connection is then closed with 1008).
     pub(crate) fn send(self: &Rc<Self>, frame: Bytes) -> bool {
+        self.send_parts(FrameParts {
+            head: frame,
+            body: None,
+        })
+    }
+
+    /// Queues a frame given as a header and a body.
+    pub(crate) fn send_parts(self: &Rc<Self>, frame: FrameParts) -> bool {
         if self.phase.get() != Phase::Open {
             return false;
         }
+        let len = frame.head.len() + frame.body.as_ref().map_or(0, Bytes::len);
         // One frame is always accepted into an empty queue, so a single message may be
         // as large as the message limit allows.
-        let queued = self.queued_bytes.get() + frame.len();
+        let queued = self.queued_bytes.get() + len;
         if self.queued_bytes.get() > 0 && queued > self.limits.max_queued_bytes {
             tracing::warn!(
                 conn = self.id,
@@ -116,7 +126,12 @@ impl Link {
             return false;
         }
         self.queued_bytes.set(queued);
-        self.push(frame);
+        if let Some(body) = frame.body {
+            self.out.borrow_mut().push_back(frame.head);
+            self.push(body);
+        } else {
+            self.push(frame.head);
+        }
         true
     }
 

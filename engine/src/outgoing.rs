@@ -11,9 +11,44 @@ use crate::proto::{Kind, Wire};
 /// Strings become text messages (on TCP, their UTF-8 bytes); bytes become binary
 /// messages; a [`Packet`] is encoded straight into the frame after its header, so it is
 /// written exactly once.
-pub trait IntoFrame {
+pub trait IntoFrame: Sized {
     /// The complete frame for `wire`.
     fn into_frame(self, wire: Wire) -> Bytes;
+
+    /// The frame as a header and a body that leave in one vectored write. The default is
+    /// the whole frame in one buffer; `Bytes` payloads of a few KiB or more keep their
+    /// buffer on unmasked wires instead of being copied behind a header.
+    fn into_parts(self, wire: Wire) -> FrameParts {
+        FrameParts {
+            head: self.into_frame(wire),
+            body: None,
+        }
+    }
+}
+
+/// A frame in one or two buffers.
+#[derive(Debug, Clone)]
+pub struct FrameParts {
+    pub(crate) head: Bytes,
+    pub(crate) body: Option<Bytes>,
+}
+
+/// Payloads from this size up are sent without copying (an extra iovec costs less than
+/// the copy from here on).
+const ZERO_COPY_MIN: usize = 1024;
+
+fn binary_parts(data: Bytes, wire: Wire) -> FrameParts {
+    if data.len() < ZERO_COPY_MIN || wire == Wire::WsClient {
+        return FrameParts {
+            head: binary(&data, wire),
+            body: None,
+        };
+    }
+    let head = wire.header(Kind::Binary, data.len());
+    FrameParts {
+        head,
+        body: Some(data),
+    }
 }
 
 fn text(s: &str, wire: Wire) -> Bytes {
@@ -52,11 +87,17 @@ impl IntoFrame for Bytes {
     fn into_frame(self, wire: Wire) -> Bytes {
         binary(&self, wire)
     }
+    fn into_parts(self, wire: Wire) -> FrameParts {
+        binary_parts(self, wire)
+    }
 }
 
 impl IntoFrame for &Bytes {
     fn into_frame(self, wire: Wire) -> Bytes {
         binary(self, wire)
+    }
+    fn into_parts(self, wire: Wire) -> FrameParts {
+        binary_parts(self.clone(), wire)
     }
 }
 
@@ -117,6 +158,31 @@ mod tests {
         assert_eq!(
             &"hi".into_frame(Wire::Tcp)[..],
             &[0, 0, 0, 0, 0, 0, 0, 0x0a, b'h', b'i']
+        );
+    }
+
+    #[test]
+    fn large_bytes_keep_their_buffer_behind_a_separate_header() {
+        let payload = Bytes::from(vec![9u8; 4096]);
+        let parts = payload.clone().into_parts(Wire::WsServer);
+        assert_eq!(&parts.head[..], &[0x82, 126, 0x10, 0x00]);
+        assert_eq!(
+            parts.body.as_ref().map(|b| b.as_ptr()),
+            Some(payload.as_ptr()),
+            "not copied"
+        );
+        let whole = payload.clone().into_frame(Wire::WsServer);
+        assert_eq!([&parts.head[..], &payload[..]].concat(), whole.to_vec());
+        let tcp = payload.clone().into_parts(Wire::Tcp);
+        assert_eq!(&tcp.head[..], &(4096u64 + 8).to_be_bytes());
+        let small = Bytes::from_static(b"tiny").into_parts(Wire::WsServer);
+        assert!(
+            small.body.is_none(),
+            "small payloads are copied into one buffer"
+        );
+        assert!(
+            payload.into_parts(Wire::WsClient).body.is_none(),
+            "masked frames are built whole"
         );
     }
 

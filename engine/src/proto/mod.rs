@@ -81,6 +81,21 @@ impl Wire {
         }
     }
 
+    /// Only the header of an unmasked frame (WebSocket server) or the length prefix (TCP)
+    /// for a payload of `len` bytes that is sent from its own buffer.
+    pub fn header(self, kind: Kind, len: usize) -> Bytes {
+        let opcode = match kind {
+            Kind::Text => OpCode::Text,
+            Kind::Binary => OpCode::Binary,
+        };
+        let mut head = BytesMut::with_capacity(frame::MAX_HEADER_LEN);
+        match self {
+            Self::Tcp => head.extend_from_slice(&((tcp::PREFIX_LEN + len) as u64).to_be_bytes()),
+            _ => frame::write_header(&mut head, true, opcode, None, len),
+        }
+        head.freeze()
+    }
+
     /// A control frame (close, ping, pong); `None` on TCP, which has none.
     pub fn control(self, opcode: OpCode, payload: &[u8]) -> Option<Bytes> {
         let mask = match self {

@@ -125,9 +125,9 @@ impl<S: Send + Sync + 'static> Peer<S> {
     /// Sends a message: a string as text, bytes as binary, a [`Packet`] encoded once.
     /// Dropped silently if the connection is closing or gone.
     pub fn send<F: IntoFrame>(&self, message: F) {
-        let frame = message.into_frame(self.inner.server.wire());
+        let frame = message.into_parts(self.inner.server.wire());
         self.with_link(move |link| {
-            link.send(frame);
+            link.send_parts(frame);
         });
     }
 
