@@ -1,8 +1,8 @@
 //! The engine's hot functions, each beside what it replaces so a regression shows:
 //! frame header parsing and frame encoding against tungstenite's, unmasking against the
 //! byte-at-a-time loop, UTF-8 validation against `std`, message reassembly against a
-//! naive copy-per-message reader, and TCP deframing against a copying deframer (the
-//! reference's approach).
+//! naive copy-per-message reader, TCP deframing against a copying deframer (the
+//! reference's approach), and listener dispatch against a direct call.
 //!
 //! `cargo bench -p benches --bench engine`
 
@@ -196,5 +196,48 @@ fn tcp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, header_parse, encode, unmask, utf8, reassembly, tcp);
+/// Counts what handlers send back.
+struct Sink(std::cell::Cell<usize>);
+
+impl connectme::Context for Sink {
+    fn send<F: connectme::IntoFrame>(&self, message: F) {
+        let frame = message.into_frame(connectme::proto::Wire::WsServer);
+        self.0.set(self.0.get() + frame.len());
+    }
+}
+
+/// The receive path after framing: classify, look up listeners, call them. Against a
+/// `match` on the first byte calling a closure directly (what a hand-written server does).
+fn dispatch(c: &mut Criterion) {
+    use connectme::bench_api::DispatchBench;
+    let mut group = c.benchmark_group("dispatch");
+    let sink = Sink(std::cell::Cell::new(0));
+    let mut table = DispatchBench::<Sink>::new(packme::Registry::new());
+    table.listen(|data: Bytes, ctx: &Sink| ctx.0.set(ctx.0.get() + data.len()));
+    table.listen(|text: packme::ByteString, ctx: &Sink| ctx.0.set(ctx.0.get() + text.len()));
+    let binary = Bytes::from_static(&[0x45; 64]);
+    let text = packme::ByteString::from_static("hello, world");
+    group.bench_function("connectme_binary", |b| {
+        b.iter(|| table.binary(black_box(binary.clone()), &sink))
+    });
+    group.bench_function("connectme_text", |b| {
+        b.iter(|| table.text(black_box(text.clone()), &sink))
+    });
+    let direct = |data: &Bytes, ctx: &Sink| ctx.0.set(ctx.0.get() + data.len());
+    group.bench_function("direct_closure", |b| {
+        b.iter(|| direct(black_box(&binary), &sink))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    header_parse,
+    encode,
+    unmask,
+    utf8,
+    reassembly,
+    tcp,
+    dispatch
+);
 criterion_main!(benches);

@@ -27,6 +27,8 @@
 //! [`client`], [`listeners`], [`query`]).
 #![deny(unsafe_code)]
 
+#[doc(hidden)]
+pub mod bench_api;
 pub mod client;
 mod conn;
 pub mod driver;
