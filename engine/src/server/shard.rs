@@ -122,8 +122,19 @@ impl<S: Send + Sync + 'static> Shard<S> {
         monoio::spawn(mailbox_loop(shard.clone(), start.inbox));
         monoio::spawn(idle_sweep(Rc::downgrade(&shard)));
         let result = match start.listener {
-            ShardListener::Tcp(std) => accept_tcp(&shard, TcpListener::from_std(std)?).await,
-            ShardListener::Unix(std) => accept_unix(&shard, UnixListener::from_std(std)?).await,
+            ShardListener::Tcp(std) => {
+                let listener = TcpListener::from_std(std)?;
+                accept_loop(&shard, || async {
+                    let (stream, addr) = listener.accept().await?;
+                    let _ = stream.set_nodelay(true);
+                    Ok((stream, Some(addr)))
+                })
+                .await
+            }
+            ShardListener::Unix(std) => {
+                let listener = UnixListener::from_std(std)?;
+                accept_loop(&shard, || async { Ok((listener.accept().await?.0, None)) }).await
+            }
         };
         shard.drain().await;
         CURRENT.with(|current| current.borrow_mut().take());
@@ -209,39 +220,26 @@ async fn accept_failed(error: io::Error) {
     monoio::time::sleep(Duration::from_millis(20)).await;
 }
 
-async fn accept_tcp<S: Send + Sync + 'static>(
-    shard: &Rc<Shard<S>>,
-    listener: TcpListener,
-) -> io::Result<()> {
+/// Accepts until the shard stops, serving each connection in its own task. `accept`
+/// yields a stream and its peer address (none on a Unix socket).
+async fn accept_loop<S, T, F, Fut>(shard: &Rc<Shard<S>>, mut accept: F) -> io::Result<()>
+where
+    S: Send + Sync + 'static,
+    T: Splitable + 'static,
+    T::OwnedRead: AsyncReadRent,
+    T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = io::Result<(T, Option<SocketAddr>)>>,
+{
     loop {
         let accepted = monoio::select! {
-            accepted = listener.accept() => Some(accepted),
+            accepted = accept() => Some(accepted),
             _ = shard.stop.wait() => None,
         };
         match accepted {
             None => return Ok(()),
             Some(Ok((stream, addr))) => {
-                let _ = stream.set_nodelay(true);
-                monoio::spawn(serve(shard.clone(), stream, Some(addr)));
-            }
-            Some(Err(error)) => accept_failed(error).await,
-        }
-    }
-}
-
-async fn accept_unix<S: Send + Sync + 'static>(
-    shard: &Rc<Shard<S>>,
-    listener: UnixListener,
-) -> io::Result<()> {
-    loop {
-        let accepted = monoio::select! {
-            accepted = listener.accept() => Some(accepted),
-            _ = shard.stop.wait() => None,
-        };
-        match accepted {
-            None => return Ok(()),
-            Some(Ok((stream, _))) => {
-                monoio::spawn(serve(shard.clone(), stream, None));
+                monoio::spawn(serve(shard.clone(), stream, addr));
             }
             Some(Err(error)) => accept_failed(error).await,
         }
