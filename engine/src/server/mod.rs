@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_channel::Receiver;
 use packme::{Message, Packet, Registry, RegistryError};
 use socket2::{Domain, Socket, Type};
+use std::rc::Rc;
 
 pub use config::{Endpoint, Limits, Transport};
 pub use peer::{ConnInfo, Peer};
@@ -81,6 +83,41 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
     fn post(&self, shard: usize, job: Job<S>) {
         if let Some(handle) = self.shards.get().and_then(|s| s.get(shard)) {
             handle.mailbox.post(job);
+        }
+    }
+
+    /// Posts a job from `make` to every shard; the returned receiver gets one ack per
+    /// shard once its job ran.
+    fn post_to_all(&self, make: impl Fn() -> Job<S>) -> Receiver<()> {
+        let (ack, acks) = crossbeam_channel::bounded(self.config.shards);
+        for index in 0..self.config.shards {
+            let job = make();
+            let ack = ack.clone();
+            self.post(
+                index,
+                Box::new(move |shard| {
+                    job(shard);
+                    let _ = ack.send(());
+                }),
+            );
+        }
+        acks
+    }
+
+    /// Waits until every shard ran a change, so that listeners and registrations made
+    /// from a plain thread are in effect when the call returns. On a shard thread (a
+    /// handler) it does not wait: that shard's mailbox runs only after the handler, and a
+    /// shard must never block on another; the change applies right after the handler.
+    fn wait_acks(&self, acks: Receiver<()>) {
+        if shard::on_shard_of(self) {
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for _ in 0..self.config.shards {
+            if acks.recv_deadline(deadline).is_err() {
+                tracing::warn!("a shard did not apply a listener or registry change within 5 s");
+                return;
+            }
         }
     }
 
@@ -229,15 +266,15 @@ impl<S: Send + Sync + 'static> Server<S> {
         let mut setup = self.shared.setup();
         setup.registry.merge(registry)?;
         if setup.started {
-            for shard in 0..self.shared.config.shards {
+            let registry = registry.clone();
+            let acks = self.shared.post_to_all(move || {
                 let registry = registry.clone();
-                self.shared.post(
-                    shard,
-                    Box::new(move |shard| {
-                        let _ = shard.registry.borrow_mut().merge(&registry);
-                    }),
-                );
-            }
+                Box::new(move |shard: &Rc<Shard<S>>| {
+                    let _ = shard.registry.borrow_mut().merge(&registry);
+                })
+            });
+            drop(setup);
+            self.shared.wait_acks(acks);
         }
         Ok(())
     }
@@ -250,13 +287,12 @@ impl<S: Send + Sync + 'static> Server<S> {
             setup.listeners.retain(|(existing, _)| *existing != id);
         }
         if setup.started {
-            for shard in 0..self.shared.config.shards {
+            let acks = self.shared.post_to_all(move || {
                 let op = op.clone();
-                self.shared.post(
-                    shard,
-                    Box::new(move |shard| shard.listeners.apply(move |t| op(t))),
-                );
-            }
+                Box::new(move |shard: &Rc<Shard<S>>| shard.listeners.apply(move |t| op(t)))
+            });
+            drop(setup);
+            self.shared.wait_acks(acks);
         }
     }
 
@@ -264,6 +300,9 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// `Bytes`, `Vec<u8>` or `Packet<M>`), called with the message and the peer that sent
     /// it, after that peer's own listeners. The handler's return value is sent back to the
     /// peer when it is a packet (see [`Reply`]).
+    ///
+    /// On a running server, the call returns once every shard has the listener (called
+    /// from a handler, it takes effect right after that handler returns).
     pub fn listen<T, R, F>(&self, f: F) -> ListenerId<T>
     where
         T: Listen,
@@ -282,7 +321,8 @@ impl<S: Send + Sync + 'static> Server<S> {
         ListenerId::new(id)
     }
 
-    /// Removes a server-wide listener.
+    /// Removes a server-wide listener; like [`Server::listen`], in effect on every shard
+    /// when the call returns.
     pub fn cancel<T: Listen>(&self, listener: ListenerId<T>) {
         let id = listener.id;
         let op: ListenerOp<S> = Arc::new(move |table| {

@@ -84,6 +84,16 @@ pub(crate) fn with_local_link<S: 'static, F: FnOnce(&Rc<Link>)>(
     }
 }
 
+/// Whether the current thread is one of `server`'s shards.
+pub(crate) fn on_shard_of<S>(server: &ServerShared<S>) -> bool {
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.server == server as *const ServerShared<S> as *const () as usize)
+    })
+}
+
 /// A shard's listening socket.
 pub(crate) enum ShardListener {
     Tcp(std::net::TcpListener),

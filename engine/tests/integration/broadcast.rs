@@ -10,14 +10,20 @@ use connectme::{ByteString, Client, Peer};
 
 use crate::support::{connect_with, recv, server, wait_for, ws_url};
 
+/// Starts a server (after `setup` added its listeners: listeners added after start reach
+/// each shard through its mailbox, so a message already on its way may miss them) and
+/// connects `count` clients spread over both shards.
 fn clients_on_both_shards(
     count: usize,
+    setup: impl FnOnce(&connectme::Server),
 ) -> (
     connectme::Server,
     Vec<Client>,
     mpsc::Receiver<(usize, String)>,
 ) {
-    let server = server().start().unwrap();
+    let server = server().build();
+    setup(&server);
+    server.start().unwrap();
     let (tx, rx) = mpsc::channel();
     let url = ws_url(&server);
     let clients: Vec<Client> = (0..count)
@@ -65,12 +71,13 @@ fn expect_once_each(rx: &mpsc::Receiver<(usize, String)>, count: usize, expected
 #[test]
 fn broadcast_from_each_shard_and_from_outside_reaches_every_client_once() {
     let count = 16;
-    let (server, clients, rx) = clients_on_both_shards(count);
-    let handle = server.clone();
-    server.listen(move |text: ByteString, peer: &Peer| {
-        if let Some(rest) = text.strip_prefix("shout:") {
-            handle.broadcast(format!("{rest} from shard {}", peer.shard()));
-        }
+    let (server, clients, rx) = clients_on_both_shards(count, |server| {
+        let handle = server.clone();
+        server.listen(move |text: ByteString, peer: &Peer| {
+            if let Some(rest) = text.strip_prefix("shout:") {
+                handle.broadcast(format!("{rest} from shard {}", peer.shard()));
+            }
+        });
     });
     // Trigger from a client of each shard, so the broadcast starts on each.
     for shard in 0..2 {
@@ -93,7 +100,7 @@ fn broadcast_from_each_shard_and_from_outside_reaches_every_client_once() {
 #[test]
 fn filtered_broadcast_reaches_exactly_the_selected_clients() {
     let count = 12;
-    let (server, _clients, rx) = clients_on_both_shards(count);
+    let (server, _clients, rx) = clients_on_both_shards(count, |_| {});
     // Select by connection id parity: deterministic, and spans both shards.
     let selected: HashSet<u64> = server
         .clients()
