@@ -156,7 +156,9 @@ impl<S: Send + Sync + 'static> Peer<S> {
     }
 
     /// Adds a listener for this connection only (called before the server-wide ones),
-    /// e.g. after the client authenticated.
+    /// e.g. after the client authenticated. From a handler on the connection's shard it is
+    /// in effect for the next message; from another thread it takes effect when the shard
+    /// runs the change from its mailbox, shortly after the call returns.
     pub fn listen<T, R, F>(&self, f: F) -> ListenerId<T>
     where
         T: Listen,
