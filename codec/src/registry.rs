@@ -96,22 +96,29 @@ impl Registry {
 
     /// Adds one entry.
     pub fn insert(&mut self, info: MessageInfo) -> Result<(), RegistryError> {
+        self.check(&info)?;
+        self.by_id.insert(info.id, info);
+        Ok(())
+    }
+
+    /// A collision if `info`'s id is taken by another type.
+    fn check(&self, info: &MessageInfo) -> Result<(), RegistryError> {
         match self.by_id.get(&info.id) {
             Some(existing) if existing.type_id != info.type_id => Err(RegistryError {
                 id: info.id,
                 existing: existing.name,
                 new: info.name,
             }),
-            _ => {
-                self.by_id.insert(info.id, info);
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
-    /// Adds every entry of `other`; stops at the first collision.
+    /// Adds every entry of `other`, or none: on a collision this registry is unchanged.
     pub fn merge(&mut self, other: &Registry) -> Result<(), RegistryError> {
-        other.by_id.values().try_for_each(|info| self.insert(*info))
+        other.by_id.values().try_for_each(|info| self.check(info))?;
+        self.by_id
+            .extend(other.by_id.iter().map(|(id, info)| (*id, *info)));
+        Ok(())
     }
 
     /// The entry for `id`.
@@ -151,5 +158,40 @@ impl Registry {
     /// Whether nothing is registered.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never(_: Bytes) -> Result<AnyPacket, DecodeError> {
+        unreachable!("not decoded in these tests")
+    }
+
+    fn info<T: 'static>(id: u32, name: &'static str) -> MessageInfo {
+        MessageInfo {
+            id,
+            name,
+            type_id: TypeId::of::<T>(),
+            decode: never,
+        }
+    }
+
+    #[test]
+    fn merge_is_all_or_nothing() {
+        let mut base = Registry::new();
+        base.insert(info::<u8>(1, "A")).unwrap();
+        let mut other = Registry::new();
+        other.insert(info::<u16>(2, "B")).unwrap();
+        other.insert(info::<u32>(1, "C")).unwrap();
+        let error = base.merge(&other).unwrap_err();
+        assert_eq!((error.id, error.existing, error.new), (1, "A", "C"));
+        assert_eq!(base.len(), 1, "B was not added either");
+        let mut same = Registry::new();
+        same.insert(info::<u8>(1, "A")).unwrap();
+        same.insert(info::<u16>(2, "B")).unwrap();
+        base.merge(&same).unwrap();
+        assert_eq!(base.len(), 2, "the same type under its id is no collision");
     }
 }

@@ -20,7 +20,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 use monoio::net::{TcpStream, UnixStream};
 use packme::{Message, Packet, Registry, RegistryError, Request};
 
-use crate::conn::{read_loop, read_more, MIN_READ};
+use crate::conn::{read_head, read_loop, HeadError, MIN_READ};
 use crate::driver::Driver;
 use crate::link::{attach_writer, Link, LinkLimits};
 use crate::listeners::{dispatch, handler, Context, Listen, ListenerCell, ListenerId, Reply};
@@ -158,6 +158,9 @@ struct ClientInner {
     next_tid: AtomicU32,
     next_listener: AtomicU64,
     protocol: Mutex<Option<String>>,
+    /// Every message type registered so far, so `register` can report a collision at
+    /// the call (the client thread's copy is updated through the mailbox).
+    registry: Mutex<Registry>,
 }
 
 /// A connection to a ConnectMe server that reconnects by itself. Cheap to clone; every
@@ -317,14 +320,15 @@ impl Client {
 
     /// Adds PackMe message types (a generated `registry()`).
     pub fn register(&self, registry: &Registry) -> Result<(), RegistryError> {
-        // Check for collisions here, where the error can be returned.
-        let mut check = Registry::new();
-        check.merge(registry)?;
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(registry)?;
         let registry = registry.clone();
         self.post(move |local| {
-            if let Err(error) = local.registry.borrow_mut().merge(&registry) {
-                tracing::error!(%error, "register");
-            }
+            // Cannot collide: every change to this copy went through the checked one.
+            let _ = local.registry.borrow_mut().merge(&registry);
         });
         Ok(())
     }
@@ -460,6 +464,7 @@ impl ClientBuilder {
                 next_tid: AtomicU32::new(1),
                 next_listener: AtomicU64::new(1),
                 protocol: Mutex::new(None),
+                registry: Mutex::new(Registry::new()),
             }),
         };
         let thread_client = client.clone();
@@ -588,28 +593,25 @@ async fn client_handshake<R: AsyncReadRent, W: monoio::io::AsyncWriteRent>(
     let request = handshake::client_request(host, target, &key, &config.headers, &config.protocols);
     writer.write_all(request).await.0?;
     let mut buf = BytesMut::with_capacity(MIN_READ);
-    loop {
-        if let Some((response, consumed)) =
-            handshake::parse_response(&buf, &key, config.limits.max_handshake)?
-        {
-            let _ = buf.split_to(consumed);
-            if let Some(protocol) = &response.protocol {
-                if !config.protocols.contains(protocol) {
-                    return Err(HandshakeError::Malformed(format!(
-                        "server selected unoffered subprotocol {protocol}"
-                    ))
-                    .into());
-                }
-            }
-            return Ok((buf, response.protocol));
-        }
-        buf.reserve(MIN_READ);
-        let (result, returned) = read_more(reader, buf).await;
-        buf = returned;
-        if result? == 0 {
-            return Err(ConnectError::Io(io::ErrorKind::UnexpectedEof.into()));
+    let max = config.limits.max_handshake;
+    let response = match read_head(reader, &mut buf, |b| {
+        handshake::parse_response(b, &key, max)
+    })
+    .await
+    {
+        Ok(response) => response,
+        Err(HeadError::Invalid(error)) => return Err(error.into()),
+        Err(HeadError::Io(error)) => return Err(error.into()),
+    };
+    if let Some(protocol) = &response.protocol {
+        if !config.protocols.contains(protocol) {
+            return Err(HandshakeError::Malformed(format!(
+                "server selected unoffered subprotocol {protocol}"
+            ))
+            .into());
         }
     }
+    Ok((buf, response.protocol))
 }
 
 /// One connection: handshake, then serve until it ends. `Err` only if it never opened.
@@ -698,6 +700,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn register_reports_a_collision_at_the_call() {
+        fn never(_: bytes::Bytes) -> Result<packme::AnyPacket, packme::DecodeError> {
+            unreachable!()
+        }
+        let one = |type_id, name| {
+            let mut registry = Registry::new();
+            let info = packme::MessageInfo {
+                id: 7,
+                name,
+                type_id,
+                decode: never,
+            };
+            registry.insert(info).unwrap();
+            registry
+        };
+        let client = Client::builder("ws://127.0.0.1:1/").build().unwrap();
+        client
+            .register(&one(std::any::TypeId::of::<u8>(), "A"))
+            .unwrap();
+        client
+            .register(&one(std::any::TypeId::of::<u8>(), "A"))
+            .unwrap();
+        let error = client
+            .register(&one(std::any::TypeId::of::<u16>(), "B"))
+            .unwrap_err();
+        assert_eq!((error.existing, error.new), ("A", "B"));
+        client.close();
+    }
 
     #[test]
     fn targets_parse() {
