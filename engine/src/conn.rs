@@ -86,6 +86,40 @@ pub(crate) async fn read_more<R: AsyncReadRent>(
     (result, slice.into_inner())
 }
 
+/// Why an HTTP head (upgrade request or response) could not be read.
+pub(crate) enum HeadError<E> {
+    /// The bytes are not an acceptable head.
+    Invalid(E),
+    /// The socket failed or closed first (`UnexpectedEof`).
+    Io(io::Error),
+}
+
+/// Reads until `parse` recognises a complete head at the start of `buf`, and removes the
+/// head's bytes; whatever followed it (early frames) stays in `buf`.
+pub(crate) async fn read_head<R, T, E>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+) -> Result<T, HeadError<E>>
+where
+    R: AsyncReadRent,
+{
+    loop {
+        if let Some((head, consumed)) = parse(buf).map_err(HeadError::Invalid)? {
+            let _ = buf.split_to(consumed);
+            return Ok(head);
+        }
+        buf.reserve(MIN_READ);
+        let (result, returned) = read_more(reader, std::mem::take(buf)).await;
+        *buf = returned;
+        match result {
+            Ok(0) => return Err(HeadError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => {}
+            Err(error) => return Err(HeadError::Io(error)),
+        }
+    }
+}
+
 /// Reads and dispatches until the connection ends. `buf` may already hold bytes that
 /// followed the handshake.
 pub(crate) async fn read_loop<R: AsyncReadRent>(

@@ -19,11 +19,11 @@ use rustc_hash::FxHashMap;
 use super::config::{ServerConfig, Transport};
 use super::peer::{ConnInfo, Peer};
 use super::{PeerFilter, ServerShared};
-use crate::conn::{read_loop, read_more, Ended, MIN_READ};
+use crate::conn::{read_head, read_loop, Ended, HeadError, MIN_READ};
 use crate::link::{attach_writer, Link, LinkLimits};
 use crate::listeners::{dispatch, ListenerCell, Listeners};
 use crate::mailbox::Inbox;
-use crate::proto::handshake::{self, HandshakeError};
+use crate::proto::handshake;
 use crate::proto::{close_code, tcp::TcpDeframer, Decoder, MessageReader, Role, Wire};
 use crate::signal::Signal;
 
@@ -256,31 +256,6 @@ where
     }
 }
 
-/// Reads the upgrade request; on a bad one answers with an HTTP error.
-async fn read_request<R: AsyncReadRent>(
-    reader: &mut R,
-    buf: &mut BytesMut,
-    max: usize,
-) -> Result<handshake::UpgradeRequest, Option<HandshakeError>> {
-    loop {
-        match handshake::parse_request(buf, max) {
-            Ok(Some((request, consumed))) => {
-                let _ = buf.split_to(consumed);
-                return Ok(request);
-            }
-            Ok(None) => {}
-            Err(error) => return Err(Some(error)),
-        }
-        buf.reserve(MIN_READ);
-        let (result, returned) = read_more(reader, std::mem::take(buf)).await;
-        *buf = returned;
-        match result {
-            Ok(0) | Err(_) => return Err(None),
-            Ok(_) => {}
-        }
-    }
-}
-
 /// The opening: the WebSocket handshake (answering a bad one with an HTTP error), or
 /// nothing for TCP. `None` if the connection must be dropped.
 async fn open<S, R, W>(
@@ -296,20 +271,17 @@ where
 {
     Some(match config.transport {
         Transport::WebSocket => {
-            let request = monoio::time::timeout(
-                config.handshake_timeout,
-                read_request(reader, buf, config.limits.max_handshake),
-            )
-            .await;
-            let request = match request {
+            let max = config.limits.max_handshake;
+            let request = read_head(reader, buf, |b| handshake::parse_request(b, max));
+            let request = match monoio::time::timeout(config.handshake_timeout, request).await {
                 Ok(Ok(request)) => request,
-                Ok(Err(Some(error))) => {
+                Ok(Err(HeadError::Invalid(error))) => {
                     tracing::debug!(?peer_addr, %error, "handshake refused");
                     let _ = writer.write_all(error.http_response()).await;
                     let _ = monoio::io::AsyncWriteRent::shutdown(writer).await;
                     return None;
                 }
-                Ok(Err(None)) | Err(_) => return None,
+                Ok(Err(HeadError::Io(_))) | Err(_) => return None,
             };
             let protocol = config.select_protocol(&request.protocols);
             let response = handshake::accept_response(request.key(), protocol.as_deref());
