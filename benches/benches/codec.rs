@@ -1,14 +1,19 @@
 //! PackMe encode and decode of a world-state update (64 entities), side by side with
 //! serde + bincode 2 (standard config) and serde_json on the same data.
 //!
-//! `cargo bench -p benches --bench codec`
+//! `cargo bench -p benches --bench codec` (add `--features mimalloc` for the allocator the
+//! engine's servers run with; the ranking of the decoders depends on it).
 
 use benches::proto::world::WorldStateMessage;
 use benches::{serde_mirror, world_state, world_state_serde};
-use bytes::{Bytes, BytesMut};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use bytes::BytesMut;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use packme::{decode_frame, Packet};
 use std::hint::black_box;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn codec(c: &mut Criterion) {
     let message = world_state(64);
@@ -52,11 +57,7 @@ fn codec(c: &mut Criterion) {
     let mut decode = c.benchmark_group("decode world_state(64)");
     decode.throughput(Throughput::Elements(1));
     decode.bench_function("packme", |b| {
-        b.iter_batched(
-            || frame.clone(),
-            |f: Bytes| decode_frame::<WorldStateMessage>(f).unwrap(),
-            BatchSize::SmallInput,
-        )
+        b.iter(|| decode_frame::<WorldStateMessage>(black_box(&frame).clone()).unwrap())
     });
     decode.bench_function("bincode (serde)", |b| {
         b.iter(|| {
