@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -318,10 +319,16 @@ where
 
 /// Serves one accepted connection until it ends.
 ///
-/// Every idle connection keeps this task for its whole life, so everything that is only
-/// needed once (the handshake, building the peer) happens in a boxed future or a plain
-/// function whose state is freed afterwards, not in this future's state.
-async fn serve<S, T>(shard: Rc<Shard<S>>, stream: T, peer_addr: Option<SocketAddr>)
+/// Every idle connection keeps this task for its whole life, so its state is kept small:
+/// everything that is only needed once (the handshake, building the peer, the bounded
+/// wait for the writer at the end) happens in a boxed future or a plain function whose
+/// state is freed afterwards, and this is a function returning an `async move` block
+/// rather than an `async fn`, which would hold the stream a second time, unused.
+fn serve<S, T>(
+    shard: Rc<Shard<S>>,
+    stream: T,
+    peer_addr: Option<SocketAddr>,
+) -> impl Future<Output = ()>
 where
     S: Send + Sync + 'static,
     T: Splitable,
@@ -329,35 +336,40 @@ where
     T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
 {
     let (mut reader, mut writer) = stream.into_split();
-    let mut buf = BytesMut::with_capacity(MIN_READ);
-    let config = &shard.server.config;
-    let Some((decoder, link, peer)) = Box::pin(async {
-        let (info, decoder, wire) =
-            open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
-        let (link, peer) = shard.admit(info, wire);
-        Some((decoder, link, peer))
-    })
-    .await
-    else {
-        return;
-    };
-    attach_writer(writer, &link);
-    shard.connected(&link, &peer);
-    let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
-        let registry = shard.registry.borrow();
-        let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
-        dispatch(
-            message,
-            &link,
-            &registry,
-            own.as_deref(),
-            &shard.listeners,
-            &peer,
-        );
-    })
-    .await;
-    shard.disconnected(&link, &peer, ended);
-    let _ = monoio::time::timeout(config.close_timeout, link.writer_done()).await;
+    async move {
+        let mut buf = BytesMut::with_capacity(MIN_READ);
+        let Some((decoder, link, peer)) = Box::pin(async {
+            let config = &shard.server.config;
+            let (info, decoder, wire) =
+                open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
+            let (link, peer) = shard.admit(info, wire);
+            Some((decoder, link, peer))
+        })
+        .await
+        else {
+            return;
+        };
+        attach_writer(writer, &link);
+        shard.connected(&link, &peer);
+        let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
+            let registry = shard.registry.borrow();
+            let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
+            dispatch(
+                message,
+                &link,
+                &registry,
+                own.as_deref(),
+                &shard.listeners,
+                &peer,
+            );
+        })
+        .await;
+        shard.disconnected(&link, &peer, ended);
+        let close_timeout = shard.server.config.close_timeout;
+        // Boxed: monoio's timer future is large and cache-line aligned, and would set the
+        // size and alignment of every connection's task for an await that happens once.
+        let _ = Box::pin(monoio::time::timeout(close_timeout, link.writer_done())).await;
+    }
 }
 
 impl<S: Send + Sync + 'static> Shard<S> {
