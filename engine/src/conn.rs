@@ -132,6 +132,7 @@ where
 /// Returns an `async move` block rather than being an `async fn`, so the arguments live in
 /// the future's state once instead of twice: this state is most of
 /// what an idle connection costs.
+#[allow(clippy::manual_async_fn)] // deliberate, see above
 pub(crate) fn read_loop<'a, R: AsyncReadRent>(
     reader: &'a mut R,
     mut buf: BytesMut,
