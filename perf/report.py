@@ -62,7 +62,9 @@ def main():
              "Server pinned to CPU 0, load generator to CPU 1; with repeated rounds each row is the "
              "server's median round; ratios are to "
              f"{BASELINE} in the same run. `cpu/op` is server CPU time (from /proc) per message, "
-             "delivery or handshake: the figure that stays meaningful on a noisy machine.", ""]
+             "delivery or handshake: the figure that stays meaningful on a noisy machine; its user / "
+             "kernel split shows how much of it user space can move (on loopback the sender pays "
+             "for the receiver's TCP processing and wake-up too).", ""]
     for k, (title, target, check) in SCENARIOS.items():
         group = sorted(groups.get(k, []), key=lambda r: ORDER.index(r["server"]) if r["server"] in ORDER else 99)
         if not group:
@@ -76,14 +78,18 @@ def main():
                 ok = ("met" if check(r, base, group) else "**not met**") if r["server"].startswith("connectme") else ""
                 lines.append(f"| {r['server']} | {r['connections']} | {r['rss_bytes_per_connection']:,} B | {ratio} | {ok} |")
         else:
-            lines += ["| server | params | ops/s | cpu us/op | cpu vs tokio-tungstenite | p50 us | p99 us | p99.9 us | max us | target |",
-                      "|---|---|---:|---:|---:|---:|---:|---:|---:|:--:|"]
+            lines += ["| server | params | ops/s | cpu us/op | cpu vs tokio-tungstenite | user / kernel us/op | user vs tokio-tungstenite | p50 us | p99 us | p99.9 us | max us | target |",
+                      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|"]
             for r in group:
                 ratio = f"{r['server_cpu_us_per_op'] / base['server_cpu_us_per_op']:.2f}x" if base else "-"
+                user, kernel = r.get("server_user_us_per_op"), r.get("server_system_us_per_op")
+                split = f"{user:.3f} / {kernel:.3f}" if user is not None else "-"
+                user_ratio = (f"{user / base['server_user_us_per_op']:.2f}x"
+                              if user is not None and base and base.get("server_user_us_per_op") else "-")
                 ok = ""
                 if r["server"].startswith("connectme") and base:
                     ok = "met" if check(r, base, group) else "**not met**"
-                lines.append(f"| {r['server']} | {r['params']} | {r['ops_per_second']:,.0f} | {r['server_cpu_us_per_op']:.3f} | {ratio} | "
+                lines.append(f"| {r['server']} | {r['params']} | {r['ops_per_second']:,.0f} | {r['server_cpu_us_per_op']:.3f} | {ratio} | {split} | {user_ratio} | "
                              f"{r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p999_us']:.0f} | {r['max_us']:.0f} | {ok} |")
         lines.append("")
     if "latency" in groups:

@@ -12,8 +12,32 @@ pub const BROADCAST_TAG: u8 = b'B';
 /// First byte of a message the server must echo.
 pub const ECHO_TAG: u8 = b'E';
 
-/// CPU time (user + system) a process has used, in microseconds.
-pub fn cpu_time_us(pid: u32) -> io::Result<u64> {
+/// CPU time a process has used, split into user space and kernel, in microseconds.
+///
+/// The split tells where a scenario's cost lies: on loopback the kernel charges the
+/// sender for the receiver's TCP processing and wake-up, a floor no user-space work moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    pub user_us: u64,
+    pub system_us: u64,
+}
+
+impl CpuTime {
+    pub fn total_us(&self) -> u64 {
+        self.user_us + self.system_us
+    }
+
+    /// The time used between `earlier` and `self`.
+    pub fn since(&self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user_us: self.user_us.saturating_sub(earlier.user_us),
+            system_us: self.system_us.saturating_sub(earlier.system_us),
+        }
+    }
+}
+
+/// CPU time a process has used so far, from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> io::Result<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat
@@ -25,11 +49,14 @@ pub fn cpu_time_us(pid: u32) -> io::Result<u64> {
     let parse = |i: usize| -> io::Result<u64> {
         fields
             .get(i)
-            .and_then(|f| f.parse().ok())
+            .and_then(|f| f.parse::<u64>().ok())
+            .map(|ticks| ticks * 1_000_000 / clock_ticks_per_second())
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
     };
-    let ticks = parse(11)? + parse(12)?;
-    Ok(ticks * 1_000_000 / clock_ticks_per_second())
+    Ok(CpuTime {
+        user_us: parse(11)?,
+        system_us: parse(12)?,
+    })
 }
 
 /// Resident memory of a process, in bytes.
@@ -55,13 +82,14 @@ mod tests {
     #[test]
     fn reads_own_cpu_and_memory() {
         let pid = std::process::id();
-        let before = cpu_time_us(pid).unwrap();
+        let before = cpu_time(pid).unwrap();
         let mut x = 0u64;
         for i in 0..50_000_000u64 {
             x = x.wrapping_mul(31).wrapping_add(i);
         }
         assert!(x != 1);
-        assert!(cpu_time_us(pid).unwrap() >= before);
+        let used = cpu_time(pid).unwrap().since(before);
+        assert!(used.user_us > 0, "a busy loop shows as user time: {used:?}");
         assert!(rss_bytes(pid).unwrap() > 1 << 20);
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use perf::{cpu_time_us, rss_bytes, BROADCAST_TAG, ECHO_TAG};
+use perf::{cpu_time, rss_bytes, CpuTime, BROADCAST_TAG, ECHO_TAG};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -227,10 +227,10 @@ impl Stats {
     }
 }
 
-/// Runs `window` seconds of measurement while load runs; returns (elapsed, cpu µs).
-async fn measure(args: &Args, stats: &Stats) -> (Duration, u64) {
+/// Runs `window` seconds of measurement while load runs; returns (elapsed, server CPU).
+async fn measure(args: &Args, stats: &Stats) -> (Duration, CpuTime) {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-    let cpu0 = cpu_time_us(args.server_pid).unwrap_or(0);
+    let cpu0 = cpu_time(args.server_pid).unwrap_or_default();
     let t0 = Instant::now();
     stats.measuring.set(true);
     let bar = progress(args.duration);
@@ -241,9 +241,7 @@ async fn measure(args: &Args, stats: &Stats) -> (Duration, u64) {
     }
     stats.measuring.set(false);
     let elapsed = t0.elapsed();
-    let cpu = cpu_time_us(args.server_pid)
-        .unwrap_or(0)
-        .saturating_sub(cpu0);
+    let cpu = cpu_time(args.server_pid).unwrap_or_default().since(cpu0);
     bar.finish_and_clear();
     stats.stop.set(true);
     (elapsed, cpu)
@@ -338,10 +336,10 @@ async fn paced(args: &Args, stats: Rc<Stats>, broadcast: bool) -> io::Result<()>
     Ok(())
 }
 
-async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, u64)> {
+async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, CpuTime)> {
     let started = Rc::new(Cell::new(0usize));
     stats.measuring.set(true);
-    let cpu0 = cpu_time_us(args.server_pid)?;
+    let cpu0 = cpu_time(args.server_pid)?;
     let t0 = Instant::now();
     let bar = ProgressBar::new(args.count as u64);
     let mut workers = Vec::new();
@@ -373,7 +371,7 @@ async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, u
     }
     bar.finish_and_clear();
     let elapsed = t0.elapsed();
-    Ok((elapsed, cpu_time_us(args.server_pid)?.saturating_sub(cpu0)))
+    Ok((elapsed, cpu_time(args.server_pid)?.since(cpu0)))
 }
 
 async fn idle(args: &Args) -> io::Result<f64> {
@@ -449,13 +447,17 @@ fn main() -> io::Result<()> {
         row["seconds"] = elapsed.as_secs_f64().into();
         row["ops"] = ops.into();
         row["ops_per_second"] = (ops as f64 / elapsed.as_secs_f64()).round().into();
-        row["server_cpu_us"] = cpu.into();
-        row["server_cpu_us_per_op"] = if ops > 0 {
-            cpu as f64 / ops as f64
-        } else {
-            f64::NAN
-        }
-        .into();
+        let per_op = |us: u64| {
+            if ops > 0 {
+                us as f64 / ops as f64
+            } else {
+                f64::NAN
+            }
+        };
+        row["server_cpu_us"] = cpu.total_us().into();
+        row["server_cpu_us_per_op"] = per_op(cpu.total_us()).into();
+        row["server_user_us_per_op"] = per_op(cpu.user_us).into();
+        row["server_system_us_per_op"] = per_op(cpu.system_us).into();
         row["errors"] = stats.errors.get().into();
         if let Some(h) = stats.hist.borrow().as_ref() {
             for (name, q) in [("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999)] {
@@ -496,9 +498,11 @@ fn table_row(row: &serde_json::Value) -> String {
         return out;
     }
     out.push_str(&format!(
-        " {:>10.0} ops/s  cpu {:>7.3} us/op  p50 {:>8.1} p99 {:>8.1} p99.9 {:>8.1} max {:>9.1} us",
+        " {:>10.0} ops/s  cpu {:>7.3} us/op (user {:.3}, kernel {:.3})  p50 {:>8.1} p99 {:>8.1} p99.9 {:>8.1} max {:>9.1} us",
         num("ops_per_second").unwrap_or(0.0),
         num("server_cpu_us_per_op").unwrap_or(f64::NAN),
+        num("server_user_us_per_op").unwrap_or(f64::NAN),
+        num("server_system_us_per_op").unwrap_or(f64::NAN),
         num("p50_us").unwrap_or(0.0),
         num("p99_us").unwrap_or(0.0),
         num("p999_us").unwrap_or(0.0),
