@@ -2,7 +2,8 @@
 //! frame header parsing and frame encoding against tungstenite's, unmasking against the
 //! byte-at-a-time loop, UTF-8 validation against `std`, message reassembly against a
 //! naive copy-per-message reader, TCP deframing against a copying deframer (the
-//! reference's approach), and listener dispatch against a direct call.
+//! reference's approach), listener dispatch against a direct call, and cross-shard
+//! broadcast fan-out against copying the frame for each recipient.
 //!
 //! `cargo bench -p benches --bench engine`
 
@@ -230,6 +231,28 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
+/// One broadcast to 1 000 links spread over two shard threads, through the shards'
+/// mailboxes, until every link's writer has taken the frame (no sockets: what the engine
+/// adds on top of the kernel's sends). Against the same fan-out copying the frame per link.
+fn fan_out(c: &mut Criterion) {
+    use connectme::bench_api::FanOutBench;
+    const SHARDS: usize = 2;
+    const LINKS: usize = 1000;
+    let bench = FanOutBench::new(SHARDS, LINKS / SHARDS);
+    let mut group = c.benchmark_group("broadcast_fan_out_2_shards_1000_links");
+    group.throughput(Throughput::Elements(LINKS as u64));
+    for size in [64usize, 4096] {
+        let frame = Bytes::from(vec![b'B'; size]);
+        group.bench_with_input(BenchmarkId::new("connectme", size), &frame, |b, f| {
+            b.iter(|| bench.broadcast(f))
+        });
+        group.bench_with_input(BenchmarkId::new("copy_per_link", size), &frame, |b, f| {
+            b.iter(|| bench.broadcast_copying(f))
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     header_parse,
@@ -238,6 +261,7 @@ criterion_group!(
     utf8,
     reassembly,
     tcp,
-    dispatch
+    dispatch,
+    fan_out
 );
 criterion_main!(benches);

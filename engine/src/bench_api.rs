@@ -1,5 +1,5 @@
 //! Entry points for the criterion benches into crate-private hot paths (listener
-//! dispatch). Not part of the public API: hidden from the docs, no stability promise.
+//! dispatch, cross-shard broadcast fan-out). Not part of the public API: hidden from the docs, no stability promise.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -7,9 +7,25 @@ use std::time::Duration;
 use bytes::Bytes;
 use packme::{ByteString, Registry};
 
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::driver::Driver;
+use crate::iovec::WriteBatch;
 use crate::link::{Link, LinkLimits};
 use crate::listeners::{dispatch, handler, Context, Listen, ListenerCell, Received, Reply};
+use crate::mailbox::{mailbox, Mailbox};
+use crate::outgoing::shard_local;
 use crate::proto::Wire;
+
+/// A link's limits in the benches: generous, as a server's defaults.
+fn bench_limits() -> LinkLimits {
+    LinkLimits {
+        max_queued_bytes: 1 << 20,
+        max_pending_queries: 16,
+        query_timeout: Duration::from_secs(1),
+        close_timeout: Duration::from_secs(1),
+    }
+}
 
 /// A connection's dispatch path without sockets: a link, a registry and the
 /// endpoint-wide listener table.
@@ -23,14 +39,8 @@ pub struct DispatchBench<C> {
 impl<C: Context + 'static> DispatchBench<C> {
     /// An empty table on a server-side link.
     pub fn new(registry: Registry) -> Self {
-        let limits = LinkLimits {
-            max_queued_bytes: 1 << 20,
-            max_pending_queries: 16,
-            query_timeout: Duration::from_secs(1),
-            close_timeout: Duration::from_secs(1),
-        };
         Self {
-            link: Link::new(1, Wire::WsServer, limits),
+            link: Link::new(1, Wire::WsServer, bench_limits()),
             registry,
             listeners: ListenerCell::default(),
             next_id: 0,
@@ -73,5 +83,101 @@ impl<C: Context + 'static> DispatchBench<C> {
             &self.listeners,
             ctx,
         );
+    }
+}
+
+/// What a fan-out shard runs: its links, and a batch to take their queues into.
+type FanOutJob = Box<dyn FnOnce(&[Rc<Link>], &mut WriteBatch) + Send>;
+
+/// Cross-shard broadcast without sockets: one thread per shard, each a runtime whose
+/// mailbox task runs jobs as a shard's does, over links that have no socket. A round posts
+/// one job per shard through the shards' mailboxes; each shard takes its own copy of the
+/// frame and queues it on every link with `Link::send` (as a broadcast does), takes each queue as the link's writer
+/// would (`take_batch`, `prepare`, and `consume` of a completed write), and acks.
+pub struct FanOutBench {
+    /// `None` stops a shard.
+    mailboxes: Vec<Mailbox<Option<FanOutJob>>>,
+    acks: Receiver<()>,
+    ack: Sender<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl FanOutBench {
+    /// Starts `shards` shard threads with `links_per_shard` links each.
+    pub fn new(shards: usize, links_per_shard: usize) -> Self {
+        let (ack, acks) = crossbeam_channel::unbounded();
+        let mut mailboxes = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..shards {
+            let (mailbox, inbox) = mailbox::<Option<FanOutJob>>();
+            mailboxes.push(mailbox);
+            threads.push(std::thread::spawn(move || {
+                let links: Vec<_> = (0..links_per_shard as u64)
+                    .map(|id| Link::new(id, Wire::WsServer, bench_limits()))
+                    .collect();
+                let run = async move {
+                    let (mut jobs, mut batch) = (Vec::new(), WriteBatch::new());
+                    while inbox.recv_batch(&mut jobs).await.is_some() {
+                        for job in jobs.drain(..) {
+                            match job {
+                                Some(job) => job(&links, &mut batch),
+                                None => return,
+                            }
+                        }
+                    }
+                };
+                Driver::Auto
+                    .block_on(64, run)
+                    .expect("fan-out bench runtime");
+            }));
+        }
+        Self {
+            mailboxes,
+            acks,
+            ack,
+            threads,
+        }
+    }
+
+    /// One broadcast of the same encoded `frame` to every link of every shard; returns
+    /// once every shard has queued and written it.
+    pub fn broadcast(&self, frame: &Bytes) {
+        self.round(frame, |frame| frame.clone());
+    }
+
+    /// The naive version: each link gets its own copy of the frame, which is what
+    /// encoding per recipient (instead of once per broadcast) costs at the least.
+    pub fn broadcast_copying(&self, frame: &Bytes) {
+        self.round(frame, |frame| Bytes::copy_from_slice(frame));
+    }
+
+    fn round(&self, frame: &Bytes, per_link: fn(&Bytes) -> Bytes) {
+        for mailbox in &self.mailboxes {
+            let (frame, ack) = (frame.clone(), self.ack.clone());
+            mailbox.post(Some(Box::new(move |links, batch| {
+                let frame = shard_local(frame);
+                for link in links {
+                    link.send(per_link(&frame));
+                    link.take_batch(batch);
+                    batch.prepare();
+                    batch.consume(usize::MAX);
+                }
+                let _ = ack.send(());
+            })));
+        }
+        for _ in &self.mailboxes {
+            self.acks.recv().expect("a fan-out shard stopped");
+        }
+    }
+}
+
+impl Drop for FanOutBench {
+    fn drop(&mut self) {
+        for mailbox in self.mailboxes.drain(..) {
+            mailbox.post(None);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 }

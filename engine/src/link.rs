@@ -153,6 +153,19 @@ impl Link {
         }
     }
 
+    /// Moves the oldest queued frames (at most one `writev`'s worth) into `batch`.
+    pub(crate) fn take_batch(&self, batch: &mut WriteBatch) {
+        let mut out = self.out.borrow_mut();
+        let mut taken = 0;
+        while batch.len() < MAX_BATCH {
+            let Some(frame) = out.pop_front() else { break };
+            taken += frame.len();
+            batch.push(frame);
+        }
+        self.queued_bytes
+            .set(self.queued_bytes.get().saturating_sub(taken));
+    }
+
     /// The shard's idle sweep: a connection that queued nothing since the last sweep
     /// parks its writer task, so an idle connection keeps only its reader.
     pub(crate) fn sweep_idle(&self) {
@@ -374,17 +387,7 @@ async fn write_loop<W: AsyncWriteRent + 'static>(mut writer: W, link: Rc<Link>) 
                 return;
             }
         }
-        {
-            let mut out = link.out.borrow_mut();
-            let mut taken = 0;
-            while batch.len() < MAX_BATCH {
-                let Some(frame) = out.pop_front() else { break };
-                taken += frame.len();
-                batch.push(frame);
-            }
-            link.queued_bytes
-                .set(link.queued_bytes.get().saturating_sub(taken));
-        }
+        link.take_batch(&mut batch);
         while !batch.is_empty() {
             batch.prepare();
             let (result, returned) = writer.writev(batch).await;

@@ -141,8 +141,39 @@ impl IntoFrame for Frame {
     }
 }
 
+/// The frame a shard fans out to its connections: `frame` itself if no other thread holds
+/// it, else a copy owned by this shard.
+///
+/// Every connection's queue takes a clone of the frame and its writer drops it, each an
+/// atomic update of the frame's reference count. Shared across shards, that count's cache
+/// line bounces between cores on every update (the `broadcast_fan_out` bench measured a
+/// 64-byte broadcast to 1 000 links on two shards at twice the cost of copying the frame
+/// for every link); one copy per shard keeps every update core-local.
+pub(crate) fn shard_local(frame: Bytes) -> Bytes {
+    if frame.is_unique() {
+        frame
+    } else {
+        Bytes::copy_from_slice(&frame)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_shard_copies_a_frame_only_while_another_thread_may_hold_it() {
+        let frame = bytes::Bytes::from(vec![b'B'; 64]);
+        let at = frame.as_ptr();
+        let unique = super::shard_local(frame);
+        assert_eq!(
+            unique.as_ptr(),
+            at,
+            "a frame nobody else holds is not copied"
+        );
+        let other_shard = unique.clone();
+        let local = super::shard_local(unique);
+        assert_ne!(local.as_ptr(), at, "a shared frame is copied");
+        assert_eq!(local, other_shard);
+    }
     use super::*;
 
     #[test]

@@ -365,7 +365,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             let filter = filter.clone();
             self.shared.post(
                 shard,
-                Box::new(move |shard| shard.broadcast(&frame, filter.as_deref())),
+                Box::new(move |shard| shard.broadcast(frame, filter.as_deref())),
             );
         }
     }

@@ -24,6 +24,7 @@ use crate::conn::{read_head, read_loop, Ended, HeadError, MIN_READ};
 use crate::link::{attach_writer, Link, LinkLimits};
 use crate::listeners::{dispatch, ListenerCell, Listeners};
 use crate::mailbox::Inbox;
+use crate::outgoing::shard_local;
 use crate::proto::handshake;
 use crate::proto::{close_code, tcp::TcpDeframer, Decoder, MessageReader, Role, Wire};
 use crate::signal::Signal;
@@ -158,7 +159,8 @@ impl<S: Send + Sync + 'static> Shard<S> {
     }
 
     /// Sends one pre-encoded frame to every connection that passes `filter`.
-    pub(crate) fn broadcast(&self, frame: &Bytes, filter: Option<&PeerFilter<S>>) {
+    pub(crate) fn broadcast(&self, frame: Bytes, filter: Option<&PeerFilter<S>>) {
+        let frame = shard_local(frame);
         for conn in self.conns.borrow().values() {
             if filter.is_none_or(|keep| keep(&conn.peer)) {
                 conn.link.send(frame.clone());
