@@ -124,7 +124,7 @@ impl<'a> Reader<'a> {
         }
         let start = self.pos;
         let bytes = self.slice(len, "string")?;
-        if simdutf8::basic::from_utf8(bytes).is_err() {
+        if !crate::utf8::is_utf8(bytes) {
             return Err(DecodeError::InvalidUtf8 { offset: start });
         }
         Ok(crate::utf8::validated(self.frame.slice(start..start + len)))
