@@ -244,8 +244,16 @@ impl Link {
     }
 
     /// No more frames: the writer flushes and stops.
+    ///
+    /// A parked writer has nothing to flush: its write half is dropped here (the socket
+    /// closes with the connection) instead of starting a task only to shut it down, which
+    /// is how most connections end (the peer closes an idle one).
     pub(crate) fn finish(self: &Rc<Self>) {
         self.phase.set(Phase::Finished);
+        if self.out.borrow().is_empty() && self.parked.borrow_mut().take().is_some() {
+            self.writer_done.fire();
+            return;
+        }
         self.wake_writer();
     }
 
