@@ -1,5 +1,6 @@
 //! Entry points for the criterion benches into crate-private hot paths (listener
-//! dispatch, cross-shard broadcast fan-out). Not part of the public API: hidden from the docs, no stability promise.
+//! dispatch, cross-shard broadcast fan-out). Not part of the public API: hidden from the
+//! docs, no stability promise.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -17,8 +18,9 @@ use crate::mailbox::{mailbox, Mailbox};
 use crate::outgoing::shard_local;
 use crate::proto::Wire;
 
-/// A link's limits in the benches: generous, as a server's defaults.
-fn bench_limits() -> LinkLimits {
+/// A link's limits in the benches (and the engine's unit tests): generous, as a server's
+/// defaults.
+pub(crate) fn bench_limits() -> LinkLimits {
     LinkLimits {
         max_queued_bytes: 1 << 20,
         max_pending_queries: 16,
@@ -92,8 +94,9 @@ type FanOutJob = Box<dyn FnOnce(&[Rc<Link>], &mut WriteBatch) + Send>;
 /// Cross-shard broadcast without sockets: one thread per shard, each a runtime whose
 /// mailbox task runs jobs as a shard's does, over links that have no socket. A round posts
 /// one job per shard through the shards' mailboxes; each shard takes its own copy of the
-/// frame and queues it on every link with `Link::send` (as a broadcast does), takes each queue as the link's writer
-/// would (`take_batch`, `prepare`, and `consume` of a completed write), and acks.
+/// frame, queues it on every link with `Link::send` (as a broadcast does), takes each
+/// queue as the link's writer would (`take_batch`, `prepare`, and `consume` of a completed
+/// write), and acks.
 pub struct FanOutBench {
     /// `None` stops a shard.
     mailboxes: Vec<Mailbox<Option<FanOutJob>>>,

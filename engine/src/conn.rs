@@ -130,8 +130,8 @@ where
 /// followed the handshake.
 ///
 /// Returns an `async move` block rather than being an `async fn`, so the arguments live in
-/// the future's state once instead of twice: this state is most of
-/// what an idle connection costs.
+/// the future's state once instead of twice: this state is most of what an idle
+/// connection costs.
 #[allow(clippy::manual_async_fn)] // deliberate, see above
 pub(crate) fn read_loop<'a, R: AsyncReadRent>(
     reader: &'a mut R,
@@ -201,13 +201,7 @@ mod tests {
                 .await
                 .unwrap();
             let (mut reader, _writer) = monoio::io::Splitable::into_split(stream);
-            let limits = crate::link::LinkLimits {
-                max_queued_bytes: 1 << 20,
-                max_pending_queries: 16,
-                query_timeout: std::time::Duration::from_secs(1),
-                close_timeout: std::time::Duration::from_secs(1),
-            };
-            let link = Link::new(1, crate::proto::Wire::Tcp, limits);
+            let link = Link::new(1, crate::proto::Wire::Tcp, crate::bench_api::bench_limits());
             let decoder = Decoder::Tcp(crate::proto::tcp::TcpDeframer::new(1 << 20));
             let future = read_loop(&mut reader, BytesMut::new(), decoder, &link, |_| {});
             let size = std::mem::size_of_val(&future);
