@@ -159,22 +159,23 @@ pub(crate) fn shard_local(frame: Bytes) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_shard_copies_a_frame_only_while_another_thread_may_hold_it() {
-        let frame = bytes::Bytes::from(vec![b'B'; 64]);
+        let frame = Bytes::from(vec![b'B'; 64]);
         let at = frame.as_ptr();
-        let unique = super::shard_local(frame);
+        let unique = shard_local(frame);
         assert_eq!(
             unique.as_ptr(),
             at,
             "a frame nobody else holds is not copied"
         );
         let other_shard = unique.clone();
-        let local = super::shard_local(unique);
+        let local = shard_local(unique);
         assert_ne!(local.as_ptr(), at, "a shared frame is copied");
         assert_eq!(local, other_shard);
     }
-    use super::*;
 
     #[test]
     fn server_frames_match_the_wire_tables() {
