@@ -1,14 +1,16 @@
 //! PackMe encode and decode of a world-state update (64 entities), side by side with
-//! serde + bincode 2 (standard config) and serde_json on the same data.
+//! serde + bincode 2 (standard config) and serde_json on the same data. Decode has an owned
+//! row (PackMe's `ByteString` views, bincode's `String`s) and a borrowed row (PackMe's
+//! generated `…Ref` view, bincode into `&str`) for each binary codec.
 //!
 //! `cargo bench -p benches --bench codec` (add `--features mimalloc` for the allocator the
 //! engine's servers run with; the ranking of the decoders depends on it).
 
-use benches::proto::world::WorldStateMessage;
+use benches::proto::world::{WorldStateMessage, WorldStateMessageRef};
 use benches::{serde_mirror, world_state, world_state_serde};
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use packme::{decode_frame, Packet};
+use packme::{decode_frame, decode_frame_ref, Packet};
 use std::hint::black_box;
 
 #[cfg(feature = "mimalloc")]
@@ -62,6 +64,18 @@ fn codec(c: &mut Criterion) {
     decode.bench_function("bincode (serde)", |b| {
         b.iter(|| {
             bincode::serde::decode_from_slice::<serde_mirror::WorldState, _>(
+                black_box(&bincode_bytes),
+                bincode_config,
+            )
+            .unwrap()
+        })
+    });
+    decode.bench_function("packme (borrowed view)", |b| {
+        b.iter(|| decode_frame_ref::<WorldStateMessageRef>(black_box(&frame)).unwrap())
+    });
+    decode.bench_function("bincode (serde, borrowed)", |b| {
+        b.iter(|| {
+            bincode::serde::borrow_decode_from_slice::<serde_mirror::WorldState<&str>, _>(
                 black_box(&bincode_bytes),
                 bincode_config,
             )

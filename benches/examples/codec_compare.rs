@@ -3,12 +3,15 @@
 //!
 //! - `race`: times PackMe and bincode in alternating short rounds and reports the fastest
 //!   round of each (noise only ever adds time, so the minimum is the cleanest figure), for
-//!   encode and for decode; both sides decode and drop their result inside the timing.
+//!   encode, for owned decode (PackMe's `ByteString` views against `String`s) and for
+//!   borrowed decode (PackMe's generated `…Ref` view against bincode into `&str`); both
+//!   sides decode and drop their result inside the timing.
 //! - `views`: what one string field costs each codec, apart from everything else: 60
 //!   views into a frame (`Bytes::slice`, an atomic increment, and its drop, an atomic
 //!   decrement) against 60 `String`s (allocate, copy, free).
-//! - `count CODEC N`: decodes N times with one codec, for instruction counting under
-//!   callgrind, which is repeatable whatever else the machine is doing.
+//! - `count CODEC N`: decodes N times with one codec (`packme`, `packme-ref`, `bincode`,
+//!   `bincode-ref`), for instruction counting under callgrind, which is repeatable
+//!   whatever else the machine is doing.
 //!
 //! ```text
 //! cargo build --release -p benches --example codec_compare
@@ -24,11 +27,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use benches::proto::world::WorldStateMessage;
+use benches::proto::world::{WorldStateMessage, WorldStateMessageRef};
 use benches::serde_mirror::WorldState;
 use benches::{world_state, world_state_serde};
 use bytes::{Bytes, BytesMut};
-use packme::{decode_frame, Packet};
+use packme::{decode_frame, decode_frame_ref, Packet};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -77,7 +80,7 @@ fn main() {
             let rounds = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(2000);
             count(&fixture, codec, rounds);
         }
-        Some(other) => panic!("unknown mode {other} (race, views, or count packme|bincode N)"),
+        Some(other) => panic!("unknown mode {other} (race, views, or count CODEC N)"),
     }
 }
 
@@ -91,11 +94,23 @@ fn decode_bincode(f: &Fixture) {
     black_box(decoded);
 }
 
+fn decode_packme_ref(f: &Fixture) {
+    black_box(decode_frame_ref::<WorldStateMessageRef>(black_box(&f.frame)).unwrap());
+}
+
+fn decode_bincode_ref(f: &Fixture) {
+    let (decoded, _): (WorldState<&str>, usize) =
+        bincode::serde::borrow_decode_from_slice(black_box(&f.bincode), config()).unwrap();
+    black_box(decoded);
+}
+
 fn count(f: &Fixture, codec: &str, rounds: usize) {
     let decode = match codec {
         "packme" => decode_packme,
+        "packme-ref" => decode_packme_ref,
         "bincode" => decode_bincode,
-        other => panic!("unknown codec {other} (packme or bincode)"),
+        "bincode-ref" => decode_bincode_ref,
+        other => panic!("unknown codec {other} (packme, packme-ref, bincode or bincode-ref)"),
     };
     for _ in 0..rounds {
         decode(f);
@@ -104,6 +119,7 @@ fn count(f: &Fixture, codec: &str, rounds: usize) {
 
 fn race(f: &Fixture) {
     let decode = fastest_rounds(|| decode_packme(f), || decode_bincode(f));
+    let decode_borrowed = fastest_rounds(|| decode_packme_ref(f), || decode_bincode_ref(f));
     let mut packme_buf = BytesMut::with_capacity(f.frame.len());
     let mut bincode_buf = Vec::with_capacity(f.bincode.len());
     let encode = fastest_rounds(
@@ -120,7 +136,11 @@ fn race(f: &Fixture) {
             black_box(bincode_buf.len());
         },
     );
-    for (what, (packme, bincode)) in [("encode", encode), ("decode", decode)] {
+    for (what, (packme, bincode)) in [
+        ("encode", encode),
+        ("decode", decode),
+        ("decode borrowed", decode_borrowed),
+    ] {
         println!(
             "{what}: packme {packme:.0} ns, bincode {bincode:.0} ns, packme/bincode {:.2}",
             packme / bincode

@@ -8,7 +8,9 @@ pub mod proto {
 
 use proto::world;
 
-/// The serde mirror of `world.json`, field for field.
+/// The serde mirror of `world.json`, field for field. Strings are `String` by default;
+/// `WorldState<&str>` is the borrowed form (bincode's `borrow_decode_from_slice`), the
+/// counterpart of PackMe's generated view `WorldStateMessageRef`.
 pub mod serde_mirror {
     use serde::{Deserialize, Serialize};
 
@@ -28,29 +30,29 @@ pub mod serde_mirror {
     }
 
     #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-    pub struct Entity {
+    pub struct Entity<S = String> {
         pub id: u32,
         pub kind: EntityKind,
         pub position: Vec3,
         pub velocity: Vec3,
-        pub name: Option<String>,
+        pub name: Option<S>,
         pub health: Option<u16>,
         pub target: Option<u32>,
-        pub tags: Vec<String>,
+        pub tags: Vec<S>,
     }
 
     #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-    pub struct Event {
-        pub kind: String,
-        pub text: String,
+    pub struct Event<S = String> {
+        pub kind: S,
+        pub text: S,
     }
 
     #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-    pub struct WorldState {
+    pub struct WorldState<S = String> {
         pub tick: u64,
         pub server_time: i64,
-        pub entities: Vec<Entity>,
-        pub events: Option<Vec<Event>>,
+        pub entities: Vec<Entity<S>>,
+        pub events: Option<Vec<Event<S>>>,
     }
 }
 

@@ -202,14 +202,7 @@ impl<T: Decode> Decode for Vec<T> {
     const MIN_LEN: usize = 4;
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let count = r.count(T::MIN_LEN)?;
-        // `count` is bounded by the bytes left; the cap keeps one forged frame from
-        // reserving a large multiple of its own size for wide element types.
-        let mut items = Vec::with_capacity(count.min(4096));
-        for _ in 0..count {
-            items.push(T::decode(r)?);
-        }
-        Ok(items)
+        r.elements(T::MIN_LEN, T::decode)
     }
 }
 

@@ -59,6 +59,16 @@ pub fn encode_frame<M: Message, B: BufMut>(message: &M, transaction_id: u32, buf
 /// references do (ConnectMe peers rely on it).
 pub fn decode_frame<M: Message>(frame: Bytes) -> Result<Packet<M>, DecodeError> {
     let mut r = Reader::new(&frame);
+    let transaction_id = read_header::<M>(&mut r)?;
+    let message = M::decode(&mut r)?;
+    Ok(Packet {
+        transaction_id,
+        message,
+    })
+}
+
+/// Reads the header of a frame that must hold an `M`; returns its transaction id.
+pub(crate) fn read_header<M: Message>(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
     let message_id = r.u32("message id")?;
     if message_id != M::ID {
         return Err(DecodeError::WrongMessage {
@@ -67,12 +77,7 @@ pub fn decode_frame<M: Message>(frame: Bytes) -> Result<Packet<M>, DecodeError> 
             expected_name: M::NAME,
         });
     }
-    let transaction_id = r.u32("transaction id")?;
-    let message = M::decode(&mut r)?;
-    Ok(Packet {
-        transaction_id,
-        message,
-    })
+    r.u32("transaction id")
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -10,7 +10,9 @@
 //!   and [`Request`] traits implemented by generated types, [`Packet`] (a message with its
 //!   transaction id), frame helpers ([`encode_frame`], [`decode_frame`], [`FrameHeader`])
 //!   and the [`Registry`] of message ids an engine dispatches on. Decoding borrows string
-//!   payloads from the received [`bytes::Bytes`] frame instead of copying them.
+//!   payloads from the received [`bytes::Bytes`] frame instead of copying them, either as
+//!   shared [`ByteString`]s (owned types) or as `&str` (the generated borrowed views,
+//!   [`DecodeRef`], [`decode_frame_ref`]).
 //! * **JSON conversions** (feature `json`): [`json::ToJson`] / [`json::FromJson`] with the
 //!   conventions of the golden vectors, for logging, fixtures and tools.
 //! * the **compiler** (feature `compiler`): manifests to a [`schema::Schema`], a
@@ -47,6 +49,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod borrowed;
 mod codec;
 mod error;
 mod frame;
@@ -73,6 +76,7 @@ pub mod schema;
 pub use bytes;
 pub use bytestring::ByteString;
 
+pub use borrowed::{decode_frame_ref, DecodeRef, MessageRef};
 pub use codec::{option_len, Decode, Encode, Inherited, Message, Request};
 pub use error::DecodeError;
 pub use frame::{

@@ -118,16 +118,24 @@ impl<'a> Reader<'a> {
     /// Reads a uint32 length and that many bytes of UTF-8, as a view into the frame.
     #[inline]
     pub fn string(&mut self) -> Result<ByteString, DecodeError> {
-        let len = self.u32("string length")? as usize;
-        if len == 0 {
+        let start = self.pos + 4;
+        let text = self.str()?;
+        if text.is_empty() {
             return Ok(ByteString::new());
         }
+        Ok(crate::utf8::validated(
+            self.frame.slice(start..start + text.len()),
+        ))
+    }
+
+    /// Reads a uint32 length and that many bytes of UTF-8, borrowed from the frame: the
+    /// string of the borrowed views, which costs no reference count.
+    #[inline]
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let len = self.u32("string length")? as usize;
         let start = self.pos;
         let bytes = self.slice(len, "string")?;
-        if !crate::utf8::is_utf8(bytes) {
-            return Err(DecodeError::InvalidUtf8 { offset: start });
-        }
-        Ok(crate::utf8::validated(self.frame.slice(start..start + len)))
+        crate::utf8::as_str(bytes).ok_or(DecodeError::InvalidUtf8 { offset: start })
     }
 
     /// Reads an enum ordinal and checks it against the number of values.
@@ -168,6 +176,24 @@ impl<'a> Reader<'a> {
                 min_len,
             })
         }
+    }
+
+    /// Reads an array: a count checked as by [`Reader::count`], then that many elements of
+    /// at least `min_len` bytes each, read by `element`.
+    #[inline]
+    pub fn elements<T>(
+        &mut self,
+        min_len: usize,
+        mut element: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let count = self.count(min_len)?;
+        // `count` is bounded by the bytes left; the cap keeps one forged frame from
+        // reserving a large multiple of its own size for wide element types.
+        let mut items = Vec::with_capacity(count.min(4096));
+        for _ in 0..count {
+            items.push(element(self)?);
+        }
+        Ok(items)
     }
 
     /// Reads an inheritance class id; returns it with its offset (for

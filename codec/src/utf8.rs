@@ -1,8 +1,8 @@
-//! The crate's single `unsafe` block: wrapping bytes already validated as UTF-8.
+//! The crate's only `unsafe` code: treating bytes already validated as UTF-8 as text.
 //!
 //! Strings are validated with simdutf8 (several times faster than `std::str::from_utf8`
-//! on long strings) and then wrapped as a `ByteString` over the same bytes without
-//! validating them a second time. [`utf8_string`] is public so that transports (text
+//! on long strings) and then wrapped as a `ByteString` or a `&str` over the same bytes
+//! without validating them a second time. [`utf8_string`] is public so that transports (text
 //! frames of a WebSocket) get the same zero-copy string without an `unsafe` of their own.
 
 use bytes::Bytes;
@@ -16,26 +16,32 @@ pub struct Utf8Error;
 /// Validates `bytes` as UTF-8 (simdutf8) and returns them as a string without copying.
 #[inline]
 pub fn utf8_string(bytes: Bytes) -> Result<ByteString, Utf8Error> {
-    if !is_utf8(&bytes) {
+    if as_str(&bytes).is_none() {
         return Err(Utf8Error);
     }
     Ok(validated(bytes))
 }
 
-/// Whether `bytes` are UTF-8.
+/// `bytes` as text if they are UTF-8, borrowed.
 ///
 /// simdutf8 hands inputs shorter than its 64-byte block to `std::str::from_utf8`, about 90
 /// instructions for an 11-byte name; short strings are mostly ASCII, which `is_ascii`
 /// confirms a word at a time in a few instructions. Longer ones go to simdutf8 directly.
+#[allow(unsafe_code)]
 #[inline]
-pub(crate) fn is_utf8(bytes: &[u8]) -> bool {
-    (bytes.len() < 64 && bytes.is_ascii()) || simdutf8::basic::from_utf8(bytes).is_ok()
+pub(crate) fn as_str(bytes: &[u8]) -> Option<&str> {
+    if bytes.len() < 64 && bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        simdutf8::basic::from_utf8(bytes).ok()
+    }
 }
 
 /// Wraps `bytes`, which the caller has just validated as UTF-8.
 ///
 /// Callers ([`utf8_string`] and [`crate::Reader::string`]) call this right after
-/// [`is_utf8`] accepted exactly these bytes.
+/// [`as_str`] accepted exactly these bytes.
 #[allow(unsafe_code)]
 #[inline]
 pub(crate) fn validated(bytes: Bytes) -> ByteString {
@@ -47,7 +53,7 @@ pub(crate) fn validated(bytes: Bytes) -> ByteString {
 
 #[cfg(test)]
 mod tests {
-    use super::is_utf8;
+    use super::as_str;
 
     #[test]
     fn short_and_long_inputs_agree_with_std() {
@@ -64,11 +70,7 @@ mod tests {
         cases.push(long_invalid);
         cases.push(vec![b'y'; 63]);
         for case in cases {
-            assert_eq!(
-                is_utf8(&case),
-                std::str::from_utf8(&case).is_ok(),
-                "{case:?}"
-            );
+            assert_eq!(as_str(&case), std::str::from_utf8(&case).ok(), "{case:?}");
         }
     }
 }

@@ -6,20 +6,32 @@ mod support;
 
 use bytes::Bytes;
 use packme::json::{from_hex, to_hex, FromJson, ToJson};
-use packme::{decode_frame, Message, Packet};
+use packme::{decode_frame, DecodeError, Message, Packet};
 use packme_conformance::*;
 use serde_json::Value;
 use support::{same, vectors};
 
-/// What one vector expects of one generated type.
+/// What one vector expects of one generated type. `view` decodes the frame through the
+/// type's borrowed view and converts it to the owned type: it must agree with the owned
+/// decoder on every vector, valid or not.
 fn check<M: Message + FromJson + ToJson + std::fmt::Debug + PartialEq + Send + Sync + 'static>(
     v: &Value,
+    view: impl Fn(&Bytes) -> Result<Packet<M>, DecodeError>,
 ) {
     let name = v["name"].as_str().unwrap();
     let hex = v["hex"].as_str().unwrap();
     let frame = Bytes::from(from_hex(hex).unwrap());
     let tid = v["transaction_id"].as_u64().unwrap_or_default() as u32;
     let decoded = decode_frame::<M>(frame.clone());
+    // Compared as JSON, where NaN equals itself.
+    match (view(&frame), &decoded) {
+        (Ok(a), Ok(b)) => assert_eq!(
+            (a.transaction_id, a.to_json()),
+            (b.transaction_id, b.to_json()),
+            "{name}: the borrowed view decodes alike"
+        ),
+        (a, b) => assert_eq!(a.err().as_ref(), b.as_ref().err(), "{name}: view and owned"),
+    }
 
     if v.get("invalid").is_some() {
         // The schema-driven tests pin the exact messages; here the generated decoder must
@@ -78,34 +90,72 @@ fn check<M: Message + FromJson + ToJson + std::fmt::Debug + PartialEq + Send + S
     }
 }
 
+/// Checks a vector against the owned type and its view (the type itself when the
+/// message holds no string).
+macro_rules! check {
+    ($v:expr, $owned:ty, $view:ty) => {
+        check::<$owned>($v, |frame| decode_through_view::<$view>(frame))
+    };
+}
+
 fn dispatch(v: &Value) {
     match v["class"].as_str().unwrap_or("") {
-        "AllIntsMessage" => check::<primitives::AllIntsMessage>(v),
-        "FloatsMessage" => check::<primitives::FloatsMessage>(v),
-        "FlagsAndTimeMessage" => check::<primitives::FlagsAndTimeMessage>(v),
-        "EmptyPingMessage" => check::<primitives::EmptyPingMessage>(v),
-        "OptionalScalarsMessage" => check::<primitives::OptionalScalarsMessage>(v),
-        "EchoMessage" => check::<text::EchoMessage>(v),
-        "TripleMessage" => check::<text::TripleMessage>(v),
-        "TaggedNoteMessage" => check::<text::TaggedNoteMessage>(v),
-        "PingV1Message" => check::<mixed_case_v1::PingV1Message>(v),
-        "SyncRequest" => check::<mixed_case_v1::SyncRequest>(v),
-        "SyncResponse" => check::<mixed_case_v1::SyncResponse>(v),
-        "ListsMessage" => check::<collections::ListsMessage>(v),
-        "GetUserRequest" => check::<rpc::GetUserRequest>(v),
-        "GetUserResponse" => check::<rpc::GetUserResponse>(v),
-        "ListUsersRequest" => check::<rpc::ListUsersRequest>(v),
-        "ListUsersResponse" => check::<rpc::ListUsersResponse>(v),
-        "PingPongRequest" => check::<rpc::PingPongRequest>(v),
-        "PingPongResponse" => check::<rpc::PingPongResponse>(v),
-        "NotifyMessage" => check::<rpc::NotifyMessage>(v),
-        "DrawMessage" => check::<shapes::DrawMessage>(v),
-        "DRenderMessage" => check::<naming::DRenderMessage>(v),
-        "UserProfileUpdateMessage" => check::<naming::UserProfileUpdateMessage>(v),
-        "HTTPStatusMessage" => check::<naming::HTTPStatusMessage>(v),
-        "FetchV2ItemsRequest" => check::<naming::FetchV2ItemsRequest>(v),
-        "FetchV2ItemsResponse" => check::<naming::FetchV2ItemsResponse>(v),
-        "WideHolderMessage" => check::<quirks::WideHolderMessage>(v),
+        "AllIntsMessage" => check!(v, primitives::AllIntsMessage, primitives::AllIntsMessage),
+        "FloatsMessage" => check!(v, primitives::FloatsMessage, primitives::FloatsMessage),
+        "FlagsAndTimeMessage" => check!(
+            v,
+            primitives::FlagsAndTimeMessage,
+            primitives::FlagsAndTimeMessage
+        ),
+        "EmptyPingMessage" => check!(
+            v,
+            primitives::EmptyPingMessage,
+            primitives::EmptyPingMessage
+        ),
+        "OptionalScalarsMessage" => check!(
+            v,
+            primitives::OptionalScalarsMessage,
+            primitives::OptionalScalarsMessageRef
+        ),
+        "EchoMessage" => check!(v, text::EchoMessage, text::EchoMessageRef),
+        "TripleMessage" => check!(v, text::TripleMessage, text::TripleMessageRef),
+        "TaggedNoteMessage" => check!(v, text::TaggedNoteMessage, text::TaggedNoteMessageRef),
+        "PingV1Message" => check!(
+            v,
+            mixed_case_v1::PingV1Message,
+            mixed_case_v1::PingV1MessageRef
+        ),
+        "SyncRequest" => check!(v, mixed_case_v1::SyncRequest, mixed_case_v1::SyncRequest),
+        "SyncResponse" => check!(
+            v,
+            mixed_case_v1::SyncResponse,
+            mixed_case_v1::SyncResponseRef
+        ),
+        "ListsMessage" => check!(v, collections::ListsMessage, collections::ListsMessageRef),
+        "GetUserRequest" => check!(v, rpc::GetUserRequest, rpc::GetUserRequest),
+        "GetUserResponse" => check!(v, rpc::GetUserResponse, rpc::GetUserResponseRef),
+        "ListUsersRequest" => check!(v, rpc::ListUsersRequest, rpc::ListUsersRequest),
+        "ListUsersResponse" => check!(v, rpc::ListUsersResponse, rpc::ListUsersResponseRef),
+        "PingPongRequest" => check!(v, rpc::PingPongRequest, rpc::PingPongRequest),
+        "PingPongResponse" => check!(v, rpc::PingPongResponse, rpc::PingPongResponse),
+        "NotifyMessage" => check!(v, rpc::NotifyMessage, rpc::NotifyMessageRef),
+        "DrawMessage" => check!(v, shapes::DrawMessage, shapes::DrawMessageRef),
+        "DRenderMessage" => check!(v, naming::DRenderMessage, naming::DRenderMessage),
+        "UserProfileUpdateMessage" => check!(
+            v,
+            naming::UserProfileUpdateMessage,
+            naming::UserProfileUpdateMessage
+        ),
+        "HTTPStatusMessage" => check!(v, naming::HTTPStatusMessage, naming::HTTPStatusMessage),
+        "FetchV2ItemsRequest" => {
+            check!(v, naming::FetchV2ItemsRequest, naming::FetchV2ItemsRequest)
+        }
+        "FetchV2ItemsResponse" => check!(
+            v,
+            naming::FetchV2ItemsResponse,
+            naming::FetchV2ItemsResponseRef
+        ),
+        "WideHolderMessage" => check!(v, quirks::WideHolderMessage, quirks::WideHolderMessage),
         other => panic!("{}: no generated type for class {other:?}", v["name"]),
     }
 }
@@ -172,5 +222,12 @@ fn decoded_strings_borrow_the_frame() {
     assert!(
         range.contains(&packet.text.as_ptr()),
         "the string is a view into the received frame"
+    );
+    let view = packme::decode_frame_ref::<text::EchoMessageRef>(&frame).unwrap();
+    assert_eq!(view.text, "Hello, PackMe!");
+    assert_eq!(
+        view.text.as_ptr(),
+        frame[12..].as_ptr(),
+        "the view borrows the frame"
     );
 }

@@ -8,8 +8,8 @@ mod support;
 use bytes::Bytes;
 use packme::json::ToJson;
 use packme::schema::Schema;
-use packme::{decode_frame, ByteString, Message, Packet, Timestamp};
-use packme_conformance::{collections, common as cm, primitives, rpc, shapes};
+use packme::{decode_frame, ByteString, DecodeError, Message, Packet, Timestamp};
+use packme_conformance::{collections, common as cm, decode_through_view, primitives, rpc, shapes};
 use proptest::prelude::*;
 
 fn schema() -> &'static Schema {
@@ -266,10 +266,12 @@ fn draw() -> impl Strategy<Value = shapes::DrawMessage> {
         )
 }
 
-/// The invariants every generated message type must hold.
+/// The invariants every generated message type must hold; `view` decodes through the
+/// type's borrowed view (see `decode_through_view`).
 fn round_trip<M: Message + ToJson + PartialEq + std::fmt::Debug>(
     message: M,
     tid: u32,
+    view: impl Fn(&Bytes) -> Result<Packet<M>, DecodeError>,
 ) -> Result<(), TestCaseError> {
     let packet = Packet::new(message, tid);
     let bytes = packet.to_bytes();
@@ -278,6 +280,8 @@ fn round_trip<M: Message + ToJson + PartialEq + std::fmt::Debug>(
         decode_frame::<M>(bytes.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
     // NaN != NaN, so compare the re-encoded bytes as well as (for NaN-free values) equality.
     prop_assert_eq!(&decoded.to_bytes(), &bytes);
+    let viewed = view(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&viewed.to_bytes(), &bytes);
     let dynamic = schema()
         .decode_json(&bytes)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -298,18 +302,24 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn optional_scalars_round_trip(m in optional_scalars(), tid in any::<u32>()) { round_trip(m, tid)?; }
-
-    #[test]
-    fn arrays_round_trip(m in lists(), tid in any::<u32>()) { round_trip(m, tid)?; }
-
-    #[test]
-    fn recursive_users_round_trip(user in proptest::option::of(user()), error in proptest::option::of(text())) {
-        round_trip(rpc::GetUserResponse { user, error }, 7)?;
+    fn optional_scalars_round_trip(m in optional_scalars(), tid in any::<u32>()) {
+        round_trip(m, tid, |f| decode_through_view::<primitives::OptionalScalarsMessageRef>(f))?;
     }
 
     #[test]
-    fn inheritance_families_round_trip(m in draw()) { round_trip(m, 9)?; }
+    fn arrays_round_trip(m in lists(), tid in any::<u32>()) {
+        round_trip(m, tid, |f| decode_through_view::<collections::ListsMessageRef>(f))?;
+    }
+
+    #[test]
+    fn recursive_users_round_trip(user in proptest::option::of(user()), error in proptest::option::of(text())) {
+        round_trip(rpc::GetUserResponse { user, error }, 7, |f| decode_through_view::<rpc::GetUserResponseRef>(f))?;
+    }
+
+    #[test]
+    fn inheritance_families_round_trip(m in draw()) {
+        round_trip(m, 9, |f| decode_through_view::<shapes::DrawMessageRef>(f))?;
+    }
 
     /// Arbitrary bytes after a valid header: both decoders return Ok or Err, never panic.
     #[test]
@@ -324,6 +334,23 @@ proptest! {
         let typed = registry.decode(frame.clone());
         let dynamic = schema().decode_json(&frame);
         prop_assert_eq!(typed.is_ok(), dynamic.is_ok(), "the generated and schema decoders disagree on {:?}", frame);
+    }
+
+    /// Arbitrary bodies of the messages with recursion, families and arrays of strings:
+    /// the borrowed views never panic and accept exactly what the owned decoders accept.
+    #[test]
+    fn arbitrary_bodies_decode_alike_through_views(body in proptest::collection::vec(any::<u8>(), 0..256), pick in 0usize..3) {
+        let id = [rpc::GetUserResponse::ID, shapes::DrawMessage::ID, collections::ListsMessage::ID][pick];
+        let mut frame = id.to_be_bytes().to_vec();
+        frame.extend_from_slice(&[0, 0, 0, 1]);
+        frame.extend_from_slice(&body);
+        let frame = Bytes::from(frame);
+        let (owned, viewed) = match pick {
+            0 => (decode_frame::<rpc::GetUserResponse>(frame.clone()).map(|p| p.to_bytes()), decode_through_view::<rpc::GetUserResponseRef>(&frame).map(|p| p.to_bytes())),
+            1 => (decode_frame::<shapes::DrawMessage>(frame.clone()).map(|p| p.to_bytes()), decode_through_view::<shapes::DrawMessageRef>(&frame).map(|p| p.to_bytes())),
+            _ => (decode_frame::<collections::ListsMessage>(frame.clone()).map(|p| p.to_bytes()), decode_through_view::<collections::ListsMessageRef>(&frame).map(|p| p.to_bytes())),
+        };
+        prop_assert_eq!(owned, viewed);
     }
 }
 
@@ -355,5 +382,8 @@ fn deep_recursion_is_refused_not_a_stack_overflow() {
     }
     let err = decode_frame::<rpc::GetUserResponse>(Bytes::from(frame.clone())).unwrap_err();
     assert!(err.to_string().contains("nested deeper than 128"), "{err}");
-    assert!(schema().decode_json(&Bytes::from(frame)).is_err());
+    let frame = Bytes::from(frame);
+    let err = packme::decode_frame_ref::<rpc::GetUserResponseRef>(&frame).unwrap_err();
+    assert!(err.to_string().contains("nested deeper than 128"), "{err}");
+    assert!(schema().decode_json(&frame).is_err());
 }

@@ -11,11 +11,15 @@
 //!   receiver finds the concrete class. (A trait object would cost a heap allocation and
 //!   dynamic dispatch per value and make values impossible to compare or clone.)
 //! * requests implement [`crate::Request`], so `packet.response(..)` and typed queries
-//!   know the response type.
+//!   know the response type;
+//! * every class that holds a string also gets a borrowed view `<Class>Ref<'a>` (and
+//!   `Any<Class>Ref<'a>`) whose strings borrow the frame (module `views`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+mod views;
 
 use crate::names::{lower_camel, rust_ident, snake_case, upper_camel};
 use crate::schema::{
@@ -111,6 +115,8 @@ struct Gen<'s> {
     options: &'s Options,
     /// Rust module name per manifest file.
     modules: Vec<String>,
+    /// Per class: whether it has a borrowed view type (it holds a string somewhere).
+    views: Vec<bool>,
     errors: Vec<Diagnostic>,
 }
 
@@ -121,6 +127,7 @@ pub fn generate(schema: &Schema, options: &Options) -> Result<Generated, Compile
         schema,
         options,
         modules: Vec::new(),
+        views: views::classes_with_views(schema),
         errors: Vec::new(),
     };
     gen.check_names();
@@ -207,6 +214,22 @@ impl<'s> Gen<'s> {
                     class.file,
                     format!("Any{}", class.name),
                     format!("the family enum of {}", class.name),
+                );
+                if self.object_has_view(id) {
+                    claim(
+                        self,
+                        class.file,
+                        format!("Any{}Ref", class.name),
+                        format!("the borrowed family enum of {}", class.name),
+                    );
+                }
+            }
+            if self.views[id] {
+                claim(
+                    self,
+                    class.file,
+                    format!("{}Ref", class.name),
+                    format!("the borrowed view of {}", class.name),
                 );
             }
             let mut fields = HashSet::new();
@@ -350,6 +373,16 @@ impl<'s> Gen<'s> {
         self.reaches(&all_targets(class), class, all_targets)
     }
 
+    /// Every field of `class`, inherited ones first, with its Rust name.
+    fn fields(&self, class: ClassId) -> Vec<(&'s crate::schema::Field, String)> {
+        let s = self.schema;
+        s.chain(class)
+            .into_iter()
+            .flat_map(|level| &s.classes[level].fields)
+            .map(|f| (f, rust_ident(&snake_case(&f.name))))
+            .collect()
+    }
+
     fn field_type(&self, owner: ClassId, field: &crate::schema::Field) -> String {
         let mut ty = self.rust_type(self.schema.classes[owner].file, &field.ty);
         if self.needs_box(owner, &field.ty) {
@@ -367,13 +400,16 @@ impl<'s> Gen<'s> {
         for (id, en) in s.enums.iter().enumerate() {
             if en.file == file {
                 self.enum_code(id, &mut out);
+                self.enum_view_code(id, &mut out);
             }
         }
         for (id, class) in s.classes.iter().enumerate() {
             if class.file == file {
                 self.class_code(id, &mut out);
+                self.class_view_code(id, &mut out);
                 if !class.children.is_empty() {
                     self.any_code(id, &mut out);
+                    self.any_view_code(id, &mut out);
                 }
             }
         }
@@ -464,26 +500,14 @@ impl<'s> Gen<'s> {
         let name = &class.name;
         let chain = s.chain(id);
         let in_family = s.family_root(id).is_some();
-        let fields: Vec<(&crate::schema::Field, String)> = chain
-            .iter()
-            .flat_map(|&level| &s.classes[level].fields)
-            .map(|f| (f, rust_ident(&snake_case(&f.name))))
-            .collect();
+        let fields = self.fields(id);
 
         let _ = writeln!(out, "\n/// {}", self.describe(id));
         let _ = writeln!(
             out,
             "#[derive(Debug, Clone, PartialEq)]\npub struct {name} {{"
         );
-        for (field, rust) in &fields {
-            let optional = if field.optional { ", optional" } else { "" };
-            let _ = writeln!(
-                out,
-                "    /// `{}`{optional}.\n    pub {rust}: {},",
-                field.key.escape_debug(),
-                self.field_type(id, field)
-            );
-        }
+        out.push_str(&struct_fields(&fields, |field| self.field_type(id, field)));
         out.push_str("}\n");
 
         // Size: flag bytes of every level plus the fields.
@@ -540,51 +564,7 @@ impl<'s> Gen<'s> {
             }
         }
 
-        // Decode: flag bytes are appended level by level (array G, spec 6.7.3).
-        let g_len = flag_total;
-        let flag_levels = chain
-            .iter()
-            .filter(|&&l| flag_bytes(&s.classes[l].fields) > 0)
-            .count();
-        let mut decode = String::new();
-        if flag_levels > 1 {
-            let _ = writeln!(decode, "let mut flags = [0u8; {g_len}];");
-        }
-        let mut g_at = 0;
-        let mut bit = 0;
-        let mut field_iter = fields.iter();
-        for &level in &chain {
-            let level_fields = &s.classes[level].fields;
-            let bytes = flag_bytes(level_fields);
-            if bytes > 0 && flag_levels == 1 {
-                let _ = writeln!(decode, "let flags: [u8; {bytes}] = r.array(\"flags\")?;");
-            } else if bytes > 0 {
-                let _ = writeln!(
-                    decode,
-                    "flags[{g_at}..{}].copy_from_slice(r.slice({bytes}, \"flags\")?);",
-                    g_at + bytes
-                );
-                g_at += bytes;
-            }
-            for _ in level_fields {
-                let (field, rust) = field_iter.next().expect("fields follow the chain");
-                if field.optional {
-                    let _ = writeln!(decode, "let {rust} = if flags[{}] & {:#04x} != 0 {{\n    Some(::packme::Decode::decode(r)?)\n}} else {{\n    None\n}};", bit / 8, 1u8 << (bit % 8));
-                    bit += 1;
-                } else {
-                    let _ = writeln!(decode, "let {rust} = ::packme::Decode::decode(r)?;");
-                }
-            }
-        }
-        let names: Vec<&str> = fields.iter().map(|(_, r)| r.as_str()).collect();
-        let _ = writeln!(decode, "Ok(Self {{ {} }})", names.join(", "));
-        let mut decode_body = indent(&decode, 2);
-        if self.is_recursive(id) {
-            decode_body = format!(
-                "        r.nested(|r| {{\n{}        }})\n",
-                indent(&decode, 3)
-            );
-        }
+        let decode_body = self.decode_body(id, &fields, "::packme::Decode::decode(r)");
 
         let min_len = s.chain_min_len(id);
         if in_family {
@@ -637,6 +617,67 @@ impl<'s> Gen<'s> {
             from.push_str("})\n");
             let _ = writeln!(out, "\nimpl ::packme::json::ToJson for {name} {{\n    fn to_json(&self) -> ::packme::json::Value {{\n{}    }}\n}}", indent(&to, 2));
             let _ = writeln!(out, "\nimpl ::packme::json::FromJson for {name} {{\n    fn from_json(value: &::packme::json::Value) -> Result<Self, ::packme::json::JsonError> {{\n{}    }}\n}}", indent(&from, 2));
+        }
+    }
+
+    /// The body of a decode function of `id` reading every field with `read` (a call on
+    /// `r`): the owned and the borrowed decoders differ only in that call.
+    fn decode_body(
+        &self,
+        id: ClassId,
+        fields: &[(&crate::schema::Field, String)],
+        read: &str,
+    ) -> String {
+        let s = self.schema;
+        let chain = s.chain(id);
+        // Flag bytes are appended level by level (array G, spec 6.7.3).
+        let g_len: usize = chain
+            .iter()
+            .map(|&l| flag_bytes(&s.classes[l].fields))
+            .sum();
+        let flag_levels = chain
+            .iter()
+            .filter(|&&l| flag_bytes(&s.classes[l].fields) > 0)
+            .count();
+        let mut decode = String::new();
+        if flag_levels > 1 {
+            let _ = writeln!(decode, "let mut flags = [0u8; {g_len}];");
+        }
+        let mut g_at = 0;
+        let mut bit = 0;
+        let mut field_iter = fields.iter();
+        for &level in &chain {
+            let level_fields = &s.classes[level].fields;
+            let bytes = flag_bytes(level_fields);
+            if bytes > 0 && flag_levels == 1 {
+                let _ = writeln!(decode, "let flags: [u8; {bytes}] = r.array(\"flags\")?;");
+            } else if bytes > 0 {
+                let _ = writeln!(
+                    decode,
+                    "flags[{g_at}..{}].copy_from_slice(r.slice({bytes}, \"flags\")?);",
+                    g_at + bytes
+                );
+                g_at += bytes;
+            }
+            for _ in level_fields {
+                let (field, rust) = field_iter.next().expect("fields follow the chain");
+                if field.optional {
+                    let _ = writeln!(decode, "let {rust} = if flags[{}] & {:#04x} != 0 {{\n    Some({read}?)\n}} else {{\n    None\n}};", bit / 8, 1u8 << (bit % 8));
+                    bit += 1;
+                } else {
+                    let _ = writeln!(decode, "let {rust} = {read}?;");
+                }
+            }
+        }
+        let names: Vec<&str> = fields.iter().map(|(_, r)| r.as_str()).collect();
+        let _ = writeln!(decode, "Ok(Self {{ {} }})", names.join(", "));
+        if self.is_recursive(id) {
+            format!(
+                "        r.nested(|r| {{\n{}        }})\n",
+                indent(&decode, 3)
+            )
+        } else {
+            indent(&decode, 2)
         }
     }
 
@@ -710,6 +751,25 @@ impl<'s> Gen<'s> {
     }
 }
 
+/// The field declarations of a generated struct, each with its manifest key; `ty` gives
+/// a field's Rust type.
+fn struct_fields(
+    fields: &[(&crate::schema::Field, String)],
+    ty: impl Fn(&crate::schema::Field) -> String,
+) -> String {
+    let mut out = String::new();
+    for (field, rust) in fields {
+        let optional = if field.optional { ", optional" } else { "" };
+        let _ = writeln!(
+            out,
+            "    /// `{}`{optional}.\n    pub {rust}: {},",
+            field.key.escape_debug(),
+            ty(field)
+        );
+    }
+    out
+}
+
 fn indent(text: &str, levels: usize) -> String {
     let pad = "    ".repeat(levels);
     text.lines()
@@ -722,3 +782,6 @@ fn indent(text: &str, levels: usize) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
