@@ -1,11 +1,12 @@
 //! The PackMe codec in five steps: build a request, encode it, decode it without copying
-//! its strings, answer it with the same transaction id, and dispatch by registry.
+//! its strings (as owned types or as a borrowed view), answer it with the same transaction
+//! id, and dispatch by registry.
 //!
 //! `cargo run --example codec_tour`
 
 use bytes::BytesMut;
 use examples::proto::{self, manifest::*};
-use packme::{decode_frame, Packet};
+use packme::{decode_frame, decode_frame_ref, Packet};
 
 fn main() -> Result<(), packme::DecodeError> {
     // 1. A request, as generated from `"get_user": [{"id": "string"}, {...}]`.
@@ -16,8 +17,12 @@ fn main() -> Result<(), packme::DecodeError> {
     request.encode(&mut buf);
     println!("GetUserRequest on the wire: {:02x?}", &buf[..]);
 
-    // 3. Decode: `id` is a view into `frame`, not a copy.
+    // 3. Decode: `id` is a view into `frame`, not a copy. The borrowed view borrows it as
+    //    `&str` (no reference count: the fastest way to read and drop); the owned type
+    //    shares the frame's buffer and can be kept.
     let frame = buf.freeze();
+    let view = decode_frame_ref::<GetUserRequestRef>(&frame)?;
+    println!("borrowed view: id {:?}", view.id);
     let received = decode_frame::<GetUserRequest>(frame)?;
     println!(
         "decoded {:?} with transaction id {}",

@@ -1,10 +1,11 @@
-//! Decoding allocates per array, never per string: string fields are views into the frame.
+//! Decoding allocates per array, never per string: string fields are views into the frame,
+//! shared `ByteString`s in the owned types and `&str` in the generated borrowed views.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use benches::proto::world::WorldStateMessage;
-use packme::{decode_frame, Packet};
+use benches::proto::world::{WorldStateMessage, WorldStateMessageRef};
+use packme::{decode_frame, decode_frame_ref, Packet};
 
 struct Counting;
 
@@ -43,6 +44,15 @@ fn decoding_allocates_only_for_arrays() {
     // shared header; a frame from the network is shared already).
     let warm = frame.clone();
     drop(warm);
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let view = decode_frame_ref::<WorldStateMessageRef>(&frame).unwrap();
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        allocations, arrays,
+        "the view: one allocation per non-empty array, none for {strings} strings"
+    );
+    drop(view);
 
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     let decoded = decode_frame::<WorldStateMessage>(frame).unwrap();
