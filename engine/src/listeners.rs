@@ -8,6 +8,7 @@
 //! concurrent modification there, 11.A14): changes made during a dispatch are applied
 //! right after it, before the next message.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,13 +32,15 @@ pub enum Key {
     Message(u32),
 }
 
-/// A received message in the form every listener of its key starts from.
-#[derive(Debug, Clone, Copy)]
+/// A received message in the form every listener of its key starts from: borrowed while
+/// other listeners still need it, owned by the last one, so the common single listener
+/// takes the message without touching its reference count.
+#[derive(Debug, Clone)]
 pub enum Raw<'a> {
     /// A text message.
-    Text(&'a ByteString),
+    Text(Cow<'a, ByteString>),
     /// A binary message or a whole PackMe frame.
-    Binary(&'a Bytes),
+    Binary(Cow<'a, Bytes>),
 }
 
 /// A type a listener can receive: `String` or `ByteString` (text), `Bytes` or `Vec<u8>`
@@ -59,7 +62,7 @@ impl Listen for ByteString {
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
-            Raw::Text(s) => Ok(Some(s.clone())),
+            Raw::Text(s) => Ok(Some(s.into_owned())),
             Raw::Binary(_) => Ok(None),
         }
     }
@@ -71,7 +74,7 @@ impl Listen for String {
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
-            Raw::Text(s) => Ok(Some(s.to_string())),
+            Raw::Text(s) => Ok(Some(String::from(&**s))),
             Raw::Binary(_) => Ok(None),
         }
     }
@@ -83,7 +86,7 @@ impl Listen for Bytes {
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
-            Raw::Binary(b) => Ok(Some(b.clone())),
+            Raw::Binary(b) => Ok(Some(b.into_owned())),
             Raw::Text(_) => Ok(None),
         }
     }
@@ -107,7 +110,7 @@ impl<M: Message + Send + Sync + 'static> Listen for Packet<M> {
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
-            Raw::Binary(frame) => decode_frame::<M>(frame.clone()).map(Some),
+            Raw::Binary(frame) => decode_frame::<M>(frame.into_owned()).map(Some),
             Raw::Text(_) => Ok(None),
         }
     }
@@ -336,20 +339,26 @@ fn call<C>(handler: &Handler<C>, raw: Raw<'_>, ctx: &C) -> Result<(), DecodeErro
 
 /// Calls every handler for `key` in `tables` (the connection's own first), stopping at the
 /// first decode failure, which is returned (the caller then treats the frame as bytes).
+/// Every handler but the last gets a clone of `raw`; the last gets `raw` itself.
 fn call_all<C>(
     tables: &Tables<'_, C>,
     key: Key,
     raw: Raw<'_>,
     ctx: &C,
 ) -> Result<bool, DecodeError> {
-    let mut called = false;
-    for table in tables.iter().flatten() {
-        for (_, handler) in table.get(key) {
+    let mut handlers = tables
+        .iter()
+        .flatten()
+        .flat_map(|table| table.get(key))
+        .peekable();
+    while let Some((_, handler)) = handlers.next() {
+        if handlers.peek().is_none() {
             call(handler, raw, ctx)?;
-            called = true;
+            return Ok(true);
         }
+        call(handler, raw.clone(), ctx)?;
     }
-    Ok(called)
+    Ok(false)
 }
 
 /// The connection's own listeners (if any), then the endpoint-wide ones.
@@ -386,7 +395,7 @@ fn dispatch_in<C>(
 ) {
     let frame = match message {
         Received::Text(text) => {
-            let _ = call_all(tables, Key::Text, Raw::Text(&text), ctx);
+            let _ = call_all(tables, Key::Text, Raw::Text(Cow::Owned(text)), ctx);
             return;
         }
         Received::Binary(frame) => frame,
@@ -406,7 +415,8 @@ fn dispatch_in<C>(
             registry.get(id)
         };
         if info.is_some() || tables.iter().flatten().any(|t| t.has(key)) {
-            match call_all(tables, key, Raw::Binary(&frame), ctx) {
+            // Borrowed: a frame that does not decode goes on to the raw-bytes listeners.
+            match call_all(tables, key, Raw::Binary(Cow::Borrowed(&frame)), ctx) {
                 Ok(true) => return,
                 Ok(false) => {
                     // Registered but nobody listens: it still counts as PackMe unless it
@@ -422,5 +432,90 @@ fn dispatch_in<C>(
             }
         }
     }
-    let _ = call_all(tables, Key::Binary, Raw::Binary(&frame), ctx);
+    let _ = call_all(tables, Key::Binary, Raw::Binary(Cow::Owned(frame)), ctx);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// Records what each listener got.
+    #[derive(Default)]
+    struct Seen(RefCell<Vec<(u8, Bytes)>>);
+
+    impl Context for Seen {
+        fn send<F: IntoFrame>(&self, _message: F) {}
+    }
+
+    #[test]
+    fn every_listener_gets_the_message_and_the_last_one_takes_it() {
+        let mut table = Listeners::<Seen>::default();
+        for tag in [1u8, 2] {
+            table.add(
+                Key::Binary,
+                u64::from(tag),
+                handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data))),
+            );
+        }
+        let cell = ListenerCell::with_table(table);
+        let link = Link::new(
+            1,
+            crate::proto::Wire::WsServer,
+            crate::bench_api::bench_limits(),
+        );
+        let seen = Seen::default();
+        let frame = Bytes::from(vec![7u8; 16]);
+        let at = frame.as_ptr();
+        dispatch(
+            Received::Binary(frame),
+            &link,
+            &Registry::new(),
+            None,
+            &cell,
+            &seen,
+        );
+        let seen = seen.0.into_inner();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|(_, data)| data[..] == [7u8; 16]));
+        assert_eq!((seen[0].0, seen[1].0), (1, 2), "in registration order");
+        assert_eq!(seen[1].1.as_ptr(), at, "the frame itself, not a copy");
+    }
+
+    #[test]
+    fn a_single_listener_takes_the_message_without_a_clone() {
+        let mut table = Listeners::<Seen>::default();
+        table.add(
+            Key::Binary,
+            1,
+            handler(|data: Bytes, seen: &Seen| {
+                let unique = u8::from(data.is_unique());
+                seen.0.borrow_mut().push((unique, data));
+            }),
+        );
+        let cell = ListenerCell::with_table(table);
+        let link = Link::new(
+            1,
+            crate::proto::Wire::WsServer,
+            crate::bench_api::bench_limits(),
+        );
+        let seen = Seen::default();
+        let mut received = bytes::BytesMut::from(&[5u8; 32][..]);
+        let frame = received.split_to(16).freeze();
+        drop(received);
+        dispatch(
+            Received::Binary(frame),
+            &link,
+            &Registry::new(),
+            None,
+            &cell,
+            &seen,
+        );
+        assert_eq!(
+            seen.0.borrow()[0].0,
+            1,
+            "no other reference to the frame exists"
+        );
+    }
 }
