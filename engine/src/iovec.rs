@@ -4,9 +4,17 @@
 
 use bytes::{Buf, Bytes};
 
-/// Frames to write with one `writev`, and the iovec array describing them.
+/// A written contiguous buffer larger than this is freed rather than reused, so one burst
+/// does not pin its memory for the connection's lifetime.
+const MAX_KEPT_TAIL: usize = 64 * 1024;
+
+/// Frames to write with one `writev`, and the iovec array describing them: shared frames
+/// first, then the outbox's contiguous small frames (`tail`).
 pub(crate) struct WriteBatch {
     frames: Vec<Bytes>,
+    tail: Vec<u8>,
+    /// Bytes of `tail` already written.
+    tail_written: usize,
     iovecs: Vec<libc::iovec>,
 }
 
@@ -14,22 +22,41 @@ impl WriteBatch {
     pub(crate) fn new() -> Self {
         Self {
             frames: Vec::new(),
+            tail: Vec::new(),
+            tail_written: 0,
             iovecs: Vec::new(),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.frames.is_empty() && self.tail_written == self.tail.len()
     }
 
+    /// Separate buffers in the batch.
     pub(crate) fn len(&self) -> usize {
-        self.frames.len()
+        self.frames.len() + usize::from(self.tail_written < self.tail.len())
     }
 
     pub(crate) fn push(&mut self, frame: Bytes) {
         if !frame.is_empty() {
             self.frames.push(frame);
         }
+    }
+
+    /// Takes `tail` (written after the frames) and leaves the batch's previous, written
+    /// buffer in its place, emptied, for the caller to fill again.
+    pub(crate) fn swap_tail(&mut self, tail: &mut Vec<u8>) {
+        debug_assert_eq!(
+            self.tail_written,
+            self.tail.len(),
+            "the old tail is written"
+        );
+        self.tail.clear();
+        if self.tail.capacity() > MAX_KEPT_TAIL {
+            self.tail = Vec::new();
+        }
+        self.tail_written = 0;
+        std::mem::swap(&mut self.tail, tail);
     }
 
     /// Rebuilds the iovec array from the frames; call before handing the batch to a write.
@@ -39,9 +66,17 @@ impl WriteBatch {
             iov_base: f.as_ptr() as *mut libc::c_void,
             iov_len: f.len(),
         }));
+        let tail = &self.tail[self.tail_written..];
+        if !tail.is_empty() {
+            self.iovecs.push(libc::iovec {
+                iov_base: tail.as_ptr() as *mut libc::c_void,
+                iov_len: tail.len(),
+            });
+        }
     }
 
-    /// Drops the first `written` bytes: whole frames, then the front of a partial one.
+    /// Drops the first `written` bytes: whole frames, then the front of a partial one,
+    /// then the front of the tail.
     pub(crate) fn consume(&mut self, mut written: usize) {
         let mut done = 0;
         for frame in &mut self.frames {
@@ -50,18 +85,28 @@ impl WriteBatch {
                 done += 1;
             } else {
                 frame.advance(written);
+                written = 0;
                 break;
             }
         }
         self.frames.drain(..done);
+        self.tail_written = (self.tail_written + written).min(self.tail.len());
+    }
+
+    /// The bytes the prepared iovecs describe, in order (tests).
+    #[cfg(test)]
+    pub(crate) fn iovec_bytes(&self) -> Vec<u8> {
+        let mut out: Vec<u8> = self.frames.iter().flat_map(|f| f.iter().copied()).collect();
+        out.extend_from_slice(&self.tail[self.tail_written..]);
+        out
     }
 }
 
-// SAFETY: `iovecs` is rebuilt by `prepare` from `frames` right before the batch is given
-// to the runtime, each entry points into a `Bytes` owned by `frames`, and neither vector
-// is touched (so nothing moves or is freed) until the runtime returns the batch. `Bytes`
-// memory is immutable and heap-allocated, so moving the `WriteBatch` itself does not move
-// the bytes. The kernel only reads through these pointers (writev).
+// SAFETY: `iovecs` is rebuilt by `prepare` from `frames` and `tail` right before the
+// batch is given to the runtime, each entry points into a `Bytes` owned by `frames` or
+// into `tail`'s heap buffer, and none of them is touched (so nothing moves or is freed)
+// until the runtime returns the batch. Moving the `WriteBatch` itself does not move the
+// heap memory the entries point to. The kernel only reads through these pointers (writev).
 #[allow(unsafe_code)]
 unsafe impl monoio::buf::IoVecBuf for WriteBatch {
     fn read_iovec_ptr(&self) -> *const libc::iovec {

@@ -36,6 +36,7 @@ mod iovec;
 mod link;
 pub mod listeners;
 mod mailbox;
+mod outbox;
 pub mod outgoing;
 pub mod proto;
 pub mod query;

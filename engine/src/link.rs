@@ -8,7 +8,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
@@ -18,6 +17,7 @@ use bytes::Bytes;
 use monoio::io::AsyncWriteRent;
 
 use crate::iovec::WriteBatch;
+use crate::outbox::Outbox;
 use crate::outgoing::FrameParts;
 use crate::proto::{close_code, frame::close_payload, OpCode, Wire};
 use crate::query::{PendingQueries, QueryError};
@@ -50,7 +50,7 @@ pub(crate) struct Link {
     pub(crate) id: u64,
     pub(crate) wire: Wire,
     limits: LinkLimits,
-    out: RefCell<VecDeque<Bytes>>,
+    out: RefCell<Outbox>,
     queued_bytes: Cell<usize>,
     writer: Cell<Option<Waker>>,
     phase: Cell<Phase>,
@@ -79,7 +79,7 @@ impl Link {
             id,
             wire,
             limits,
-            out: RefCell::new(VecDeque::new()),
+            out: RefCell::new(Outbox::default()),
             queued_bytes: Cell::new(0),
             writer: Cell::new(None),
             phase: Cell::new(Phase::Open),
@@ -127,7 +127,7 @@ impl Link {
         }
         self.queued_bytes.set(queued);
         if let Some(body) = frame.body {
-            self.out.borrow_mut().push_back(frame.head);
+            self.out.borrow_mut().push_separate(frame.head);
             self.push(body);
         } else {
             self.push(frame.head);
@@ -136,7 +136,7 @@ impl Link {
     }
 
     fn push(self: &Rc<Self>, frame: Bytes) {
-        self.out.borrow_mut().push_back(frame);
+        self.out.borrow_mut().push(frame);
         self.active.set(true);
         self.wake_writer();
     }
@@ -153,15 +153,9 @@ impl Link {
         }
     }
 
-    /// Moves the oldest queued frames (at most one `writev`'s worth) into `batch`.
+    /// Moves the oldest queued frames (at most one `writev`'s worth) into the empty `batch`.
     pub(crate) fn take_batch(&self, batch: &mut WriteBatch) {
-        let mut out = self.out.borrow_mut();
-        let mut taken = 0;
-        while batch.len() < MAX_BATCH {
-            let Some(frame) = out.pop_front() else { break };
-            taken += frame.len();
-            batch.push(frame);
-        }
+        let taken = self.out.borrow_mut().take_into(batch, MAX_BATCH);
         self.queued_bytes
             .set(self.queued_bytes.get().saturating_sub(taken));
     }
@@ -391,6 +385,7 @@ async fn write_loop<W: AsyncWriteRent + 'static>(mut writer: W, link: Rc<Link>) 
             Next::Write => {}
             Next::Finish => break,
             Next::Park => {
+                link.out.borrow_mut().release();
                 *link.parked.borrow_mut() = Some(Box::new(move |link| start_writer(writer, link)));
                 return;
             }

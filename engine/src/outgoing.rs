@@ -34,8 +34,8 @@ pub struct FrameParts {
 }
 
 /// Payloads from this size up are sent without copying (an extra iovec costs less than
-/// the copy from here on).
-const ZERO_COPY_MIN: usize = 1024;
+/// the copy from here on); smaller frames are copied into the connection's outbox.
+pub(crate) const ZERO_COPY_MIN: usize = 1024;
 
 fn binary_parts(data: Bytes, wire: Wire) -> FrameParts {
     if data.len() < ZERO_COPY_MIN || wire == Wire::WsClient {
