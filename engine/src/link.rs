@@ -18,7 +18,7 @@ use monoio::io::AsyncWriteRent;
 
 use crate::iovec::WriteBatch;
 use crate::outbox::Outbox;
-use crate::outgoing::FrameParts;
+use crate::outgoing::{FrameParts, IntoFrame, ZERO_COPY_MIN};
 use crate::proto::{close_code, frame::close_payload, OpCode, Wire};
 use crate::query::{PendingQueries, QueryError};
 use crate::signal::Signal;
@@ -109,10 +109,41 @@ impl Link {
 
     /// Queues a frame given as a header and a body.
     pub(crate) fn send_parts(self: &Rc<Self>, frame: FrameParts) -> bool {
+        let len = frame.head.len() + frame.body.as_ref().map_or(0, Bytes::len);
+        if !self.admit(len) {
+            return false;
+        }
+        if let Some(body) = frame.body {
+            self.out.borrow_mut().push_separate(frame.head);
+            self.push(body);
+        } else {
+            self.push(frame.head);
+        }
+        true
+    }
+
+    /// Queues `message`: a small frame of known size is encoded straight into the queue's
+    /// contiguous buffer, anything else is built by [`IntoFrame::into_parts`].
+    pub(crate) fn send_message<F: IntoFrame>(self: &Rc<Self>, message: F) -> bool {
+        let len = match message.payload_len() {
+            Some(len) if len < ZERO_COPY_MIN => len,
+            _ => return self.send_parts(message.into_parts(self.wire)),
+        };
+        if !self.admit(self.wire.frame_len(len)) {
+            return false;
+        }
+        message.write_frame(self.wire, len, self.out.borrow_mut().tail());
+        self.active.set(true);
+        self.wake_writer();
+        true
+    }
+
+    /// Accounts `len` more queued bytes; `false` if the connection no longer sends or the
+    /// frame would exceed the queue limit (the connection is then closed with 1008).
+    fn admit(self: &Rc<Self>, len: usize) -> bool {
         if self.phase.get() != Phase::Open {
             return false;
         }
-        let len = frame.head.len() + frame.body.as_ref().map_or(0, Bytes::len);
         // One frame is always accepted into an empty queue, so a single message may be
         // as large as the message limit allows.
         let queued = self.queued_bytes.get() + len;
@@ -126,12 +157,6 @@ impl Link {
             return false;
         }
         self.queued_bytes.set(queued);
-        if let Some(body) = frame.body {
-            self.out.borrow_mut().push_separate(frame.head);
-            self.push(body);
-        } else {
-            self.push(frame.head);
-        }
         true
     }
 
@@ -407,4 +432,37 @@ async fn write_loop<W: AsyncWriteRent + 'static>(mut writer: W, link: Rc<Link>) 
     }
     let _ = writer.shutdown().await;
     link.writer_done.fire();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outgoing::IntoFrame;
+
+    #[test]
+    fn messages_written_in_place_keep_their_order_among_separate_frames() {
+        let link = Link::new(1, Wire::WsServer, crate::bench_api::bench_limits());
+        let big = Bytes::from(vec![b'B'; 4096]);
+        assert!(link.send_message("first"));
+        assert!(link.send_message(big.clone()));
+        assert!(link.send_message(&b"second"[..]));
+        assert!(link.send("third".into_frame(Wire::WsServer)));
+        let mut batch = WriteBatch::new();
+        link.take_batch(&mut batch);
+        batch.prepare();
+        let mut expected = "first".into_frame(Wire::WsServer).to_vec();
+        expected.extend_from_slice(&big.clone().into_frame(Wire::WsServer));
+        expected.extend_from_slice(&b"second"[..].into_frame(Wire::WsServer));
+        expected.extend_from_slice(&"third".into_frame(Wire::WsServer));
+        assert_eq!(batch.iovec_bytes(), expected);
+        assert_eq!(link.queued_bytes.get(), 0, "all of it was taken");
+    }
+
+    #[test]
+    fn a_closed_link_refuses_messages() {
+        let link = Link::new(1, Wire::Tcp, crate::bench_api::bench_limits());
+        link.finish();
+        assert!(!link.send_message("late"));
+        assert!(link.out.borrow().is_empty());
+    }
 }

@@ -50,6 +50,12 @@ impl Outbox {
         self.frames.push_back(frame);
     }
 
+    /// The contiguous buffer, for appending small frames in place (after everything
+    /// queued so far).
+    pub(crate) fn tail(&mut self) -> &mut Vec<u8> {
+        &mut self.tail
+    }
+
     /// Moves the oldest queued output into the empty `batch`, at most `max_frames`
     /// separate buffers (the contiguous small frames count as one); returns the bytes moved.
     pub(crate) fn take_into(&mut self, batch: &mut WriteBatch, max_frames: usize) -> usize {

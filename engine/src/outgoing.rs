@@ -24,6 +24,21 @@ pub trait IntoFrame: Sized {
             body: None,
         }
     }
+
+    /// The payload's length, when it is known without encoding. A frame of known size
+    /// under [`ZERO_COPY_MIN`] sent on its connection's own shard is written by
+    /// [`IntoFrame::write_frame`] straight into the connection's queue, without a buffer
+    /// of its own. The default (`None`) always builds the frame with `into_parts`.
+    fn payload_len(&self) -> Option<usize> {
+        None
+    }
+
+    /// Appends the complete frame for `wire` to `out`; `len` is what
+    /// [`IntoFrame::payload_len`] returned.
+    fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
+        let _ = len;
+        out.extend_from_slice(&self.into_frame(wire));
+    }
 }
 
 /// A frame in one or two buffers.
@@ -59,63 +74,46 @@ fn binary(data: &[u8], wire: Wire) -> Bytes {
     wire.frame(Kind::Binary, data.len(), |b| b.extend_from_slice(data))
 }
 
-impl IntoFrame for &str {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        text(self, wire)
-    }
+/// `IntoFrame` for types that deref to `str` (text) or `[u8]` (binary): their payload is
+/// those bytes. `$parts` overrides `into_parts` for types that own a `Bytes` buffer.
+macro_rules! slice_frames {
+    ($kind:ident, $build:ident: $($ty:ty $(=> $parts:expr)?),* $(,)?) => {$(
+        impl IntoFrame for $ty {
+            fn into_frame(self, wire: Wire) -> Bytes {
+                $build(&self, wire)
+            }
+            $(fn into_parts(self, wire: Wire) -> FrameParts {
+                $parts(self, wire)
+            })?
+            fn payload_len(&self) -> Option<usize> {
+                Some(self.len())
+            }
+            fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
+                let payload: &[u8] = self.as_ref();
+                wire.write_frame(out, Kind::$kind, len, |b| b.extend_from_slice(payload));
+            }
+        }
+    )*};
 }
 
-impl IntoFrame for String {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        text(&self, wire)
-    }
-}
-
-impl IntoFrame for &String {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        text(self, wire)
-    }
-}
-
-impl IntoFrame for ByteString {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        text(&self, wire)
-    }
-}
-
-impl IntoFrame for Bytes {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        binary(&self, wire)
-    }
-    fn into_parts(self, wire: Wire) -> FrameParts {
-        binary_parts(self, wire)
-    }
-}
-
-impl IntoFrame for &Bytes {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        binary(self, wire)
-    }
-    fn into_parts(self, wire: Wire) -> FrameParts {
-        binary_parts(self.clone(), wire)
-    }
-}
-
-impl IntoFrame for Vec<u8> {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        binary(&self, wire)
-    }
-}
-
-impl IntoFrame for &[u8] {
-    fn into_frame(self, wire: Wire) -> Bytes {
-        binary(self, wire)
-    }
-}
+slice_frames!(Text, text: &str, String, &String, ByteString);
+slice_frames!(
+    Binary,
+    binary: Bytes => binary_parts,
+    &Bytes => |data: &Bytes, wire| binary_parts(data.clone(), wire),
+    Vec<u8>,
+    &[u8],
+);
 
 impl<const N: usize> IntoFrame for &[u8; N] {
     fn into_frame(self, wire: Wire) -> Bytes {
         binary(self, wire)
+    }
+    fn payload_len(&self) -> Option<usize> {
+        Some(N)
+    }
+    fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
+        wire.write_frame(out, Kind::Binary, len, |b| b.extend_from_slice(self));
     }
 }
 
@@ -123,11 +121,23 @@ impl<M: Message> IntoFrame for &Packet<M> {
     fn into_frame(self, wire: Wire) -> Bytes {
         wire.frame(Kind::Binary, self.frame_len(), |b| self.encode(b))
     }
+    fn payload_len(&self) -> Option<usize> {
+        Some(self.frame_len())
+    }
+    fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
+        wire.write_frame(out, Kind::Binary, len, |b| self.encode(b));
+    }
 }
 
 impl<M: Message> IntoFrame for Packet<M> {
     fn into_frame(self, wire: Wire) -> Bytes {
         (&self).into_frame(wire)
+    }
+    fn payload_len(&self) -> Option<usize> {
+        Some(self.frame_len())
+    }
+    fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
+        (&self).write_frame(wire, len, out)
     }
 }
 
@@ -216,6 +226,59 @@ mod tests {
             payload.into_parts(Wire::WsClient).body.is_none(),
             "masked frames are built whole"
         );
+    }
+
+    /// Every type that writes itself into a queue writes exactly its `into_frame` bytes.
+    #[test]
+    fn frames_written_in_place_equal_built_frames() {
+        fn check<F: IntoFrame + Clone>(message: F, wire: Wire) {
+            let built = message.clone().into_frame(wire);
+            let len = message.payload_len().expect("a known size");
+            let mut out = b"earlier".to_vec();
+            message.write_frame(wire, len, &mut out);
+            assert_eq!(&out[..7], b"earlier", "appended, not overwritten");
+            assert_eq!(&out[7..], &built[..], "{wire:?}");
+            assert_eq!(wire.frame_len(len), built.len());
+        }
+        let packet = Packet::new(TestMessage(vec![3; 200]), 9);
+        for wire in [Wire::WsServer, Wire::Tcp] {
+            check("hi", wire);
+            check(String::from("héllo"), wire);
+            check(&String::from("x"), wire);
+            check(ByteString::from("text"), wire);
+            check(Bytes::from_static(&[1, 2, 3]), wire);
+            check(&Bytes::from(vec![7u8; 300]), wire);
+            check(vec![0u8; 126], wire);
+            check(&[9u8; 5][..], wire);
+            check(&[4u8; 2], wire);
+            check(&packet, wire);
+            check(packet.clone(), wire);
+        }
+    }
+
+    /// A message with a binary payload, for the `Packet` frames.
+    #[derive(Debug, Clone, PartialEq)]
+    struct TestMessage(Vec<u8>);
+
+    impl packme::Encode for TestMessage {
+        fn encoded_len(&self) -> usize {
+            self.0.len()
+        }
+        fn encode<B: bytes::BufMut>(&self, buf: &mut B) {
+            buf.put_slice(&self.0);
+        }
+    }
+
+    impl packme::Decode for TestMessage {
+        const MIN_LEN: usize = 0;
+        fn decode(r: &mut packme::Reader<'_>) -> Result<Self, packme::DecodeError> {
+            Ok(Self(r.slice(r.remaining(), "body")?.to_vec()))
+        }
+    }
+
+    impl Message for TestMessage {
+        const ID: u32 = 0x0102_0304;
+        const NAME: &'static str = "TestMessage";
     }
 
     #[test]

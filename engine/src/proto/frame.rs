@@ -5,7 +5,7 @@
 //! checks everything that can be checked from the header alone, so an oversized or
 //! malformed frame is refused before any of its payload is buffered.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use super::error::ProtocolError;
 use super::mask::apply_mask;
@@ -184,29 +184,41 @@ pub fn write_header<B: BufMut>(
 }
 
 /// Builds one complete, final frame whose payload of exactly `len` bytes is written by
-/// `write_payload`, in a single buffer: the header goes in front and the payload is
-/// encoded in place after it (masked in place when `mask` is given), so an outgoing
-/// message is written once and never copied.
+/// `write_payload`, in a single buffer of exactly the frame's size (see [`write_frame`]).
 #[inline]
 pub fn build_frame(
     opcode: OpCode,
     mask: Option<[u8; 4]>,
     len: usize,
-    write_payload: impl FnOnce(&mut BytesMut),
+    write_payload: impl FnOnce(&mut Vec<u8>),
 ) -> Bytes {
-    let mut buf = BytesMut::with_capacity(header_len(len, mask.is_some()) + len);
-    write_header(&mut buf, true, opcode, mask, len);
-    let start = buf.len();
-    write_payload(&mut buf);
+    let mut buf = Vec::with_capacity(header_len(len, mask.is_some()) + len);
+    write_frame(&mut buf, opcode, mask, len, write_payload);
+    Bytes::from(buf)
+}
+
+/// Appends one complete, final frame to `out`: the header, then the payload of exactly
+/// `len` bytes encoded in place by `write_payload` (masked in place when `mask` is given),
+/// so an outgoing message is written once and never copied.
+#[inline]
+pub fn write_frame(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) {
+    write_header(out, true, opcode, mask, len);
+    let start = out.len();
+    write_payload(out);
     debug_assert_eq!(
-        buf.len() - start,
+        out.len() - start,
         len,
         "payload length announced in the header"
     );
     if let Some(key) = mask {
-        apply_mask(&mut buf[start..], key);
+        apply_mask(&mut out[start..], key);
     }
-    buf.freeze()
 }
 
 /// A close frame payload: the status code, then a UTF-8 reason.

@@ -69,15 +69,39 @@ pub enum Wire {
 impl Wire {
     /// One complete frame for a `kind` message of `len` bytes written by `write_payload`.
     #[inline]
-    pub fn frame(self, kind: Kind, len: usize, write_payload: impl FnOnce(&mut BytesMut)) -> Bytes {
+    pub fn frame(self, kind: Kind, len: usize, write_payload: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+        let mut buf = Vec::with_capacity(self.frame_len(len));
+        self.write_frame(&mut buf, kind, len, write_payload);
+        Bytes::from(buf)
+    }
+
+    /// The size of a frame with a `len`-byte payload.
+    pub fn frame_len(self, len: usize) -> usize {
+        match self {
+            Self::WsServer => frame::header_len(len, false) + len,
+            Self::WsClient => frame::header_len(len, true) + len,
+            Self::Tcp => tcp::PREFIX_LEN + len,
+        }
+    }
+
+    /// Appends one complete frame for a `kind` message of `len` bytes written by
+    /// `write_payload` to `out` (a connection's queue of small frames).
+    #[inline]
+    pub fn write_frame(
+        self,
+        out: &mut Vec<u8>,
+        kind: Kind,
+        len: usize,
+        write_payload: impl FnOnce(&mut Vec<u8>),
+    ) {
         let opcode = match kind {
             Kind::Text => OpCode::Text,
             Kind::Binary => OpCode::Binary,
         };
         match self {
-            Self::WsServer => frame::build_frame(opcode, None, len, write_payload),
-            Self::WsClient => frame::build_frame(opcode, Some(mask_key()), len, write_payload),
-            Self::Tcp => tcp::build_frame(len, write_payload),
+            Self::WsServer => frame::write_frame(out, opcode, None, len, write_payload),
+            Self::WsClient => frame::write_frame(out, opcode, Some(mask_key()), len, write_payload),
+            Self::Tcp => tcp::write_frame(out, len, write_payload),
         }
     }
 

@@ -6,7 +6,7 @@
 //! prefix, refuses lengths below 8 and above the limit from the prefix alone, and hands
 //! out each payload as a view into the receive buffer.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::ProtocolError;
 
@@ -65,16 +65,23 @@ impl TcpDeframer {
 /// Builds one frame whose payload of `len` bytes is written by `write_payload`, prefix and
 /// payload in one buffer (so they leave in one write, which the reference's receiver needs).
 #[inline]
-pub fn build_frame(len: usize, write_payload: impl FnOnce(&mut BytesMut)) -> Bytes {
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
-    buf.put_u64((PREFIX_LEN + len) as u64);
-    write_payload(&mut buf);
+pub fn build_frame(len: usize, write_payload: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut buf = Vec::with_capacity(PREFIX_LEN + len);
+    write_frame(&mut buf, len, write_payload);
+    Bytes::from(buf)
+}
+
+/// Appends one frame (prefix, then the `len` bytes `write_payload` writes) to `out`.
+#[inline]
+pub fn write_frame(out: &mut Vec<u8>, len: usize, write_payload: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(&((PREFIX_LEN + len) as u64).to_be_bytes());
+    let start = out.len();
+    write_payload(out);
     debug_assert_eq!(
-        buf.len(),
-        PREFIX_LEN + len,
+        out.len() - start,
+        len,
         "payload length announced in the prefix"
     );
-    buf.freeze()
 }
 
 #[cfg(test)]

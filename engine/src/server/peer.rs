@@ -110,9 +110,14 @@ impl<S: Send + Sync + 'static> Peer<S> {
     /// Runs `f` on this connection's shard with its link; dropped if it has disconnected.
     fn with_link(&self, f: impl FnOnce(&std::rc::Rc<Link>) + Send + 'static) {
         let id = self.inner.id;
-        let Some(f) = with_local_link::<S, _>(&self.inner.server, self.inner.shard, id, f) else {
-            return;
-        };
+        if let Some(f) = with_local_link::<S, _>(&self.inner.server, self.inner.shard, id, f) {
+            self.post_to_link(f);
+        }
+    }
+
+    /// Posts `f` to this connection's shard, to run there with its link.
+    fn post_to_link(&self, f: impl FnOnce(&std::rc::Rc<Link>) + Send + 'static) {
+        let id = self.inner.id;
         let job: Job<S> = Box::new(move |shard| {
             let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
             if let Some(link) = link {
@@ -125,8 +130,21 @@ impl<S: Send + Sync + 'static> Peer<S> {
     /// Sends a message: a string as text, bytes as binary, a [`Packet`] encoded once.
     /// Dropped silently if the connection is closing or gone.
     pub fn send<F: IntoFrame>(&self, message: F) {
-        let frame = message.into_parts(self.inner.server.wire());
-        self.with_link(move |link| {
+        // On the connection's own shard a small message is encoded straight into its
+        // queue; elsewhere it is framed here and the frame is posted.
+        let mut message = Some(message);
+        let (server, shard, id) = (&self.inner.server, self.inner.shard, self.inner.id);
+        let local = with_local_link::<S, _>(server, shard, id, |link| {
+            if let Some(message) = message.take() {
+                link.send_message(message);
+            }
+        });
+        if local.is_none() {
+            return;
+        }
+        let Some(message) = message else { return };
+        let frame = message.into_parts(server.wire());
+        self.post_to_link(move |link| {
             link.send_parts(frame);
         });
     }
