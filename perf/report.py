@@ -64,7 +64,9 @@ def main():
              f"{BASELINE} in the same run. `cpu/op` is server CPU time (from /proc) per message, "
              "delivery or handshake: the figure that stays meaningful on a noisy machine; its user / "
              "kernel split shows how much of it user space can move (on loopback the sender pays "
-             "for the receiver's TCP processing and wake-up too).", ""]
+             "for the receiver's TCP processing and wake-up too). `steal` is the share of the "
+             "machine's time the hypervisor gave to other guests during the round: rows taken "
+             "with a high steal are not comparable with quieter runs, only with each other.", ""]
     for k, (title, target, check) in SCENARIOS.items():
         group = sorted(groups.get(k, []), key=lambda r: ORDER.index(r["server"]) if r["server"] in ORDER else 99)
         if not group:
@@ -78,19 +80,20 @@ def main():
                 ok = ("met" if check(r, base, group) else "**not met**") if r["server"].startswith("connectme") else ""
                 lines.append(f"| {r['server']} | {r['connections']} | {r['rss_bytes_per_connection']:,} B | {ratio} | {ok} |")
         else:
-            lines += ["| server | params | ops/s | cpu us/op | cpu vs tokio-tungstenite | user / kernel us/op | user vs tokio-tungstenite | p50 us | p99 us | p99.9 us | max us | target |",
-                      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|"]
+            lines += ["| server | params | ops/s | cpu us/op | cpu vs tokio-tungstenite | user / kernel us/op | user vs tokio-tungstenite | p50 us | p99 us | p99.9 us | max us | steal | target |",
+                      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|"]
             for r in group:
                 ratio = f"{r['server_cpu_us_per_op'] / base['server_cpu_us_per_op']:.2f}x" if base else "-"
                 user, kernel = r.get("server_user_us_per_op"), r.get("server_system_us_per_op")
                 split = f"{user:.3f} / {kernel:.3f}" if user is not None else "-"
+                steal = f"{r['steal_percent']:.0f}%" if "steal_percent" in r else "-"
                 user_ratio = (f"{user / base['server_user_us_per_op']:.2f}x"
                               if user is not None and base and base.get("server_user_us_per_op") else "-")
                 ok = ""
                 if r["server"].startswith("connectme") and base:
                     ok = "met" if check(r, base, group) else "**not met**"
                 lines.append(f"| {r['server']} | {r['params']} | {r['ops_per_second']:,.0f} | {r['server_cpu_us_per_op']:.3f} | {ratio} | {split} | {user_ratio} | "
-                             f"{r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p999_us']:.0f} | {r['max_us']:.0f} | {ok} |")
+                             f"{r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p999_us']:.0f} | {r['max_us']:.0f} | {steal} | {ok} |")
         lines.append("")
     if "latency" in groups:
         lines += [f"![latency percentiles]({os.path.basename(out_svg)})", ""]

@@ -59,6 +59,43 @@ pub fn cpu_time(pid: u32) -> io::Result<CpuTime> {
     })
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat`, in ticks: all of it
+/// and the part the hypervisor gave to other guests (steal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineTicks {
+    pub total: u64,
+    pub steal: u64,
+}
+
+impl MachineTicks {
+    /// Percent of the machine's time stolen between `earlier` and `self`: on a shared VM
+    /// the figure that says whether a run's timings can be trusted at all.
+    pub fn steal_percent_since(&self, earlier: MachineTicks) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * self.steal.saturating_sub(earlier.steal) as f64 / total as f64
+    }
+}
+
+/// Reads [`MachineTicks`] (`cpu user nice system idle iowait irq softirq steal ...`).
+pub fn machine_ticks() -> io::Result<MachineTicks> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/stat"))?
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Ok(MachineTicks {
+        total: fields.iter().take(8).sum(),
+        steal: fields.get(7).copied().unwrap_or(0),
+    })
+}
+
 /// Resident memory of a process, in bytes.
 pub fn rss_bytes(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use perf::{cpu_time, rss_bytes, CpuTime, BROADCAST_TAG, ECHO_TAG};
+use perf::{cpu_time, machine_ticks, rss_bytes, CpuTime, BROADCAST_TAG, ECHO_TAG};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -227,10 +227,12 @@ impl Stats {
     }
 }
 
-/// Runs `window` seconds of measurement while load runs; returns (elapsed, server CPU).
-async fn measure(args: &Args, stats: &Stats) -> (Duration, CpuTime) {
+/// Runs `window` seconds of measurement while load runs; returns (elapsed, server CPU,
+/// machine time stolen by the hypervisor in percent).
+async fn measure(args: &Args, stats: &Stats) -> (Duration, CpuTime, f64) {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     let cpu0 = cpu_time(args.server_pid).unwrap_or_default();
+    let machine0 = machine_ticks().unwrap_or_default();
     let t0 = Instant::now();
     stats.measuring.set(true);
     let bar = progress(args.duration);
@@ -242,9 +244,12 @@ async fn measure(args: &Args, stats: &Stats) -> (Duration, CpuTime) {
     stats.measuring.set(false);
     let elapsed = t0.elapsed();
     let cpu = cpu_time(args.server_pid).unwrap_or_default().since(cpu0);
+    let steal = machine_ticks()
+        .unwrap_or_default()
+        .steal_percent_since(machine0);
     bar.finish_and_clear();
     stats.stop.set(true);
-    (elapsed, cpu)
+    (elapsed, cpu, steal)
 }
 
 fn progress(seconds: f64) -> ProgressBar {
@@ -336,10 +341,11 @@ async fn paced(args: &Args, stats: Rc<Stats>, broadcast: bool) -> io::Result<()>
     Ok(())
 }
 
-async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, CpuTime)> {
+async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, CpuTime, f64)> {
     let started = Rc::new(Cell::new(0usize));
     stats.measuring.set(true);
     let cpu0 = cpu_time(args.server_pid)?;
+    let machine0 = machine_ticks()?;
     let t0 = Instant::now();
     let bar = ProgressBar::new(args.count as u64);
     let mut workers = Vec::new();
@@ -371,7 +377,8 @@ async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, C
     }
     bar.finish_and_clear();
     let elapsed = t0.elapsed();
-    Ok((elapsed, cpu_time(args.server_pid)?.since(cpu0)))
+    let steal = machine_ticks()?.steal_percent_since(machine0);
+    Ok((elapsed, cpu_time(args.server_pid)?.since(cpu0), steal))
 }
 
 async fn idle(args: &Args) -> io::Result<f64> {
@@ -409,7 +416,7 @@ fn main() -> io::Result<()> {
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
     });
     local.block_on(&runtime, async {
-        let (elapsed, cpu) = match args.scenario {
+        let (elapsed, cpu, steal) = match args.scenario {
             Scenario::Echo => {
                 echo(&args, stats.clone()).await?;
                 measure(&args, &stats).await
@@ -458,6 +465,7 @@ fn main() -> io::Result<()> {
         row["server_cpu_us_per_op"] = per_op(cpu.total_us()).into();
         row["server_user_us_per_op"] = per_op(cpu.user_us).into();
         row["server_system_us_per_op"] = per_op(cpu.system_us).into();
+        row["steal_percent"] = ((steal * 10.0).round() / 10.0).into();
         row["errors"] = stats.errors.get().into();
         if let Some(h) = stats.hist.borrow().as_ref() {
             for (name, q) in [("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999)] {
@@ -498,7 +506,7 @@ fn table_row(row: &serde_json::Value) -> String {
         return out;
     }
     out.push_str(&format!(
-        " {:>10.0} ops/s  cpu {:>7.3} us/op (user {:.3}, kernel {:.3})  p50 {:>8.1} p99 {:>8.1} p99.9 {:>8.1} max {:>9.1} us",
+        " {:>10.0} ops/s  cpu {:>7.3} us/op (user {:.3}, kernel {:.3})  p50 {:>8.1} p99 {:>8.1} p99.9 {:>8.1} max {:>9.1} us  steal {:.0}%",
         num("ops_per_second").unwrap_or(0.0),
         num("server_cpu_us_per_op").unwrap_or(f64::NAN),
         num("server_user_us_per_op").unwrap_or(f64::NAN),
@@ -507,6 +515,7 @@ fn table_row(row: &serde_json::Value) -> String {
         num("p99_us").unwrap_or(0.0),
         num("p999_us").unwrap_or(0.0),
         num("max_us").unwrap_or(0.0),
+        num("steal_percent").unwrap_or(0.0),
     ));
     out
 }
