@@ -94,7 +94,7 @@ type FanOutJob = Box<dyn FnOnce(&[Rc<Link>], &mut WriteBatch) + Send>;
 /// Cross-shard broadcast without sockets: one thread per shard, each a runtime whose
 /// mailbox task runs jobs as a shard's does, over links that have no socket. A round posts
 /// one job per shard through the shards' mailboxes; each shard takes its own copy of the
-/// frame, queues it on every link with `Link::send` (as a broadcast does), takes each
+/// frame, queues it on every link with `Link::send_shared` (as a broadcast does), takes each
 /// queue as the link's writer would (`take_batch`, `prepare`, and `consume` of a completed
 /// write), and acks.
 pub struct FanOutBench {
@@ -145,22 +145,26 @@ impl FanOutBench {
     /// One broadcast of the same encoded `frame` to every link of every shard; returns
     /// once every shard has queued and written it.
     pub fn broadcast(&self, frame: &Bytes) {
-        self.round(frame, |frame| frame.clone());
+        self.round(frame, |link, frame| {
+            link.send_shared(frame);
+        });
     }
 
     /// The naive version: each link gets its own copy of the frame, which is what
     /// encoding per recipient (instead of once per broadcast) costs at the least.
     pub fn broadcast_copying(&self, frame: &Bytes) {
-        self.round(frame, |frame| Bytes::copy_from_slice(frame));
+        self.round(frame, |link, frame| {
+            link.send(Bytes::copy_from_slice(frame));
+        });
     }
 
-    fn round(&self, frame: &Bytes, per_link: fn(&Bytes) -> Bytes) {
+    fn round(&self, frame: &Bytes, per_link: fn(&Rc<Link>, &Bytes)) {
         for mailbox in &self.mailboxes {
             let (frame, ack) = (frame.clone(), self.ack.clone());
             mailbox.post(Some(Box::new(move |links, batch| {
                 let frame = shard_local(frame);
                 for link in links {
-                    link.send(per_link(&frame));
+                    per_link(link, &frame);
                     link.take_batch(batch);
                     batch.prepare();
                     batch.consume(usize::MAX);

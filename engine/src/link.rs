@@ -122,6 +122,17 @@ impl Link {
         true
     }
 
+    /// Queues a frame other connections share (a broadcast), without touching its
+    /// reference count unless it is large.
+    pub(crate) fn send_shared(self: &Rc<Self>, frame: &Bytes) -> bool {
+        if !self.admit(frame.len()) {
+            return false;
+        }
+        self.out.borrow_mut().push_shared(frame);
+        self.queued();
+        true
+    }
+
     /// Queues `message`: a small frame of known size is encoded straight into the queue's
     /// contiguous buffer, anything else is built by [`IntoFrame::into_parts`].
     pub(crate) fn send_message<F: IntoFrame>(self: &Rc<Self>, message: F) -> bool {
@@ -133,8 +144,7 @@ impl Link {
             return false;
         }
         message.write_frame(self.wire, len, self.out.borrow_mut().tail());
-        self.active.set(true);
-        self.wake_writer();
+        self.queued();
         true
     }
 
@@ -162,6 +172,11 @@ impl Link {
 
     fn push(self: &Rc<Self>, frame: Bytes) {
         self.out.borrow_mut().push(frame);
+        self.queued();
+    }
+
+    /// Something was queued: the connection is active and its writer has work.
+    fn queued(self: &Rc<Self>) {
         self.active.set(true);
         self.wake_writer();
     }
@@ -456,6 +471,24 @@ mod tests {
         expected.extend_from_slice(&"third".into_frame(Wire::WsServer));
         assert_eq!(batch.iovec_bytes(), expected);
         assert_eq!(link.queued_bytes.get(), 0, "all of it was taken");
+    }
+
+    #[test]
+    fn a_shared_small_frame_is_copied_and_a_large_one_shared() {
+        let link = Link::new(1, Wire::WsServer, crate::bench_api::bench_limits());
+        let small = Bytes::from(vec![b'B'; 64]);
+        let large = Bytes::from(vec![b'L'; 2048]);
+        assert!(link.send_shared(&small));
+        assert!(
+            small.is_unique(),
+            "the small frame's reference count is untouched"
+        );
+        assert!(link.send_shared(&large));
+        assert!(!large.is_unique(), "the large frame is queued by reference");
+        let mut batch = WriteBatch::new();
+        link.take_batch(&mut batch);
+        batch.prepare();
+        assert_eq!(batch.iovec_bytes(), [&small[..], &large[..]].concat());
     }
 
     #[test]

@@ -38,6 +38,16 @@ impl Outbox {
         }
     }
 
+    /// Queues a frame other connections share (a broadcast): a small one is copied, so its
+    /// reference count is not touched; a large one is shared.
+    pub(crate) fn push_shared(&mut self, frame: &Bytes) {
+        if frame.len() < ZERO_COPY_MIN {
+            self.tail.extend_from_slice(frame);
+        } else {
+            self.push_separate(frame.clone());
+        }
+    }
+
     /// Queues `frame` in its own buffer whatever its size: for the header of a frame whose
     /// large body follows, copying would only end the contiguous buffer at once (the body
     /// must come next) and cost an allocation.

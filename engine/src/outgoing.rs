@@ -154,8 +154,9 @@ impl IntoFrame for Frame {
 /// The frame a shard fans out to its connections: `frame` itself if no other thread holds
 /// it, else a copy owned by this shard.
 ///
-/// Every connection's queue takes a clone of the frame and its writer drops it, each an
-/// atomic update of the frame's reference count. Shared across shards, that count's cache
+/// Every connection's queue takes a clone of a large frame (small ones are copied into
+/// each outbox) and its writer drops it, each an atomic update of the frame's reference
+/// count. Shared across shards, that count's cache
 /// line bounces between cores on every update (the `broadcast_fan_out` bench measured a
 /// 64-byte broadcast to 1 000 links on two shards at twice the cost of copying the frame
 /// for every link); one copy per shard keeps every update core-local.

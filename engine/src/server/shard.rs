@@ -163,7 +163,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let frame = shard_local(frame);
         for conn in self.conns.borrow().values() {
             if filter.is_none_or(|keep| keep(&conn.peer)) {
-                conn.link.send(frame.clone());
+                conn.link.send_shared(&frame);
             }
         }
     }
