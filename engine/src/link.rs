@@ -113,12 +113,17 @@ impl Link {
         if !self.admit(len) {
             return false;
         }
-        if let Some(body) = frame.body {
-            self.out.borrow_mut().push_separate(frame.head);
-            self.push(body);
-        } else {
-            self.push(frame.head);
+        {
+            let mut out = self.out.borrow_mut();
+            match frame.body {
+                Some(body) => {
+                    out.push_separate(frame.head);
+                    out.push(body);
+                }
+                None => out.push(frame.head),
+            }
         }
+        self.queued(len);
         true
     }
 
@@ -129,7 +134,7 @@ impl Link {
             return false;
         }
         self.out.borrow_mut().push_shared(frame);
-        self.queued();
+        self.queued(frame.len());
         true
     }
 
@@ -140,16 +145,21 @@ impl Link {
             Some(len) if len < ZERO_COPY_MIN => len,
             _ => return self.send_parts(message.into_parts(self.wire)),
         };
-        if !self.admit(self.wire.frame_len(len)) {
+        let frame_len = self.wire.frame_len(len);
+        if !self.admit(frame_len) {
             return false;
         }
-        message.write_frame(self.wire, len, self.out.borrow_mut().tail());
-        self.queued();
+        let wire = self.wire;
+        self.out
+            .borrow_mut()
+            .append(|out| message.write_frame(wire, len, out));
+        self.queued(frame_len);
         true
     }
 
-    /// Accounts `len` more queued bytes; `false` if the connection no longer sends or the
-    /// frame would exceed the queue limit (the connection is then closed with 1008).
+    /// Whether a frame of `len` bytes may be queued: `false` if the connection no longer
+    /// sends or the frame would exceed the queue limit (the connection is then closed with
+    /// 1008).
     fn admit(self: &Rc<Self>, len: usize) -> bool {
         if self.phase.get() != Phase::Open {
             return false;
@@ -166,17 +176,18 @@ impl Link {
             self.close(close_code::POLICY, "send queue limit exceeded");
             return false;
         }
-        self.queued_bytes.set(queued);
         true
     }
 
+    /// Queues a control frame (not counted against the queue limit).
     fn push(self: &Rc<Self>, frame: Bytes) {
         self.out.borrow_mut().push(frame);
-        self.queued();
+        self.queued(0);
     }
 
-    /// Something was queued: the connection is active and its writer has work.
-    fn queued(self: &Rc<Self>) {
+    /// `len` more bytes were queued: the connection is active and its writer has work.
+    fn queued(self: &Rc<Self>, len: usize) {
+        self.queued_bytes.set(self.queued_bytes.get() + len);
         self.active.set(true);
         self.wake_writer();
     }
@@ -489,6 +500,30 @@ mod tests {
         link.take_batch(&mut batch);
         batch.prepare();
         assert_eq!(batch.iovec_bytes(), [&small[..], &large[..]].concat());
+    }
+
+    #[test]
+    fn the_queue_limit_counts_frames_written_in_place() {
+        let limits = LinkLimits {
+            max_queued_bytes: 100,
+            ..crate::bench_api::bench_limits()
+        };
+        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let link = Link::new(1, Wire::WsServer, limits);
+            assert!(link.send_message(&[0u8; 60][..]));
+            assert_eq!(link.queued_bytes.get(), 62);
+            assert!(!link.send_message(&[0u8; 60][..]), "over the limit");
+            assert!(!link.is_open(), "a slow consumer is closed");
+            assert_eq!(
+                link.queued_bytes.get(),
+                62,
+                "the refused frame is not counted"
+            );
+        });
     }
 
     #[test]

@@ -60,10 +60,31 @@ impl Outbox {
         self.frames.push_back(frame);
     }
 
-    /// The contiguous buffer, for appending small frames in place (after everything
-    /// queued so far).
-    pub(crate) fn tail(&mut self) -> &mut Vec<u8> {
-        &mut self.tail
+    /// Appends one small frame in place, written by `write` (after everything queued so
+    /// far). If `write` panics (a user's encoder), what it wrote is taken back, so the
+    /// connection never sends half a frame.
+    pub(crate) fn append(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        /// Truncates the buffer back to `len` unless disarmed.
+        struct Rollback<'a> {
+            tail: &'a mut Vec<u8>,
+            len: usize,
+            armed: bool,
+        }
+        impl Drop for Rollback<'_> {
+            fn drop(&mut self) {
+                if self.armed {
+                    self.tail.truncate(self.len);
+                }
+            }
+        }
+        let len = self.tail.len();
+        let mut guard = Rollback {
+            tail: &mut self.tail,
+            len,
+            armed: true,
+        };
+        write(guard.tail);
+        guard.armed = false;
     }
 
     /// Moves the oldest queued output into the empty `batch`, at most `max_frames`
@@ -155,6 +176,20 @@ mod tests {
         assert_eq!(written(&mut batch), b"cdef");
         outbox.take_into(&mut batch, 256);
         assert_eq!(written(&mut batch), b"later");
+    }
+
+    #[test]
+    fn a_frame_whose_encoder_panics_is_taken_back() {
+        let mut outbox = Outbox::default();
+        outbox.append(|out| out.extend_from_slice(b"whole"));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            outbox.append(|out| {
+                out.extend_from_slice(b"half");
+                panic!("encoder failed");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(outbox.tail, b"whole");
     }
 
     #[test]
