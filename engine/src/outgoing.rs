@@ -26,7 +26,7 @@ pub trait IntoFrame: Sized {
     }
 
     /// The payload's length, when it is known without encoding. A frame of known size
-    /// under [`ZERO_COPY_MIN`] sent on its connection's own shard is written by
+    /// under 1 KiB sent on its connection's own shard is written by
     /// [`IntoFrame::write_frame`] straight into the connection's queue, without a buffer
     /// of its own. The default (`None`) always builds the frame with `into_parts`.
     fn payload_len(&self) -> Option<usize> {
