@@ -449,6 +449,27 @@ mod tests {
         fn send<F: IntoFrame>(&self, _message: F) {}
     }
 
+    /// Dispatches `frame` as a binary message to the endpoint-wide `table` on a server
+    /// link; returns what the listeners recorded.
+    fn dispatch_binary(table: Listeners<Seen>, frame: Bytes) -> Vec<(u8, Bytes)> {
+        let cell = ListenerCell::with_table(table);
+        let link = Link::new(
+            1,
+            crate::proto::Wire::WsServer,
+            crate::bench_api::bench_limits(),
+        );
+        let seen = Seen::default();
+        dispatch(
+            Received::Binary(frame),
+            &link,
+            &Registry::new(),
+            None,
+            &cell,
+            &seen,
+        );
+        seen.0.into_inner()
+    }
+
     #[test]
     fn every_listener_gets_the_message_and_the_last_one_takes_it() {
         let mut table = Listeners::<Seen>::default();
@@ -459,24 +480,9 @@ mod tests {
                 handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data))),
             );
         }
-        let cell = ListenerCell::with_table(table);
-        let link = Link::new(
-            1,
-            crate::proto::Wire::WsServer,
-            crate::bench_api::bench_limits(),
-        );
-        let seen = Seen::default();
         let frame = Bytes::from(vec![7u8; 16]);
         let at = frame.as_ptr();
-        dispatch(
-            Received::Binary(frame),
-            &link,
-            &Registry::new(),
-            None,
-            &cell,
-            &seen,
-        );
-        let seen = seen.0.into_inner();
+        let seen = dispatch_binary(table, frame);
         assert_eq!(seen.len(), 2);
         assert!(seen.iter().all(|(_, data)| data[..] == [7u8; 16]));
         assert_eq!((seen[0].0, seen[1].0), (1, 2), "in registration order");
@@ -494,28 +500,10 @@ mod tests {
                 seen.0.borrow_mut().push((unique, data));
             }),
         );
-        let cell = ListenerCell::with_table(table);
-        let link = Link::new(
-            1,
-            crate::proto::Wire::WsServer,
-            crate::bench_api::bench_limits(),
-        );
-        let seen = Seen::default();
         let mut received = bytes::BytesMut::from(&[5u8; 32][..]);
         let frame = received.split_to(16).freeze();
         drop(received);
-        dispatch(
-            Received::Binary(frame),
-            &link,
-            &Registry::new(),
-            None,
-            &cell,
-            &seen,
-        );
-        assert_eq!(
-            seen.0.borrow()[0].0,
-            1,
-            "no other reference to the frame exists"
-        );
+        let seen = dispatch_binary(table, frame);
+        assert_eq!(seen[0].0, 1, "no other reference to the frame exists");
     }
 }
