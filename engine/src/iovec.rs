@@ -1,6 +1,10 @@
-//! A batch of outgoing frames handed to one vectored write (`writev`), the engine's only
-//! `unsafe` code: monoio's `IoVecBuf` is an unsafe trait because the kernel reads the
-//! iovec array and the memory it points to while the runtime owns the batch.
+//! A batch of outgoing frames handed to one write, the engine's only `unsafe` code:
+//! monoio's `IoVecBuf` and `IoBuf` are unsafe traits because the kernel reads the iovec
+//! array and the memory it points to while the runtime owns the batch.
+//!
+//! A batch of one buffer (the common case: small frames share the outbox's contiguous
+//! buffer) goes out with a plain `send` rather than `writev`, which spares the kernel
+//! importing an iovec array (`copy_iovec_from_user`, `vfs_writev`, `fdget_pos`).
 
 use bytes::{Buf, Bytes};
 
@@ -102,6 +106,24 @@ impl WriteBatch {
     }
 }
 
+// SAFETY: as for `IoVecBuf` below: the first prepared iovec points into a `Bytes` owned
+// by `frames` or into `tail`'s heap buffer, neither of which is touched until the runtime
+// returns the batch. With no prepared iovec it describes an empty buffer.
+#[allow(unsafe_code)]
+unsafe impl monoio::buf::IoBuf for WriteBatch {
+    fn read_ptr(&self) -> *const u8 {
+        self.iovecs
+            .first()
+            .map_or(std::ptr::NonNull::dangling().as_ptr(), |v| {
+                v.iov_base as *const u8
+            })
+    }
+
+    fn bytes_init(&self) -> usize {
+        self.iovecs.first().map_or(0, |v| v.iov_len)
+    }
+}
+
 // SAFETY: `iovecs` is rebuilt by `prepare` from `frames` and `tail` right before the
 // batch is given to the runtime, each entry points into a `Bytes` owned by `frames` or
 // into `tail`'s heap buffer, and none of them is touched (so nothing moves or is freed)
@@ -136,5 +158,36 @@ mod tests {
         assert_eq!(batch.iovecs[0].iov_len, 2);
         batch.consume(2);
         assert!(batch.is_empty());
+    }
+
+    /// A batch of one buffer goes out with `send`, through `IoBuf`: it must describe the
+    /// unwritten rest of that buffer, whether a shared frame or the tail.
+    #[test]
+    fn a_single_buffer_batch_describes_its_unwritten_bytes() {
+        use monoio::buf::IoBuf;
+        let unwritten = |batch: &WriteBatch| {
+            // SAFETY: `read_ptr` and `bytes_init` describe memory the batch owns.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::slice::from_raw_parts(batch.read_ptr(), batch.bytes_init()).to_vec()
+            }
+        };
+        let mut batch = WriteBatch::new();
+        batch.prepare();
+        assert_eq!(unwritten(&batch), b"", "an empty batch describes nothing");
+
+        batch.push(Bytes::from_static(b"frame"));
+        batch.consume(2);
+        batch.prepare();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(unwritten(&batch), b"ame");
+        batch.consume(3);
+
+        let mut tail = b"small frames".to_vec();
+        batch.swap_tail(&mut tail);
+        batch.consume(6);
+        batch.prepare();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(unwritten(&batch), b"frames");
     }
 }

@@ -413,9 +413,9 @@ fn start_writer<W: AsyncWriteRent + 'static>(writer: W, link: Rc<Link>) {
     monoio::spawn(write_loop(writer, link));
 }
 
-/// Writes everything queued on `link` to `writer`, one vectored write per batch, until the
-/// link finishes; then shuts the write side down. Parks (ends, keeping the write half in
-/// the link) when the idle sweep asks.
+/// Writes everything queued on `link` to `writer`, one write per batch (`send` for one
+/// buffer, `writev` for several), until the link finishes; then shuts the write side
+/// down. Parks (ends, keeping the write half in the link) when the idle sweep asks.
 async fn write_loop<W: AsyncWriteRent + 'static>(mut writer: W, link: Rc<Link>) {
     let mut batch = WriteBatch::new();
     loop {
@@ -445,7 +445,11 @@ async fn write_loop<W: AsyncWriteRent + 'static>(mut writer: W, link: Rc<Link>) 
         link.take_batch(&mut batch);
         while !batch.is_empty() {
             batch.prepare();
-            let (result, returned) = writer.writev(batch).await;
+            let (result, returned) = if batch.len() == 1 {
+                writer.write(batch).await
+            } else {
+                writer.writev(batch).await
+            };
             batch = returned;
             match result {
                 Ok(0) | Err(_) => {
