@@ -301,6 +301,10 @@ impl<C> ListenerCell<C> {
     }
 
     fn apply_deferred(&self) {
+        // The common case, checked without building and dropping an empty batch.
+        if self.deferred.borrow().is_empty() {
+            return;
+        }
         loop {
             let pending = std::mem::take(&mut *self.deferred.borrow_mut());
             if pending.is_empty() {
@@ -346,13 +350,11 @@ fn call_all<C>(
     raw: Raw<'_>,
     ctx: &C,
 ) -> Result<bool, DecodeError> {
-    let mut handlers = tables
-        .iter()
-        .flatten()
-        .flat_map(|table| table.get(key))
-        .peekable();
-    while let Some((_, handler)) = handlers.next() {
-        if handlers.peek().is_none() {
+    let [own, shared] = tables.map(|table| table.map_or(&[][..], |table| table.get(key)));
+    let mut left = own.len() + shared.len();
+    for (_, handler) in own.iter().chain(shared) {
+        left -= 1;
+        if left == 0 {
             call(handler, raw, ctx)?;
             return Ok(true);
         }
@@ -487,6 +489,51 @@ mod tests {
         assert!(seen.iter().all(|(_, data)| data[..] == [7u8; 16]));
         assert_eq!((seen[0].0, seen[1].0), (1, 2), "in registration order");
         assert_eq!(seen[1].1.as_ptr(), at, "the frame itself, not a copy");
+    }
+
+    #[test]
+    fn own_listeners_come_first_and_the_last_listener_anywhere_takes_the_message() {
+        let recorder = |tag: u8| {
+            handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data)))
+        };
+        let link = Link::new(
+            1,
+            crate::proto::Wire::WsServer,
+            crate::bench_api::bench_limits(),
+        );
+        for shared_tags in [&[][..], &[3u8][..]] {
+            let mut own = Listeners::<Seen>::default();
+            own.add(Key::Binary, 1, recorder(1));
+            own.add(Key::Binary, 2, recorder(2));
+            let mut shared = Listeners::<Seen>::default();
+            for &tag in shared_tags {
+                shared.add(Key::Binary, u64::from(tag), recorder(tag));
+            }
+            let (own, shared) = (
+                ListenerCell::with_table(own),
+                ListenerCell::with_table(shared),
+            );
+            let frame = Bytes::from(vec![9u8; 8]);
+            let at = frame.as_ptr();
+            let seen = Seen::default();
+            dispatch(
+                Received::Binary(frame),
+                &link,
+                &Registry::new(),
+                Some(&own),
+                &shared,
+                &seen,
+            );
+            let seen = seen.0.into_inner();
+            let tags: Vec<u8> = seen.iter().map(|(tag, _)| *tag).collect();
+            let expected: Vec<u8> = [1, 2].iter().chain(shared_tags).copied().collect();
+            assert_eq!(tags, expected, "own listeners first, in registration order");
+            assert_eq!(
+                seen.last().unwrap().1.as_ptr(),
+                at,
+                "the received frame, not a copy"
+            );
+        }
     }
 
     #[test]

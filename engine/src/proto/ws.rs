@@ -127,6 +127,7 @@ impl MessageReader {
         }
     }
 
+    #[inline]
     fn frame(
         &mut self,
         header: FrameHeader,
@@ -186,6 +187,7 @@ impl MessageReader {
     }
 }
 
+#[inline]
 fn whole(text: bool, payload: Bytes) -> Result<Incoming, ProtocolError> {
     if text {
         packme::utf8_string(payload)
