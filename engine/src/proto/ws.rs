@@ -92,6 +92,7 @@ impl MessageReader {
 
     /// Takes the next message or control frame out of `buf`, or `Ok(None)` if `buf` does
     /// not hold a complete one yet (partial data stays in `buf`).
+    #[inline]
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
         loop {
             let Some(header) = FrameHeader::parse(buf)? else {
