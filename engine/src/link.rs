@@ -2,9 +2,10 @@
 //! close state machine, its pending queries and its own listeners.
 //!
 //! Everything queued for a connection during one turn of the shard's loop leaves in one
-//! vectored write: senders only queue frames and wake the writer, which runs after the
-//! current task yields ("corking"). Small frames are encoded or copied into one contiguous
-//! buffer of the [`Outbox`], large ones keep their own buffer. The queue is bounded: a
+//! write (`send` when it is one buffer, `writev` when several): senders only queue frames
+//! and wake the writer, which runs after the current task yields ("corking"). Small frames
+//! are encoded or copied into one contiguous buffer of the [`Outbox`], large ones keep
+//! their own buffer. The queue is bounded: a
 //! peer that does not read gets closed with 1008 instead of growing memory without limit.
 
 use std::any::Any;
