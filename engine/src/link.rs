@@ -5,8 +5,8 @@
 //! write (`send` when it is one buffer, `writev` when several): senders only queue frames
 //! and wake the writer, which runs after the current task yields ("corking"). Small frames
 //! are encoded or copied into one contiguous buffer of the [`Outbox`], large ones keep
-//! their own buffer. The queue is bounded: a
-//! peer that does not read gets closed with 1008 instead of growing memory without limit.
+//! their own buffer. The queue is bounded: a peer that does not read gets closed with 1008
+//! instead of growing memory without limit.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
