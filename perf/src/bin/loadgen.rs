@@ -1,7 +1,8 @@
 //! The load generator: raw TCP with hand-written WebSocket client framing (masking key 0,
 //! frames built once), one thread, so it stays cheap and is never the bottleneck.
-//! Every scenario is bounded in time and count, reads the server's CPU time from
-//! `/proc/PID/stat` over the measured window, and prints a table row and a JSON line.
+//! Every scenario is bounded in time and count, reads the server's CPU time from `/proc`
+//! over the measured window (exactly from its threads' `schedstat`, split into user and
+//! kernel from `stat`'s clock ticks), and prints a table row and a JSON line.
 //!
 //! ```text
 //! loadgen --addr 127.0.0.1:9100 --server-pid PID --label connectme-uring --scenario echo \
