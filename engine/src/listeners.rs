@@ -451,10 +451,20 @@ mod tests {
         fn send<F: IntoFrame>(&self, _message: F) {}
     }
 
-    /// Dispatches `frame` as a binary message to the endpoint-wide `table` on a server
-    /// link; returns what the listeners recorded.
-    fn dispatch_binary(table: Listeners<Seen>, frame: Bytes) -> Vec<(u8, Bytes)> {
-        let cell = ListenerCell::with_table(table);
+    /// A binary listener that records what it got under `tag`.
+    fn recorder(tag: u8) -> Handler<Seen> {
+        handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data)))
+    }
+
+    /// Dispatches `frame` as a binary message on a server link with the connection's `own`
+    /// listeners (if any) and the endpoint-wide `shared` ones; returns what they recorded.
+    fn dispatch_binary(
+        own: Option<Listeners<Seen>>,
+        shared: Listeners<Seen>,
+        frame: Bytes,
+    ) -> Vec<(u8, Bytes)> {
+        let own = own.map(ListenerCell::with_table);
+        let shared = ListenerCell::with_table(shared);
         let link = Link::new(
             1,
             crate::proto::Wire::WsServer,
@@ -465,8 +475,8 @@ mod tests {
             Received::Binary(frame),
             &link,
             &Registry::new(),
-            None,
-            &cell,
+            own.as_ref(),
+            &shared,
             &seen,
         );
         seen.0.into_inner()
@@ -476,15 +486,11 @@ mod tests {
     fn every_listener_gets_the_message_and_the_last_one_takes_it() {
         let mut table = Listeners::<Seen>::default();
         for tag in [1u8, 2] {
-            table.add(
-                Key::Binary,
-                u64::from(tag),
-                handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data))),
-            );
+            table.add(Key::Binary, u64::from(tag), recorder(tag));
         }
         let frame = Bytes::from(vec![7u8; 16]);
         let at = frame.as_ptr();
-        let seen = dispatch_binary(table, frame);
+        let seen = dispatch_binary(None, table, frame);
         assert_eq!(seen.len(), 2);
         assert!(seen.iter().all(|(_, data)| data[..] == [7u8; 16]));
         assert_eq!((seen[0].0, seen[1].0), (1, 2), "in registration order");
@@ -493,14 +499,6 @@ mod tests {
 
     #[test]
     fn own_listeners_come_first_and_the_last_listener_anywhere_takes_the_message() {
-        let recorder = |tag: u8| {
-            handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data)))
-        };
-        let link = Link::new(
-            1,
-            crate::proto::Wire::WsServer,
-            crate::bench_api::bench_limits(),
-        );
         for shared_tags in [&[][..], &[3u8][..]] {
             let mut own = Listeners::<Seen>::default();
             own.add(Key::Binary, 1, recorder(1));
@@ -509,22 +507,9 @@ mod tests {
             for &tag in shared_tags {
                 shared.add(Key::Binary, u64::from(tag), recorder(tag));
             }
-            let (own, shared) = (
-                ListenerCell::with_table(own),
-                ListenerCell::with_table(shared),
-            );
             let frame = Bytes::from(vec![9u8; 8]);
             let at = frame.as_ptr();
-            let seen = Seen::default();
-            dispatch(
-                Received::Binary(frame),
-                &link,
-                &Registry::new(),
-                Some(&own),
-                &shared,
-                &seen,
-            );
-            let seen = seen.0.into_inner();
+            let seen = dispatch_binary(Some(own), shared, frame);
             let tags: Vec<u8> = seen.iter().map(|(tag, _)| *tag).collect();
             let expected: Vec<u8> = [1, 2].iter().chain(shared_tags).copied().collect();
             assert_eq!(tags, expected, "own listeners first, in registration order");
@@ -550,7 +535,7 @@ mod tests {
         let mut received = bytes::BytesMut::from(&[5u8; 32][..]);
         let frame = received.split_to(16).freeze();
         drop(received);
-        let seen = dispatch_binary(table, frame);
+        let seen = dispatch_binary(None, table, frame);
         assert_eq!(seen[0].0, 1, "no other reference to the frame exists");
     }
 }
