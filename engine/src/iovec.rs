@@ -12,8 +12,8 @@ use bytes::{Buf, Bytes};
 /// does not pin its memory for the connection's lifetime.
 const MAX_KEPT_TAIL: usize = 64 * 1024;
 
-/// Frames to write with one `send` or `writev`, and the iovec array describing them: shared frames
-/// first, then the outbox's contiguous small frames (`tail`).
+/// Frames to write with one `send` or `writev`, and the iovec array describing them:
+/// shared frames first, then the outbox's contiguous small frames (`tail`).
 pub(crate) struct WriteBatch {
     frames: Vec<Bytes>,
     tail: Vec<u8>,
@@ -128,7 +128,8 @@ unsafe impl monoio::buf::IoBuf for WriteBatch {
 // batch is given to the runtime, each entry points into a `Bytes` owned by `frames` or
 // into `tail`'s heap buffer, and none of them is touched (so nothing moves or is freed)
 // until the runtime returns the batch. Moving the `WriteBatch` itself does not move the
-// heap memory the entries point to. The kernel only reads through these pointers (send, writev).
+// heap memory the entries point to. The kernel only reads through these pointers (send,
+// writev).
 #[allow(unsafe_code)]
 unsafe impl monoio::buf::IoVecBuf for WriteBatch {
     fn read_iovec_ptr(&self) -> *const libc::iovec {

@@ -156,10 +156,10 @@ impl IntoFrame for Frame {
 ///
 /// Every connection's queue takes a clone of a large frame (small ones are copied into
 /// each outbox) and its writer drops it, each an atomic update of the frame's reference
-/// count. Shared across shards, that count's cache
-/// line bounces between cores on every update (the `broadcast_fan_out` bench measured a
-/// 64-byte broadcast to 1 000 links on two shards at twice the cost of copying the frame
-/// for every link); one copy per shard keeps every update core-local.
+/// count. Shared across shards, that count's cache line bounces between cores on every
+/// update (the `broadcast_fan_out` bench measured a 64-byte broadcast to 1 000 links on
+/// two shards at twice the cost of copying the frame for every link); one copy per shard
+/// keeps every update core-local.
 pub(crate) fn shard_local(frame: Bytes) -> Bytes {
     if frame.is_unique() {
         frame

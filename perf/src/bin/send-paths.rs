@@ -36,10 +36,11 @@ struct Args {
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// Rounds; each runs every path once.
+    /// Blocks measured per path (after one discarded warm-up block); the report is their
+    /// median.
     #[arg(long, default_value_t = 12)]
     rounds: usize,
-    /// Publishes per path per round.
+    /// Publishes per path in each block (the paths take turns publish by publish).
     #[arg(long, default_value_t = 100)]
     publishes: usize,
 }
