@@ -61,9 +61,10 @@ def main():
     lines = [f"# Side-by-side results ({how})", "",
              "Server pinned to CPU 0, load generator to CPU 1; with repeated rounds each row is the "
              "server's median round; ratios are to "
-             f"{BASELINE} in the same run. `cpu/op` is server CPU time (its threads' run time from /proc, "
-             "to the nanosecond) per message, delivery or handshake: the figure that stays meaningful on a noisy machine; its user / "
-             "kernel split (from clock ticks, 10 ms each) shows how much of it user space can move (on loopback the sender pays "
+             f"{BASELINE} in the same run. `cpu/op` is server CPU time (its threads' run time "
+             "from /proc, to the nanosecond) per message, delivery or handshake: the figure that "
+             "stays meaningful on a noisy machine; its user / kernel split (from clock ticks, "
+             "10 ms each) shows how much of it user space can move (on loopback the sender pays "
              "for the receiver's TCP processing and wake-up too). `steal` is the share of the "
              "machine's time the hypervisor gave to other guests during the round: rows taken "
              "with a high steal are not comparable with quieter runs, only with each other.", ""]
