@@ -26,6 +26,7 @@ pub(crate) fn bench_limits() -> LinkLimits {
         max_pending_queries: 16,
         query_timeout: Duration::from_secs(1),
         close_timeout: Duration::from_secs(1),
+        flush_delay: Duration::ZERO,
     }
 }
 

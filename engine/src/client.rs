@@ -660,6 +660,7 @@ where
             max_pending_queries: config.limits.max_pending_queries,
             query_timeout: config.query_timeout,
             close_timeout: config.close_timeout,
+            flush_delay: Duration::ZERO,
         },
     );
     *client

@@ -70,6 +70,7 @@ pub(crate) struct ServerConfig<S> {
     pub query_timeout: Duration,
     pub handshake_timeout: Duration,
     pub close_timeout: Duration,
+    pub flush_delay: Duration,
     /// `None`: select the first subprotocol the client offers.
     pub protocols: Option<Vec<String>>,
     pub state: StateFactory<S>,

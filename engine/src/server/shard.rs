@@ -387,6 +387,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
                 max_pending_queries: config.limits.max_pending_queries,
                 query_timeout: config.query_timeout,
                 close_timeout: config.close_timeout,
+                flush_delay: config.flush_delay,
             },
         );
         let state = (config.state)(&info);

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod broadcast;
+mod flush;
 mod listeners;
 mod peers;
 mod query;

@@ -1,6 +1,9 @@
 //! The engine's bench server: the bench protocol (see the crate docs) on the engine.
 //!
-//! `cargo run --release -p perf --bin bench-server -- --addr 127.0.0.1:PORT [--shards N] [--driver uring|epoll]`
+//! `cargo run --release -p perf --bin bench-server -- --addr 127.0.0.1:PORT [--shards N] [--driver uring|epoll]
+//! [--flush-delay-ms N]`
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
@@ -19,6 +22,10 @@ struct Args {
     shards: usize,
     #[arg(long, default_value = "auto")]
     driver: Driver,
+    /// Hold each connection's writes this many milliseconds (the engine's flush delay;
+    /// default 0, as perf/run measures).
+    #[arg(long, default_value_t = 0)]
+    flush_delay_ms: u64,
     /// Only check that the driver is available: print it and exit (1 if not).
     #[arg(long)]
     check_driver: bool,
@@ -35,6 +42,7 @@ fn main() -> std::io::Result<()> {
         .shards(args.shards)
         .driver(args.driver)
         .pin_cores(false)
+        .flush_delay(Duration::from_millis(args.flush_delay_ms))
         .build();
     let room = server.clone();
     server.listen(move |data: Bytes, peer: &Peer| {

@@ -1,0 +1,63 @@
+//! The flush delay: frames queued over several loop turns leave in one write once the
+//! delay has passed; a full queue and a close are written without waiting.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use connectme::{Peer, Server};
+
+use crate::support::{server, RawWs};
+
+/// A server echoing every binary message, holding its writes for `delay`.
+fn echo_server(delay: Duration) -> Server {
+    let server = server().flush_delay(delay).build();
+    server.listen(|data: Bytes, peer: &Peer| peer.send(data));
+    server.start().expect("start");
+    server
+}
+
+#[test]
+fn frames_queued_within_the_delay_leave_in_one_write_after_it() {
+    let delay = Duration::from_millis(400);
+    let server = echo_server(delay);
+    let mut ws = RawWs::connect(server.local_addr().unwrap());
+    let start = Instant::now();
+    // Three messages in separate segments, each echoed in its own turn of the loop.
+    for byte in [b'a', b'b', b'c'] {
+        ws.send_frame(0x82, &[byte], true);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut got = [0u8; 64];
+    let n = ws.stream.read(&mut got).expect("echoes");
+    assert!(
+        start.elapsed() >= delay - Duration::from_millis(50),
+        "held for the delay, got them after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        &got[..n],
+        [0x82, 1, b'a', 0x82, 1, b'b', 0x82, 1, b'c'],
+        "all three echoes in the first read"
+    );
+    server.close();
+}
+
+#[test]
+fn a_full_queue_and_a_close_do_not_wait_for_the_delay() {
+    let server = echo_server(Duration::from_secs(30));
+    let mut ws = RawWs::connect(server.local_addr().unwrap());
+    let start = Instant::now();
+    let big = vec![7u8; 100 << 10];
+    ws.send_frame(0x82, &big, true);
+    let (first, payload) = ws.read_frame();
+    assert_eq!((first, payload.len()), (0x82, big.len()));
+    ws.send_frame(0x88, &1000u16.to_be_bytes(), true);
+    assert_eq!(ws.expect_close(), 1000);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "written at once, not after 30 s: {:?}",
+        start.elapsed()
+    );
+    server.close();
+}
