@@ -38,13 +38,14 @@ def key(row):
 
 def median_runs(rows):
     """With repeated rounds, keep each server's median run per scenario (by the figure
-    the target is about: CPU per operation, or memory for idle)."""
+    the target is about: memory for idle, p99 for latency, CPU per operation otherwise)."""
     by = {}
     for r in rows:
         by.setdefault((key(r), r["server"]), []).append(r)
     picked = []
     for runs in by.values():
-        metric = "rss_bytes_per_connection" if "rss_bytes_per_connection" in runs[0] else "server_cpu_us_per_op"
+        metric = ("rss_bytes_per_connection" if "rss_bytes_per_connection" in runs[0]
+                  else "p99_us" if runs[0]["scenario"] == "latency" else "server_cpu_us_per_op")
         runs.sort(key=lambda r: r[metric])
         median = runs[len(runs) // 2]
         median["rounds"] = len(runs)
@@ -60,7 +61,8 @@ def main():
         groups.setdefault(key(r), []).append(r)
     lines = [f"# Side-by-side results ({how})", "",
              "Server pinned to CPU 0, load generator to CPU 1; with repeated rounds each row is the "
-             "server's median round; ratios are to "
+             "server's median round (by p99 for latency, memory for idle, CPU per operation "
+             "otherwise); ratios are to "
              f"{BASELINE} in the same run. `cpu/op` is server CPU time (its threads' run time "
              "from /proc, to the nanosecond) per message, delivery or handshake: the figure that "
              "stays meaningful on a noisy machine; its user / kernel split (from clock ticks, "
