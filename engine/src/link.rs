@@ -32,8 +32,9 @@ use crate::signal::Signal;
 /// Most frames handed to one `writev` (Linux's IOV_MAX is 1024).
 const MAX_BATCH: usize = 256;
 
-/// Queued bytes at which a held queue is written without waiting out the flush delay:
-/// holding more saves no sends worth the latency and the memory.
+/// Queued bytes at which a held queue is written without waiting out the flush delay
+/// (or half the queue limit, if that is lower, so holding never closes a healthy peer as
+/// a slow consumer): holding more saves no sends worth the latency and the memory.
 const FLUSH_NOW_BYTES: usize = 64 << 10;
 
 /// Where a connection is in its life.
@@ -478,16 +479,18 @@ async fn write_loop<W: AsyncWriteRent + 'static>(mut writer: W, link: Rc<Link>) 
 }
 
 /// Waits out the link's flush delay, letting frames gather; ends early once the queue
-/// holds [`FLUSH_NOW_BYTES`] or the link stops being open (a close goes out at once).
+/// holds [`FLUSH_NOW_BYTES`] (or half its limit) or the link stops being open (a close
+/// goes out at once).
 async fn hold(link: &Link) {
     let delay = link.limits.flush_delay;
     if delay.is_zero() {
         return;
     }
+    let flush_now = FLUSH_NOW_BYTES.min(link.limits.max_queued_bytes / 2);
     let mut sleep = std::pin::pin!(monoio::time::sleep(delay));
     poll_fn(|cx| {
         if link.phase.get() != Phase::Open
-            || link.queued_bytes.get() >= FLUSH_NOW_BYTES
+            || link.queued_bytes.get() >= flush_now
             || sleep.as_mut().poll(cx).is_ready()
         {
             return Poll::Ready(());

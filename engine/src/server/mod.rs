@@ -543,8 +543,9 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     /// (default zero: written at the end of the loop turn that queued them). Frames
     /// queued meanwhile leave in the same write, so a stream of broadcasts costs one
     /// send per client per delay instead of one per message: at 200 broadcasts/s to
-    /// 1 000 clients, 10 ms halves the server's CPU (see `perf/README.md`). Every
-    /// message waits up to the delay; a queue of 64 KiB, or a close, is written at once.
+    /// 1 000 clients, 20 ms halves the server's CPU per delivery (see `perf/README.md`).
+    /// Every message waits up to the delay; a queue of 64 KiB (or half
+    /// [`Limits::max_queued_bytes`], if lower), or a close, is written at once.
     pub fn flush_delay(mut self, delay: Duration) -> Self {
         self.config.flush_delay = delay;
         self

@@ -5,13 +5,17 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use connectme::{Peer, Server};
+use connectme::{Limits, Peer, Server};
 
 use crate::support::{server, RawWs};
 
 /// A server echoing every binary message, holding its writes for `delay`.
 fn echo_server(delay: Duration) -> Server {
-    let server = server().flush_delay(delay).build();
+    echo_server_with(delay, Limits::default())
+}
+
+fn echo_server_with(delay: Duration, limits: Limits) -> Server {
+    let server = server().flush_delay(delay).limits(limits).build();
     server.listen(|data: Bytes, peer: &Peer| peer.send(data));
     server.start().expect("start");
     server
@@ -59,5 +63,30 @@ fn a_full_queue_and_a_close_do_not_wait_for_the_delay() {
         "written at once, not after 30 s: {:?}",
         start.elapsed()
     );
+    server.close();
+}
+
+#[test]
+fn holding_never_fills_a_small_queue_limit() {
+    let limits = Limits {
+        max_queued_bytes: 8 << 10,
+        ..Limits::default()
+    };
+    let server = echo_server_with(Duration::from_secs(1), limits);
+    let mut ws = RawWs::connect(server.local_addr().unwrap());
+    // Three 3 KiB echoes, each in its own turn and all within the delay: held together
+    // they would pass the 8 KiB limit, so the writer must flush at half of it instead of
+    // closing the connection with 1008.
+    for byte in [1u8, 2, 3] {
+        ws.send_frame(0x82, &[byte; 3 << 10], true);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut echoed = Vec::new();
+    for _ in 0..3 {
+        let (first, payload) = ws.read_frame();
+        assert_eq!(first, 0x82, "an echo, not a close");
+        echoed.push(payload[0]);
+    }
+    assert_eq!(echoed, [1, 2, 3]);
     server.close();
 }
