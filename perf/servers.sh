@@ -1,0 +1,37 @@
+# Sourced by perf/run and perf/broadcast-sends: the servers under test, and starting and
+# stopping one. Each server starts fresh on a free port, pinned to CPU 0, and is stopped
+# by PID (also on exit: the caller's EXIT trap calls stop_server).
+
+bin=target/release
+declare -A server_cmd=(
+  [connectme-uring]="$bin/bench-server --driver uring --shards 1"
+  [connectme-epoll]="$bin/bench-server --driver epoll --shards 1"
+  [connectme-uring-flush20ms]="$bin/bench-server --driver uring --shards 1 --flush-delay-ms 20"
+  [tokio-tungstenite]="$bin/tokio-tungstenite-server"
+  [fastwebsockets]="$bin/fastwebsockets-server"
+)
+
+server_pid=
+port=${port:-19500}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_server NAME: starts it on the next free port after $port (which it updates) and
+# waits until it accepts; sets server_pid.
+start_server() {
+  port=$((port + 1)); while port_open $port; do port=$((port + 1)); done
+  taskset -c 0 ${server_cmd[$1]} --addr 127.0.0.1:$port >/dev/null 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 100); do port_open $port && break; sleep 0.05; done
+}
+
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=
+}
+
+# Whether this machine allows io_uring (connectme-uring* servers need it).
+uring_available() { $bin/bench-server --driver uring --shards 1 --check-driver >/dev/null 2>&1; }
