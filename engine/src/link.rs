@@ -80,6 +80,8 @@ pub(crate) struct Link {
     park_requested: Cell<bool>,
     /// Whether anything was queued since the last idle sweep.
     active: Cell<bool>,
+    /// Whether the writer is holding queued frames for the flush delay.
+    holding: Cell<bool>,
     /// Fired when the writer has flushed and shut the write side down.
     writer_done: Signal,
 }
@@ -104,6 +106,7 @@ impl Link {
             parked: RefCell::new(None),
             park_requested: Cell::new(false),
             active: Cell::new(false),
+            holding: Cell::new(false),
             writer_done: Signal::default(),
         })
     }
@@ -193,17 +196,29 @@ impl Link {
         true
     }
 
-    /// Queues a control frame (not counted against the queue limit).
+    /// Queues a control frame (not counted against the queue limit); it ends a flush
+    /// delay's hold.
     fn push(self: &Rc<Self>, frame: Bytes) {
         self.out.borrow_mut().push(frame);
-        self.queued(0);
-    }
-
-    /// `len` more bytes were queued: the connection is active and its writer has work.
-    fn queued(self: &Rc<Self>, len: usize) {
-        self.queued_bytes.set(self.queued_bytes.get() + len);
         self.active.set(true);
         self.wake_writer();
+    }
+
+    /// `len` more bytes were queued: the connection is active and its writer has work. A
+    /// writer holding for the flush delay is woken only once the queue should be written
+    /// early, not for every frame.
+    fn queued(self: &Rc<Self>, len: usize) {
+        let queued = self.queued_bytes.get() + len;
+        self.queued_bytes.set(queued);
+        self.active.set(true);
+        if !self.holding.get() || queued >= self.flush_now_bytes() {
+            self.wake_writer();
+        }
+    }
+
+    /// Queued bytes at which a held queue is written without waiting out the delay.
+    fn flush_now_bytes(&self) -> usize {
+        FLUSH_NOW_BYTES.min(self.limits.max_queued_bytes / 2)
     }
 
     /// Wakes the writer task, or restarts it if it was parked.
@@ -486,8 +501,9 @@ async fn hold(link: &Link) {
     if delay.is_zero() {
         return;
     }
-    let flush_now = FLUSH_NOW_BYTES.min(link.limits.max_queued_bytes / 2);
+    let flush_now = link.flush_now_bytes();
     let mut sleep = std::pin::pin!(monoio::time::sleep(delay));
+    link.holding.set(true);
     poll_fn(|cx| {
         if link.phase.get() != Phase::Open
             || link.queued_bytes.get() >= flush_now
@@ -495,11 +511,13 @@ async fn hold(link: &Link) {
         {
             return Poll::Ready(());
         }
-        // Frames queued meanwhile wake us through `wake_writer`, to check the size again.
+        // Woken by the timer, by a queue grown to `flush_now`, or by a control frame or
+        // the end of the link (`push`, `finish`).
         link.writer.set(Some(cx.waker().clone()));
         Poll::Pending
     })
-    .await
+    .await;
+    link.holding.set(false);
 }
 
 #[cfg(test)]
