@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use perf::{cpu_time, machine_ticks, rss_bytes, CpuTime, BROADCAST_TAG, ECHO_TAG};
+use perf::{cpu_time, machine_ticks, rss_bytes, CpuTime, MachineTicks, BROADCAST_TAG, ECHO_TAG};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -228,29 +228,53 @@ impl Stats {
     }
 }
 
-/// Runs `window` seconds of measurement while load runs; returns (elapsed, server CPU,
-/// machine time stolen by the hypervisor in percent).
-async fn measure(args: &Args, stats: &Stats) -> (Duration, CpuTime, f64) {
+/// What a measured window found: its length, the server's CPU time over it, and the
+/// share of the machine's time the hypervisor stole meanwhile (percent).
+type Measured = (Duration, CpuTime, f64);
+
+/// The start of a measured window: the clock, the server's CPU time and the machine's
+/// ticks. A server that has exited is an error, not a zero.
+struct Window {
+    start: Instant,
+    cpu: CpuTime,
+    machine: MachineTicks,
+    pid: u32,
+}
+
+impl Window {
+    fn open(pid: u32) -> io::Result<Self> {
+        Ok(Self {
+            cpu: cpu_time(pid)?,
+            machine: machine_ticks()?,
+            start: Instant::now(),
+            pid,
+        })
+    }
+
+    fn close(self) -> io::Result<Measured> {
+        let elapsed = self.start.elapsed();
+        let cpu = cpu_time(self.pid)?.since(self.cpu);
+        let steal = machine_ticks()?.steal_percent_since(self.machine);
+        Ok((elapsed, cpu, steal))
+    }
+}
+
+/// Runs `args.duration` seconds of measurement (after the warm-up) while load runs.
+async fn measure(args: &Args, stats: &Stats) -> io::Result<Measured> {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-    let cpu0 = cpu_time(args.server_pid).unwrap_or_default();
-    let machine0 = machine_ticks().unwrap_or_default();
-    let t0 = Instant::now();
+    let window = Window::open(args.server_pid)?;
     stats.measuring.set(true);
     let bar = progress(args.duration);
-    while t0.elapsed().as_secs_f64() < args.duration {
+    while window.start.elapsed().as_secs_f64() < args.duration {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        bar.set_position((t0.elapsed().as_secs_f64() * 10.0) as u64);
+        bar.set_position((window.start.elapsed().as_secs_f64() * 10.0) as u64);
         bar.set_message(format!("{} ops", stats.count.get()));
     }
     stats.measuring.set(false);
-    let elapsed = t0.elapsed();
-    let cpu = cpu_time(args.server_pid).unwrap_or_default().since(cpu0);
-    let steal = machine_ticks()
-        .unwrap_or_default()
-        .steal_percent_since(machine0);
+    let measured = window.close();
     bar.finish_and_clear();
     stats.stop.set(true);
-    (elapsed, cpu, steal)
+    measured
 }
 
 fn progress(seconds: f64) -> ProgressBar {
@@ -342,12 +366,10 @@ async fn paced(args: &Args, stats: Rc<Stats>, broadcast: bool) -> io::Result<()>
     Ok(())
 }
 
-async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, CpuTime, f64)> {
+async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<Measured> {
     let started = Rc::new(Cell::new(0usize));
     stats.measuring.set(true);
-    let cpu0 = cpu_time(args.server_pid)?;
-    let machine0 = machine_ticks()?;
-    let t0 = Instant::now();
+    let window = Window::open(args.server_pid)?;
     let bar = ProgressBar::new(args.count as u64);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
@@ -377,9 +399,7 @@ async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<(Duration, C
         let _ = worker.await;
     }
     bar.finish_and_clear();
-    let elapsed = t0.elapsed();
-    let steal = machine_ticks()?.steal_percent_since(machine0);
-    Ok((elapsed, cpu_time(args.server_pid)?.since(cpu0), steal))
+    window.close()
 }
 
 async fn idle(args: &Args) -> io::Result<f64> {
@@ -420,15 +440,15 @@ fn main() -> io::Result<()> {
         let (elapsed, cpu, steal) = match args.scenario {
             Scenario::Echo => {
                 echo(&args, stats.clone()).await?;
-                measure(&args, &stats).await
+                measure(&args, &stats).await?
             }
             Scenario::Latency => {
                 paced(&args, stats.clone(), false).await?;
-                measure(&args, &stats).await
+                measure(&args, &stats).await?
             }
             Scenario::Broadcast => {
                 paced(&args, stats.clone(), true).await?;
-                measure(&args, &stats).await
+                measure(&args, &stats).await?
             }
             Scenario::Connect => connect_storm(&args, stats.clone()).await?,
             Scenario::Idle => {
