@@ -6,10 +6,15 @@ bin=target/release
 declare -A server_cmd=(
   [connectme-uring]="$bin/bench-server --driver uring --shards 1"
   [connectme-epoll]="$bin/bench-server --driver epoll --shards 1"
-  [connectme-uring-flush20ms]="$bin/bench-server --driver uring --shards 1 --flush-delay-ms 20"
   [tokio-tungstenite]="$bin/tokio-tungstenite-server"
   [fastwebsockets]="$bin/fastwebsockets-server"
 )
+
+# add_flush_server MS: adds connectme-uring-flush<MS>ms, the engine with an MS ms flush delay.
+add_flush_server() {
+  server_cmd[connectme-uring-flush$1ms]="$bin/bench-server --driver uring --shards 1 --flush-delay-ms $1"
+}
+add_flush_server 20
 
 server_pid=
 port=${port:-19500}
