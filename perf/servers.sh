@@ -40,3 +40,16 @@ stop_server() {
 
 # Whether this machine allows io_uring (connectme-uring* servers need it).
 uring_available() { $bin/bench-server --driver uring --shards 1 --check-driver >/dev/null 2>&1; }
+
+# runnable NAME...: the servers among NAME... that this machine can run, one per line
+# (the connectme-uring ones only where io_uring is allowed).
+runnable() {
+  local name
+  for name in "$@"; do
+    if [[ $name == connectme-uring* ]] && ! uring_available; then
+      echo "perf: io_uring unavailable here, skipping $name" >&2
+      continue
+    fi
+    echo "$name"
+  done
+}

@@ -160,7 +160,8 @@ impl Link {
     pub(crate) fn send_message<F: IntoFrame>(self: &Rc<Self>, message: F) -> bool {
         let len = match message.payload_len() {
             Some(len) if len < ZERO_COPY_MIN => len,
-            _ => return self.send_parts(message.into_parts(self.wire)),
+            Some(len) => return self.send_parts(message.into_parts_sized(self.wire, len)),
+            None => return self.send_parts(message.into_parts(self.wire)),
         };
         let frame_len = self.wire.frame_len(len);
         if !self.admit(frame_len) {
@@ -560,6 +561,58 @@ mod tests {
         link.take_batch(&mut batch);
         batch.prepare();
         assert_eq!(batch.iovec_bytes(), [&small[..], &large[..]].concat());
+    }
+
+    /// A PackMe message that counts how often it is measured.
+    struct Measured {
+        body: Vec<u8>,
+        measured: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl packme::Encode for Measured {
+        fn encoded_len(&self) -> usize {
+            self.measured.set(self.measured.get() + 1);
+            self.body.len()
+        }
+        fn encode<B: bytes::BufMut>(&self, buf: &mut B) {
+            buf.put_slice(&self.body);
+        }
+    }
+
+    impl packme::Decode for Measured {
+        const MIN_LEN: usize = 0;
+        fn decode(_: &mut packme::Reader<'_>) -> Result<Self, packme::DecodeError> {
+            unreachable!("only sent")
+        }
+    }
+
+    impl packme::Message for Measured {
+        const ID: u32 = 7;
+        const NAME: &'static str = "Measured";
+    }
+
+    #[test]
+    fn a_packet_is_measured_once_whatever_its_size() {
+        for size in [100, 4096] {
+            let measured = std::rc::Rc::new(std::cell::Cell::new(0));
+            let message = Measured {
+                body: vec![b'm'; size],
+                measured: measured.clone(),
+            };
+            let packet = packme::Packet::new(message, 9);
+            let link = Link::new(1, Wire::WsServer, crate::bench_api::bench_limits());
+            assert!(link.send_message(&packet));
+            assert_eq!(measured.get(), 1, "{size}-byte packet measured once");
+            let mut batch = WriteBatch::new();
+            link.take_batch(&mut batch);
+            batch.prepare();
+            let mut expected = Wire::WsServer
+                .header(crate::proto::Kind::Binary, size + 8)
+                .to_vec();
+            expected.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 9]);
+            expected.extend_from_slice(&packet.message.body);
+            assert_eq!(batch.iovec_bytes(), expected, "{size}-byte packet's frame");
+        }
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub trait IntoFrame: Sized {
         let _ = len;
         out.extend_from_slice(&self.into_frame(wire));
     }
+
+    /// [`IntoFrame::into_parts`] for a payload whose length `len` (what
+    /// [`IntoFrame::payload_len`] returned) is already known, so a type whose length costs
+    /// a walk over its content (a PackMe packet) need not measure itself twice.
+    fn into_parts_sized(self, wire: Wire, len: usize) -> FrameParts {
+        let _ = len;
+        self.into_parts(wire)
+    }
 }
 
 /// A frame in one or two buffers.
@@ -127,6 +135,12 @@ impl<M: Message> IntoFrame for &Packet<M> {
     fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
         wire.write_frame(out, Kind::Binary, len, |b| self.encode(b));
     }
+    fn into_parts_sized(self, wire: Wire, len: usize) -> FrameParts {
+        FrameParts {
+            head: wire.frame(Kind::Binary, len, |b| self.encode(b)),
+            body: None,
+        }
+    }
 }
 
 impl<M: Message> IntoFrame for Packet<M> {
@@ -138,6 +152,9 @@ impl<M: Message> IntoFrame for Packet<M> {
     }
     fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
         (&self).write_frame(wire, len, out)
+    }
+    fn into_parts_sized(self, wire: Wire, len: usize) -> FrameParts {
+        (&self).into_parts_sized(wire, len)
     }
 }
 
