@@ -10,9 +10,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
-use connectme::{ByteString, Client, Driver, Reconnect};
+use connectme::{BinaryRef, ByteString, Client, Driver, Reconnect};
 
 #[derive(Parser)]
 struct Args {
@@ -73,7 +72,7 @@ fn main() -> Result<(), String> {
         let url = format!("{base}/runCase?case={case}&agent={}", args.agent);
         session(&url, &args, |client| {
             client.listen(|text: ByteString, client: &Client| client.send(text));
-            client.listen(|data: Bytes, client: &Client| client.send(data));
+            client.listen_ref(|data: BinaryRef, client: &Client| client.send(data));
         })?;
     }
     session(

@@ -5,9 +5,8 @@
 //! cargo run --release --example echo -- --addr 127.0.0.1:9001 [--shards N] [--driver uring|epoll] [--tcp]
 //! ```
 
-use bytes::Bytes;
 use clap::Parser;
-use connectme::{ByteString, Driver, Server, Transport};
+use connectme::{BinaryRef, ByteString, Driver, Server, Transport};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -47,7 +46,8 @@ fn main() -> std::io::Result<()> {
     }
     let server = builder.build();
     server.listen(|text: ByteString, peer| peer.send(text));
-    server.listen(|data: Bytes, peer| peer.send(data));
+    // Lent, not kept: a small message is echoed straight from the receive buffer.
+    server.listen_ref(|data: BinaryRef, peer| peer.send(data));
     server.start()?;
     eprintln!(
         "echo server on {} ({} driver)",

@@ -232,6 +232,28 @@ fn dispatch(c: &mut Criterion) {
         b.iter(|| direct(black_box(&binary), &sink))
     });
     group.finish();
+
+    // The whole hand-over of a 64-byte message that just arrived in the receive buffer:
+    // to a listener that keeps it (split off, reference-counted) and to one it is lent to
+    // (read in place). The gap is what `listen_ref` saves per small message.
+    let mut group = c.benchmark_group("dispatch_received_64b");
+    let message = [0x45u8; 64];
+    let mut buf = bytes::BytesMut::with_capacity(4096);
+    group.bench_function("split_off_to_bytes_listener", |b| {
+        b.iter(|| {
+            buf.extend_from_slice(black_box(&message));
+            table.received(&mut buf, message.len(), &sink);
+        })
+    });
+    let mut lent = DispatchBench::<Sink>::new(packme::Registry::new());
+    lent.listen_ref(|data: connectme::BinaryRef, ctx: &Sink| ctx.0.set(ctx.0.get() + data.len()));
+    group.bench_function("in_place_to_listen_ref", |b| {
+        b.iter(|| {
+            buf.extend_from_slice(black_box(&message));
+            lent.received(&mut buf, message.len(), &sink);
+        })
+    });
+    group.finish();
 }
 
 /// One broadcast to 1 000 links spread over two shard threads, through the shards'

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use packme::{ByteString, Registry};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -13,7 +13,10 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::driver::Driver;
 use crate::iovec::WriteBatch;
 use crate::link::{Link, LinkLimits};
-use crate::listeners::{dispatch, handler, Context, Listen, ListenerCell, Received, Reply};
+use crate::listeners::{
+    dispatch, handler, ref_handler, BinaryRef, Context, InPlace, Key, Listen, ListenerCell,
+    Received, Reply,
+};
 use crate::mailbox::{mailbox, Mailbox};
 use crate::outgoing::shard_local;
 use crate::proto::Wire;
@@ -62,6 +65,32 @@ impl<C: Context + 'static> DispatchBench<C> {
         T::register(&mut self.registry);
         self.listeners
             .apply(move |table| table.add(T::key(), id, h));
+    }
+
+    /// Adds a binary listener that is lent each message, as `Server::listen_ref` does.
+    pub fn listen_ref<R, F>(&mut self, f: F)
+    where
+        R: Reply,
+        F: Fn(BinaryRef<'_>, &C) -> R + Send + Sync + 'static,
+    {
+        self.next_id += 1;
+        let (id, h) = (self.next_id, ref_handler(f));
+        self.listeners
+            .apply(move |table| table.add(Key::Binary, id, h));
+    }
+
+    /// Dispatches the binary message of `len` bytes at the front of `buf` as the read loop
+    /// does: lent in place if every listener borrows, else split off; `buf` is advanced
+    /// past it either way.
+    pub fn received(&self, buf: &mut BytesMut, len: usize, ctx: &C) {
+        dispatch(
+            Received::InPlace(InPlace::new(buf, len)),
+            &self.link,
+            &self.registry,
+            None,
+            &self.listeners,
+            ctx,
+        );
     }
 
     /// Dispatches a binary message (raw bytes or a PackMe frame).

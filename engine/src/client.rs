@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 use monoio::net::{TcpStream, UnixStream};
@@ -23,7 +24,10 @@ use packme::{Message, Packet, Registry, RegistryError, Request};
 use crate::conn::{read_head, read_loop, HeadError, MIN_READ};
 use crate::driver::Driver;
 use crate::link::{attach_writer, Link, LinkLimits};
-use crate::listeners::{dispatch, handler, Context, Listen, ListenerCell, ListenerId, Reply};
+use crate::listeners::{
+    dispatch, handler, ref_handler, BinaryRef, Context, Handler, Key, Listen, ListenerCell,
+    ListenerId, Reply,
+};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 use crate::outgoing::IntoFrame;
 use crate::proto::handshake::{self, HandshakeError};
@@ -340,17 +344,31 @@ impl Client {
         R: Reply,
         F: Fn(T, &Client) -> R + Send + Sync + 'static,
     {
-        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
         let mut registry = Registry::new();
         T::register(&mut registry);
-        let h = handler::<T, Client, R, F>(f);
+        ListenerId::new(self.add_listener(T::key(), registry, handler::<T, Client, R, F>(f)))
+    }
+
+    /// Adds a listener for binary messages that borrows each message for the call (see
+    /// [`Server::listen_ref`](crate::Server::listen_ref)); it survives reconnects.
+    /// Cancel it as a `Bytes` listener.
+    pub fn listen_ref<R, F>(&self, f: F) -> ListenerId<Bytes>
+    where
+        R: Reply,
+        F: Fn(BinaryRef<'_>, &Client) -> R + Send + Sync + 'static,
+    {
+        ListenerId::new(self.add_listener(Key::Binary, Registry::new(), ref_handler(f)))
+    }
+
+    fn add_listener(&self, key: Key, registry: Registry, handler: Handler<Client>) -> u64 {
+        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
         self.post(move |local| {
             let _ = local.registry.borrow_mut().merge(&registry);
             local
                 .listeners
-                .apply(move |table| table.add(T::key(), id, h));
+                .apply(move |table| table.add(key, id, handler));
         });
-        ListenerId::new(id)
+        id
     }
 
     /// Removes a listener.

@@ -12,8 +12,8 @@ use monoio::io::AsyncReadRent;
 use monoio::BufResult;
 
 use crate::link::Link;
-use crate::listeners::Received;
-use crate::proto::{Decoder, Incoming, ProtocolError};
+use crate::listeners::{InPlace, Received};
+use crate::proto::{Decoder, Incoming, Next, ProtocolError};
 
 /// Smallest read a connection asks the kernel for, and the buffer a new or idle
 /// connection holds: with completion I/O a pending read pins its buffer.
@@ -138,26 +138,33 @@ pub(crate) fn read_loop<'a, R: AsyncReadRent>(
     mut buf: BytesMut,
     mut decoder: Decoder,
     link: &'a Rc<Link>,
-    mut on_message: impl FnMut(Received) + 'a,
+    mut on_message: impl FnMut(Received<'_>) + 'a,
 ) -> impl Future<Output = Ended> + 'a {
     async move {
         let mut sizer = ReadSizer { size: MIN_READ };
         loop {
             loop {
-                match decoder.next(&mut buf) {
-                    Ok(Some(Incoming::Text(text))) => on_message(Received::Text(text)),
-                    Ok(Some(Incoming::Binary(data))) => on_message(Received::Binary(data)),
-                    Ok(Some(Incoming::Ping(payload))) => link.pong(&payload),
-                    Ok(Some(Incoming::Pong(_))) => {}
-                    Ok(Some(Incoming::Close(close))) => {
-                        let code = close.map(|(code, _)| code);
-                        link.peer_closed(code);
-                        return Ended::Closed(code);
+                let taken = match decoder.next(&mut buf) {
+                    Ok(Some(Next::Binary(len))) => {
+                        on_message(Received::InPlace(InPlace::new(&mut buf, len)));
+                        continue;
                     }
+                    Ok(Some(Next::Taken(taken))) => taken,
                     Ok(None) => break,
                     Err(error) => {
                         link.fail(error.close_code(), &error.to_string());
                         return Ended::Protocol(error);
+                    }
+                };
+                match taken {
+                    Incoming::Text(text) => on_message(Received::Text(text)),
+                    Incoming::Binary(data) => on_message(Received::Binary(data)),
+                    Incoming::Ping(payload) => link.pong(&payload),
+                    Incoming::Pong(_) => {}
+                    Incoming::Close(close) => {
+                        let code = close.map(|(code, _)| code);
+                        link.peer_closed(code);
+                        return Ended::Closed(code);
                     }
                 }
             }

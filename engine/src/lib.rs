@@ -47,7 +47,7 @@ mod signal;
 pub use client::{Client, ClientBuilder, ConnectError, Target};
 pub use driver::Driver;
 
-pub use listeners::{Context, Listen, ListenerId, Reply};
+pub use listeners::{BinaryRef, Context, Listen, ListenerId, Reply};
 /// Spawns a task on the current shard or client thread, for handlers that need to await
 /// (a query, a timer) without blocking their thread. Only call it from a handler or a
 /// callback of the engine; the task is not `Send` and stays on that thread.

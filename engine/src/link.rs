@@ -374,6 +374,11 @@ impl Link {
         self.queries.borrow_mut().complete(tid, id, frame)
     }
 
+    /// Whether a query on this connection waits for its answer.
+    pub(crate) fn awaits_queries(&self) -> bool {
+        !self.queries.borrow().is_empty()
+    }
+
     /// Fails every pending query (the connection ended).
     pub(crate) fn fail_queries(&self) {
         self.queries.borrow_mut().fail_all(QueryError::Disconnected);

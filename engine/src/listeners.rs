@@ -14,12 +14,12 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use packme::{decode_frame, ByteString, DecodeError, Message, Packet, Registry};
 use rustc_hash::FxHashMap;
 
 use crate::link::Link;
-use crate::outgoing::IntoFrame;
+use crate::outgoing::{IntoFrame, ZERO_COPY_MIN};
 
 /// What a listener is keyed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,12 +41,71 @@ pub enum Raw<'a> {
     Text(Cow<'a, ByteString>),
     /// A binary message or a whole PackMe frame.
     Binary(Cow<'a, Bytes>),
+    /// A small binary message read in place in the connection's receive buffer: what
+    /// listeners get when every one of them only borrows ([`Listen::BORROWS`]).
+    BinaryInPlace(&'a [u8]),
+}
+
+/// A binary message lent to a [`listen_ref`](crate::Server::listen_ref) handler for the
+/// call. It reads as `&[u8]`; sending it ([`IntoFrame`]) copies a small message into the
+/// connection's queue and shares a large one without a copy; [`BinaryRef::to_bytes`]
+/// keeps it.
+#[derive(Debug, Clone, Copy)]
+pub enum BinaryRef<'a> {
+    /// A message under 1 KiB, still in the connection's receive buffer.
+    InPlace(&'a [u8]),
+    /// A message with a buffer of its own.
+    Shared(&'a Bytes),
+}
+
+impl BinaryRef<'_> {
+    /// The message as `Bytes`: a copy of a message read in place, a reference otherwise.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Self::InPlace(data) => Bytes::copy_from_slice(data),
+            Self::Shared(data) => Bytes::clone(data),
+        }
+    }
+}
+
+impl std::ops::Deref for BinaryRef<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::InPlace(data) => data,
+            Self::Shared(data) => data,
+        }
+    }
+}
+
+impl Raw<'_> {
+    /// A binary message, lent.
+    fn binary(&self) -> Option<BinaryRef<'_>> {
+        match self {
+            Self::Binary(data) => Some(BinaryRef::Shared(data)),
+            Self::BinaryInPlace(data) => Some(BinaryRef::InPlace(data)),
+            Self::Text(_) => None,
+        }
+    }
+
+    /// A binary message as `Bytes` of its own (a copy only for one read in place).
+    fn into_bytes(self) -> Option<Bytes> {
+        match self {
+            Self::Binary(data) => Some(data.into_owned()),
+            Self::BinaryInPlace(data) => Some(Bytes::copy_from_slice(data)),
+            Self::Text(_) => None,
+        }
+    }
 }
 
 /// A type a listener can receive: `String` or `ByteString` (text), `Bytes` or `Vec<u8>`
 /// (binary), or `Packet<M>` for a PackMe message `M` (the transaction id comes with it,
 /// so the handler can answer with `packet.response(..)`).
 pub trait Listen: Sized + 'static {
+    /// Whether [`Listen::from_raw`] only reads the message (copies what it keeps), so a
+    /// message whose listeners all borrow is handed out in place, never split off the
+    /// receive buffer into a reference-counted `Bytes`.
+    const BORROWS: bool = false;
     /// The key this type listens on.
     fn key() -> Key;
     /// Converts the received message; PackMe types decode here. `Ok(None)` if `raw` is
@@ -63,7 +122,7 @@ impl Listen for ByteString {
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
             Raw::Text(s) => Ok(Some(s.into_owned())),
-            Raw::Binary(_) => Ok(None),
+            _ => Ok(None),
         }
     }
 }
@@ -75,7 +134,7 @@ impl Listen for String {
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
             Raw::Text(s) => Ok(Some(String::from(&**s))),
-            Raw::Binary(_) => Ok(None),
+            _ => Ok(None),
         }
     }
 }
@@ -85,22 +144,17 @@ impl Listen for Bytes {
         Key::Binary
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
-        match raw {
-            Raw::Binary(b) => Ok(Some(b.into_owned())),
-            Raw::Text(_) => Ok(None),
-        }
+        Ok(raw.into_bytes())
     }
 }
 
 impl Listen for Vec<u8> {
+    const BORROWS: bool = true;
     fn key() -> Key {
         Key::Binary
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
-        match raw {
-            Raw::Binary(b) => Ok(Some(b.to_vec())),
-            Raw::Text(_) => Ok(None),
-        }
+        Ok(raw.binary().map(|data| data.to_vec()))
     }
 }
 
@@ -109,10 +163,7 @@ impl<M: Message + Send + Sync + 'static> Listen for Packet<M> {
         Key::Message(M::ID)
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
-        match raw {
-            Raw::Binary(frame) => decode_frame::<M>(frame.into_owned()).map(Some),
-            Raw::Text(_) => Ok(None),
-        }
+        raw.into_bytes().map(decode_frame::<M>).transpose()
     }
     fn register(registry: &mut Registry) {
         // A collision is reported when the application registers its manifests; here the
@@ -180,7 +231,23 @@ pub trait Context {
     fn send<F: IntoFrame>(&self, message: F);
 }
 
-pub(crate) type Handler<C> = Arc<dyn Fn(Raw<'_>, &C) -> Result<(), DecodeError> + Send + Sync>;
+type ErasedHandler<C> = Arc<dyn Fn(Raw<'_>, &C) -> Result<(), DecodeError> + Send + Sync>;
+
+/// A handler in the erased form stored in tables.
+pub(crate) struct Handler<C> {
+    call: ErasedHandler<C>,
+    /// It only reads the message ([`Listen::BORROWS`]).
+    borrows: bool,
+}
+
+impl<C> Clone for Handler<C> {
+    fn clone(&self) -> Self {
+        Self {
+            call: self.call.clone(),
+            borrows: self.borrows,
+        }
+    }
+}
 
 /// Wraps a typed handler into the erased form stored in tables.
 pub(crate) fn handler<T, C, R, F>(f: F) -> Handler<C>
@@ -190,12 +257,33 @@ where
     R: Reply,
     F: Fn(T, &C) -> R + Send + Sync + 'static,
 {
-    Arc::new(move |raw, ctx| {
-        if let Some(arg) = T::from_raw(raw)? {
-            f(arg, ctx).deliver(ctx);
-        }
-        Ok(())
-    })
+    Handler {
+        call: Arc::new(move |raw, ctx| {
+            if let Some(arg) = T::from_raw(raw)? {
+                f(arg, ctx).deliver(ctx);
+            }
+            Ok(())
+        }),
+        borrows: T::BORROWS,
+    }
+}
+
+/// Wraps a handler of binary messages lent for the call (`listen_ref`).
+pub(crate) fn ref_handler<C, R, F>(f: F) -> Handler<C>
+where
+    C: Context + 'static,
+    R: Reply,
+    F: Fn(BinaryRef<'_>, &C) -> R + Send + Sync + 'static,
+{
+    Handler {
+        call: Arc::new(move |raw, ctx| {
+            if let Some(data) = raw.binary() {
+                f(data, ctx).deliver(ctx);
+            }
+            Ok(())
+        }),
+        borrows: true,
+    }
 }
 
 type HandlerList<C> = Vec<(u64, Handler<C>)>;
@@ -265,6 +353,10 @@ impl<C> Listeners<C> {
     fn has(&self, key: Key) -> bool {
         !self.get(key).is_empty()
     }
+
+    fn all_borrow(&self, key: Key) -> bool {
+        self.get(key).iter().all(|(_, handler)| handler.borrows)
+    }
 }
 
 type Deferred<C> = Box<dyn FnOnce(&mut Listeners<C>)>;
@@ -319,15 +411,46 @@ impl<C> ListenerCell<C> {
 }
 
 /// A received data message.
-pub(crate) enum Received {
+pub(crate) enum Received<'a> {
     Text(ByteString),
     Binary(Bytes),
+    InPlace(InPlace<'a>),
+}
+
+/// A binary message of `len` bytes at the front of the connection's receive buffer.
+/// Dropping it advances the buffer past the message; [`InPlace::take`] splits it off.
+pub(crate) struct InPlace<'a> {
+    buf: &'a mut BytesMut,
+    len: usize,
+}
+
+impl<'a> InPlace<'a> {
+    pub(crate) fn new(buf: &'a mut BytesMut, len: usize) -> Self {
+        debug_assert!(len <= buf.len());
+        Self { buf, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The message as `Bytes` of its own, split off the buffer (no copy).
+    fn take(mut self) -> Bytes {
+        let len = std::mem::take(&mut self.len);
+        self.buf.split_to(len).freeze()
+    }
+}
+
+impl Drop for InPlace<'_> {
+    fn drop(&mut self) {
+        self.buf.advance(self.len);
+    }
 }
 
 /// Runs `handler`, containing a panic so that one failing handler cannot take the shard
 /// down; returns its decode result.
 fn call<C>(handler: &Handler<C>, raw: Raw<'_>, ctx: &C) -> Result<(), DecodeError> {
-    match catch_unwind(AssertUnwindSafe(|| handler(raw, ctx))) {
+    match catch_unwind(AssertUnwindSafe(|| (handler.call)(raw, ctx))) {
         Ok(result) => result,
         Err(panic) => {
             let what = panic
@@ -401,6 +524,18 @@ fn dispatch_in<C>(
             return;
         }
         Received::Binary(frame) => frame,
+        Received::InPlace(message)
+            if readable_in_place(message.bytes(), link, registry, tables) =>
+        {
+            let _ = call_all(
+                tables,
+                Key::Binary,
+                Raw::BinaryInPlace(message.bytes()),
+                ctx,
+            );
+            return;
+        }
+        Received::InPlace(message) => message.take(),
     };
     if let Some(header) = packme::FrameHeader::parse(&frame) {
         // A pending query names the response type it expects, so a frame with its
@@ -435,6 +570,30 @@ fn dispatch_in<C>(
         }
     }
     let _ = call_all(tables, Key::Binary, Raw::Binary(Cow::Owned(frame)), ctx);
+}
+
+/// Whether a binary message can be handed out in place: it is small (a large one is
+/// worth a reference count, as sending it on then needs no copy), goes to raw-bytes
+/// listeners only (it cannot be a query's answer or a PackMe message someone listens for
+/// or registered, which decode from `Bytes`), and every one of them only borrows it.
+fn readable_in_place<C>(
+    data: &[u8],
+    link: &Link,
+    registry: &Registry,
+    tables: &Tables<'_, C>,
+) -> bool {
+    if data.len() >= ZERO_COPY_MIN {
+        return false;
+    }
+    if let Some(id) = packme::FrameHeader::message_id(data) {
+        let packme = link.awaits_queries()
+            || (!registry.is_empty() && registry.get(id).is_some())
+            || tables.iter().flatten().any(|t| t.has(Key::Message(id)));
+        if packme {
+            return false;
+        }
+    }
+    tables.iter().flatten().all(|t| t.all_borrow(Key::Binary))
 }
 
 #[cfg(test)]
@@ -519,6 +678,35 @@ mod tests {
                 "the received frame, not a copy"
             );
         }
+    }
+
+    #[test]
+    fn a_message_lent_in_place_is_consumed_even_if_its_handler_panics() {
+        let mut table = Listeners::<Seen>::default();
+        table.add(
+            Key::Binary,
+            1,
+            ref_handler(|data: BinaryRef, seen: &Seen| {
+                assert!(matches!(data, BinaryRef::InPlace(_)), "lent in place");
+                seen.0.borrow_mut().push((1, data.to_bytes()));
+                assert_ne!(&data[..], b"boom", "a handler failure on purpose");
+            }),
+        );
+        let shared = ListenerCell::with_table(table);
+        let link = Link::new(
+            1,
+            crate::proto::Wire::WsServer,
+            crate::bench_api::bench_limits(),
+        );
+        let seen = Seen::default();
+        let mut buf = BytesMut::from(&b"boomfine rest"[..]);
+        for len in [4, 4] {
+            let message = Received::InPlace(InPlace::new(&mut buf, len));
+            dispatch(message, &link, &Registry::new(), None, &shared, &seen);
+        }
+        assert_eq!(&buf[..], b" rest", "each message consumed, the rest left");
+        let seen: Vec<Bytes> = seen.0.into_inner().into_iter().map(|(_, d)| d).collect();
+        assert_eq!(seen, [&b"boom"[..], &b"fine"[..]]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use packme::{ByteString, Message, Packet};
 
+use crate::listeners::BinaryRef;
 use crate::proto::{Kind, Wire};
 
 /// A value that can be sent as one ConnectMe message.
@@ -155,6 +156,24 @@ impl<M: Message> IntoFrame for Packet<M> {
     }
     fn into_parts_sized(self, wire: Wire, len: usize) -> FrameParts {
         (&self).into_parts_sized(wire, len)
+    }
+}
+
+impl IntoFrame for BinaryRef<'_> {
+    fn into_frame(self, wire: Wire) -> Bytes {
+        binary(&self, wire)
+    }
+    fn into_parts(self, wire: Wire) -> FrameParts {
+        match self {
+            BinaryRef::Shared(data) => binary_parts(data.clone(), wire),
+            BinaryRef::InPlace(data) => data.into_parts(wire),
+        }
+    }
+    fn payload_len(&self) -> Option<usize> {
+        Some(self.len())
+    }
+    fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
+        wire.write_frame(out, Kind::Binary, len, |b| b.extend_from_slice(&self));
     }
 }
 

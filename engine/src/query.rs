@@ -93,6 +93,11 @@ impl PendingQueries {
         true
     }
 
+    /// Whether any query is waiting for its answer.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_tid.is_empty()
+    }
+
     /// Completes the query waiting for `tid` if it expects message `id`; `false` if there
     /// is none (the message then goes to listeners).
     pub(crate) fn complete(&mut self, tid: u32, id: u32, frame: &Bytes) -> bool {

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 
 pub use error::{close_code, ProtocolError};
 pub use frame::OpCode;
-pub use ws::{Incoming, Limits, MessageReader, Role};
+pub use ws::{Incoming, Limits, MessageReader, Next, Role};
 
 /// How a connection's incoming bytes are cut into messages.
 pub enum Decoder {
@@ -27,12 +27,14 @@ pub enum Decoder {
 }
 
 impl Decoder {
-    /// The next message in `buf`, or `Ok(None)` until more bytes arrive.
+    /// The next message in `buf`, or `Ok(None)` until more bytes arrive. A whole binary
+    /// message (every ConnectMe TCP payload) is left at the front of `buf`
+    /// ([`Next::Binary`]).
     #[inline]
-    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Next>, ProtocolError> {
         match self {
-            Self::Ws(reader) => reader.next(buf),
-            Self::Tcp(deframer) => Ok(deframer.next(buf)?.map(Incoming::Binary)),
+            Self::Ws(reader) => reader.next_in_place(buf),
+            Self::Tcp(deframer) => Ok(deframer.next_in_place(buf)?.map(Next::Binary)),
         }
     }
 

@@ -36,6 +36,14 @@ impl TcpDeframer {
 
     /// The next payload in `buf`, or `Ok(None)` if the frame is not complete yet.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
+        Ok(self
+            .next_in_place(buf)?
+            .map(|len| buf.split_to(len).freeze()))
+    }
+
+    /// Like [`TcpDeframer::next`], but leaves the payload at the front of `buf` and returns
+    /// its length: the caller reads it there and then splits it off or advances past it.
+    pub fn next_in_place(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, ProtocolError> {
         let Some(prefix) = buf.first_chunk::<PREFIX_LEN>() else {
             self.wanted = PREFIX_LEN;
             return Ok(None);
@@ -58,7 +66,7 @@ impl TcpDeframer {
         }
         self.wanted = 0;
         buf.advance(PREFIX_LEN);
-        Ok(Some(buf.split_to(len as usize).freeze()))
+        Ok(Some(len as usize))
     }
 }
 
@@ -123,6 +131,19 @@ mod tests {
                 assert_eq!(got, payloads, "split at {first} and {second}");
             }
         }
+    }
+
+    #[test]
+    fn in_place_leaves_the_payload_at_the_front_past_its_prefix() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&build_frame(2, |b| b.extend_from_slice(b"hi")));
+        buf.extend_from_slice(&[0, 0, 0]);
+        let mut deframer = TcpDeframer::new(100);
+        assert_eq!(deframer.next_in_place(&mut buf), Ok(Some(2)));
+        assert_eq!(&buf[..], b"hi\0\0\0");
+        buf.advance(2);
+        assert_eq!(deframer.next_in_place(&mut buf), Ok(None));
+        assert_eq!(buf.len(), 3, "a partial prefix stays");
     }
 
     #[test]

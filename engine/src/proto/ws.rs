@@ -57,6 +57,17 @@ pub enum Incoming {
     Close(Option<(u16, ByteString)>),
 }
 
+/// What [`MessageReader::next_in_place`] (and [`crate::proto::Decoder::next`]) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// A message or control frame, taken out of the buffer.
+    Taken(Incoming),
+    /// A whole binary message of this many bytes, unmasked and left at the front of the
+    /// buffer: the caller reads it in place, then splits it off (to keep it) or advances
+    /// past it. Handlers that only look at a message never make it a `Bytes` of its own.
+    Binary(usize),
+}
+
 struct Fragmented {
     text: bool,
     buf: BytesMut,
@@ -92,8 +103,17 @@ impl MessageReader {
 
     /// Takes the next message or control frame out of `buf`, or `Ok(None)` if `buf` does
     /// not hold a complete one yet (partial data stays in `buf`).
-    #[inline]
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
+        Ok(self.next_in_place(buf)?.map(|next| match next {
+            Next::Taken(message) => message,
+            Next::Binary(len) => Incoming::Binary(buf.split_to(len).freeze()),
+        }))
+    }
+
+    /// Like [`MessageReader::next`], but an unfragmented binary message stays at the front
+    /// of `buf` ([`Next::Binary`]).
+    #[inline]
+    pub fn next_in_place(&mut self, buf: &mut BytesMut) -> Result<Option<Next>, ProtocolError> {
         loop {
             let Some(header) = FrameHeader::parse(buf)? else {
                 self.wanted = buf.len() + 1;
@@ -118,12 +138,14 @@ impl MessageReader {
             }
             self.wanted = 0;
             buf.advance(header.header_len);
-            let mut payload = buf.split_to(len);
             if let Some(key) = header.mask {
-                apply_mask(&mut payload, key);
+                apply_mask(&mut buf[..len], key);
             }
-            if let Some(message) = self.frame(header, payload)? {
-                return Ok(Some(message));
+            if header.opcode == OpCode::Binary && header.fin && self.fragmented.is_none() {
+                return Ok(Some(Next::Binary(len)));
+            }
+            if let Some(message) = self.frame(header, buf.split_to(len))? {
+                return Ok(Some(Next::Taken(message)));
             }
         }
     }
@@ -466,5 +488,33 @@ mod tests {
             start + 6,
             "payload is a view into the receive buffer"
         );
+    }
+
+    #[test]
+    fn a_whole_binary_message_is_left_unmasked_in_place_and_others_are_taken() {
+        let mut stream = masked(true, OpCode::Binary, b"in place");
+        stream.extend(masked(true, OpCode::Text, b"text"));
+        stream.extend(masked(false, OpCode::Binary, b"frag"));
+        stream.extend(masked(true, OpCode::Continuation, b"ment"));
+        let mut buf = BytesMut::from(&stream[..]);
+        let mut reader = server();
+        assert_eq!(reader.next_in_place(&mut buf), Ok(Some(Next::Binary(8))));
+        assert_eq!(
+            &buf[..8],
+            b"in place",
+            "unmasked at the front of the buffer"
+        );
+        buf.advance(8);
+        assert_eq!(
+            reader.next_in_place(&mut buf),
+            Ok(Some(Next::Taken(Incoming::Text("text".into()))))
+        );
+        assert_eq!(
+            reader.next_in_place(&mut buf),
+            Ok(Some(Next::Taken(Incoming::Binary(Bytes::from_static(
+                b"fragment"
+            )))))
+        );
+        assert!(buf.is_empty());
     }
 }

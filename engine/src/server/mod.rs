@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use packme::{Message, Packet, Registry, RegistryError};
 use socket2::{Domain, Socket, Type};
@@ -28,7 +29,9 @@ pub(crate) use shard::guard;
 use shard::{Job, Shard, ShardListener, ShardStart};
 
 use crate::driver::Driver;
-use crate::listeners::{handler, Listen, ListenerId, Listeners, Reply};
+use crate::listeners::{
+    handler, ref_handler, BinaryRef, Handler, Key, Listen, ListenerId, Listeners, Reply,
+};
 use crate::mailbox::{mailbox, Mailbox};
 use crate::outgoing::{Frame, IntoFrame};
 use crate::proto::Wire;
@@ -309,16 +312,32 @@ impl<S: Send + Sync + 'static> Server<S> {
         R: Reply,
         F: Fn(T, &Peer<S>) -> R + Send + Sync + 'static,
     {
-        let id = self.shared.next_listener_id();
         let mut registry = Registry::new();
         T::register(&mut registry);
         if !registry.is_empty() {
             let _ = self.register(&registry);
         }
-        let h = handler::<T, Peer<S>, R, F>(f);
-        let op: ListenerOp<S> = Arc::new(move |table| table.add(T::key(), id, h.clone()));
+        ListenerId::new(self.add_listener(T::key(), handler::<T, Peer<S>, R, F>(f)))
+    }
+
+    /// Adds a server-wide listener for binary messages that are lent for the call
+    /// ([`BinaryRef`]). While every binary listener borrows (these, and `Vec<u8>` ones), a
+    /// message under 1 KiB is read where it arrived in the receive buffer: no allocation
+    /// and no reference count, which is most of what a small echo costs in user space.
+    /// Cancel it as a `Bytes` listener.
+    pub fn listen_ref<R, F>(&self, f: F) -> ListenerId<Bytes>
+    where
+        R: Reply,
+        F: Fn(BinaryRef<'_>, &Peer<S>) -> R + Send + Sync + 'static,
+    {
+        ListenerId::new(self.add_listener(Key::Binary, ref_handler(f)))
+    }
+
+    fn add_listener(&self, key: Key, handler: Handler<Peer<S>>) -> u64 {
+        let id = self.shared.next_listener_id();
+        let op: ListenerOp<S> = Arc::new(move |table| table.add(key, id, handler.clone()));
         self.change_listeners(id, op, true);
-        ListenerId::new(id)
+        id
     }
 
     /// Removes a server-wide listener; like [`Server::listen`], in effect on every shard

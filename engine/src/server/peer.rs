@@ -5,12 +5,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use packme::{Message, Packet, Request};
 
 use super::shard::{with_local_link, Job};
 use super::ServerShared;
 use crate::link::Link;
-use crate::listeners::{handler, Context, Listen, ListenerCell, ListenerId, Reply};
+use crate::listeners::{
+    handler, ref_handler, BinaryRef, Context, Handler, Key, Listen, ListenerCell, ListenerId, Reply,
+};
 use crate::outgoing::IntoFrame;
 use crate::proto::{close_code, handshake::Headers};
 use crate::query::{query_channel, Query};
@@ -183,13 +186,27 @@ impl<S: Send + Sync + 'static> Peer<S> {
         R: Reply,
         F: Fn(T, &Peer<S>) -> R + Send + Sync + 'static,
     {
+        ListenerId::new(self.add_listener(T::key(), handler::<T, Peer<S>, R, F>(f)))
+    }
+
+    /// Adds a listener for this connection's binary messages that borrows each message
+    /// for the call (see [`Server::listen_ref`](crate::Server::listen_ref)). Cancel it
+    /// as a `Bytes` listener.
+    pub fn listen_ref<R, F>(&self, f: F) -> ListenerId<Bytes>
+    where
+        R: Reply,
+        F: Fn(BinaryRef<'_>, &Peer<S>) -> R + Send + Sync + 'static,
+    {
+        ListenerId::new(self.add_listener(Key::Binary, ref_handler(f)))
+    }
+
+    fn add_listener(&self, key: Key, handler: Handler<Peer<S>>) -> u64 {
         let id = self.inner.server.next_listener_id();
-        let h = handler::<T, Peer<S>, R, F>(f);
         self.with_link(move |link| {
             link.listeners::<ListenerCell<Peer<S>>>()
-                .apply(move |table| table.add(T::key(), id, h));
+                .apply(move |table| table.add(key, id, handler));
         });
-        ListenerId::new(id)
+        id
     }
 
     /// Removes a listener added with [`Peer::listen`].

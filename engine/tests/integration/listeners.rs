@@ -1,13 +1,17 @@
 //! Listener semantics: server-wide and per-client listeners, the "listen for logged-in
-//! clients only" pattern, cancel, registration order, and a handler that panics.
+//! clients only" pattern, cancel, registration order, a handler that panics, and binary
+//! messages lent in place (`listen_ref`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use connectme::{ByteString, Client, Packet, Peer, QueryError};
+use bytes::Bytes;
+use connectme::{BinaryRef, ByteString, Client, Packet, Peer, QueryError, Transport};
 
-use crate::support::{alyx, connect, recv, server, ws_url, GetUserRequest, IntroductionMessage};
+use crate::support::{
+    alyx, connect, recv, server, ws_url, GetUserRequest, IntroductionMessage, RawWs,
+};
 
 #[test]
 fn per_client_listener_after_authentication() {
@@ -112,4 +116,103 @@ fn a_panicking_handler_harms_nothing_else() {
     assert_eq!(calls.load(Ordering::Relaxed), 2);
     server.close();
     server.wait();
+}
+
+/// What a `listen_ref` handler was lent: (read in place, the bytes).
+type Lent = (bool, Vec<u8>);
+
+fn lend_and_echo(tx: mpsc::Sender<Lent>) -> impl Fn(BinaryRef<'_>, &Peer) + Send + Sync {
+    move |data: BinaryRef, peer: &Peer| {
+        let _ = tx.send((matches!(data, BinaryRef::InPlace(_)), data.to_vec()));
+        peer.send(data);
+    }
+}
+
+#[test]
+fn lent_messages_echo_byte_exact_read_in_place_when_small() {
+    let server = server().start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    server.listen_ref(lend_and_echo(tx));
+    let mut ws = RawWs::connect(server.local_addr().unwrap());
+    let small: Vec<u8> = (0..100u8).collect();
+    let large: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+    ws.send_frame(0x82, &small, true);
+    ws.send_frame(0x82, &large, true);
+    ws.send_frame(0x82, b"", true);
+    ws.send_frame(0x02, b"fra", true); // fragmented: reassembled, so it has its own buffer
+    ws.send_frame(0x80, b"gment", true);
+    ws.send_frame(0x82, b"last one", true);
+    let expected: [(bool, &[u8]); 5] = [
+        (true, &small),
+        (false, &large),
+        (true, b""),
+        (false, b"fragment"),
+        (true, b"last one"),
+    ];
+    for (in_place, payload) in expected {
+        assert_eq!(ws.read_frame(), (0x82, payload.to_vec()), "echo");
+        assert_eq!(recv(&rx, "lent message"), (in_place, payload.to_vec()));
+    }
+    server.close();
+    server.wait();
+}
+
+#[test]
+fn a_listener_that_keeps_messages_makes_them_shared_until_cancelled() {
+    let server = server().start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    server.listen_ref(lend_and_echo(tx));
+    let (kept_tx, kept_rx) = mpsc::channel();
+    let keeper = server.listen(move |data: Bytes, _: &Peer| {
+        let _ = kept_tx.send(data);
+    });
+    let mut ws = RawWs::connect(server.local_addr().unwrap());
+    ws.send_frame(0x82, b"kept", true);
+    assert_eq!(ws.read_frame(), (0x82, b"kept".to_vec()));
+    assert_eq!(recv(&rx, "lent, shared"), (false, b"kept".to_vec()));
+    assert_eq!(recv(&kept_rx, "kept"), Bytes::from_static(b"kept"));
+    server.cancel(keeper);
+    ws.send_frame(0x82, b"lent", true);
+    assert_eq!(ws.read_frame(), (0x82, b"lent".to_vec()));
+    assert_eq!(recv(&rx, "lent, in place"), (true, b"lent".to_vec()));
+    server.close();
+    server.wait();
+}
+
+#[test]
+fn packme_messages_and_query_answers_are_not_lent_to_raw_listeners() {
+    for transport in [Transport::WebSocket, Transport::Tcp] {
+        let server = server().transport(transport).start().unwrap();
+        let (tx, rx) = mpsc::channel();
+        server.listen_ref(lend_and_echo(tx));
+        server.listen(|req: Packet<GetUserRequest>, _: &Peer| req.response(alyx()));
+        let url = match transport {
+            Transport::Tcp => server.local_addr().unwrap().to_string(),
+            _ => ws_url(&server),
+        };
+        let (lent_tx, lent_rx) = mpsc::channel();
+        let client = connect(&url, |c| {
+            c.listen_ref(move |data: BinaryRef, _: &Client| {
+                let _ = lent_tx.send(data.to_vec());
+            });
+        });
+        let response = client.query(GetUserRequest { id: "hl3".into() });
+        assert_eq!(response.wait().unwrap().message, alyx(), "{transport:?}");
+        client.send(&b"raw bytes"[..]);
+        assert_eq!(recv(&lent_rx, "echo lent to the client"), b"raw bytes");
+        assert_eq!(
+            recv(&rx, "lent on the server"),
+            (true, b"raw bytes".to_vec())
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "{transport:?}: the request was not lent"
+        );
+        assert!(
+            lent_rx.try_recv().is_err(),
+            "{transport:?}: the answer was not lent"
+        );
+        server.close();
+        server.wait();
+    }
 }

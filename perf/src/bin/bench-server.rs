@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
-use connectme::{ByteString, Driver, Peer, Server};
+use connectme::{BinaryRef, ByteString, Driver, Peer, Server};
 use perf::BROADCAST_TAG;
 
 #[global_allocator]
@@ -45,7 +44,7 @@ fn main() -> std::io::Result<()> {
         .flush_delay(Duration::from_millis(args.flush_delay_ms))
         .build();
     let room = server.clone();
-    server.listen(move |data: Bytes, peer: &Peer| {
+    server.listen_ref(move |data: BinaryRef, peer: &Peer| {
         if data.first() == Some(&BROADCAST_TAG) {
             room.broadcast(data);
         } else {
