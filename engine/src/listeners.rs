@@ -615,6 +615,15 @@ mod tests {
         handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data)))
     }
 
+    /// A server-side link without a socket.
+    fn server_link() -> std::rc::Rc<Link> {
+        Link::new(
+            1,
+            crate::proto::Wire::WsServer,
+            crate::bench_api::bench_limits(),
+        )
+    }
+
     /// Dispatches `frame` as a binary message on a server link with the connection's `own`
     /// listeners (if any) and the endpoint-wide `shared` ones; returns what they recorded.
     fn dispatch_binary(
@@ -624,11 +633,7 @@ mod tests {
     ) -> Vec<(u8, Bytes)> {
         let own = own.map(ListenerCell::with_table);
         let shared = ListenerCell::with_table(shared);
-        let link = Link::new(
-            1,
-            crate::proto::Wire::WsServer,
-            crate::bench_api::bench_limits(),
-        );
+        let link = server_link();
         let seen = Seen::default();
         dispatch(
             Received::Binary(frame),
@@ -693,11 +698,7 @@ mod tests {
             }),
         );
         let shared = ListenerCell::with_table(table);
-        let link = Link::new(
-            1,
-            crate::proto::Wire::WsServer,
-            crate::bench_api::bench_limits(),
-        );
+        let link = server_link();
         let seen = Seen::default();
         let mut buf = BytesMut::from(&b"boomfine rest"[..]);
         for len in [4, 4] {
