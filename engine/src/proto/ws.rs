@@ -2,7 +2,9 @@
 //!
 //! [`MessageReader`] consumes frames from a receive buffer and yields whole messages and
 //! control frames. An unfragmented frame (the common case) becomes a message without a
-//! copy: its payload is unmasked in place and split off the receive buffer as `Bytes`.
+//! copy: its payload is unmasked in place and split off the receive buffer as `Bytes`,
+//! or, for a binary message read with [`MessageReader::next_in_place`], left there for
+//! the caller to read before deciding whether to keep it.
 //! Fragments are appended to one buffer; text is validated incrementally, so invalid
 //! UTF-8 fails as soon as it arrives rather than at the last fragment.
 
