@@ -42,10 +42,11 @@ fn server(addr: &str) -> std::io::Result<Server> {
         .expect("the seed's ids are distinct");
     // Strings come back reversed.
     server.listen(|text: String, peer: &Peer| peer.send(text.chars().rev().collect::<String>()));
-    // A request is answered by returning its response.
-    server.listen(|request: Packet<GetUserRequest>, _: &Peer| {
-        tracing::info!(id = %request.id, "GetUserRequest");
-        request.response(GetUserResponse {
+    // A request is answered by returning its response. Read as its view, its `id` is a
+    // `&str` into the received frame.
+    server.listen_view::<GetUserRequest, _, _>(|request, _: &Peer| {
+        tracing::info!(id = request.id, "GetUserRequest");
+        request.answer(GetUserResponse {
             first_name: "Alyx".into(),
             last_name: "Vance".into(),
             age: 19,

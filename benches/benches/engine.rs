@@ -254,6 +254,40 @@ fn dispatch(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // A PackMe world-state update (64 entities, ~200 strings) to a `Packet<M>` listener
+    // (owned decode: a reference count per string) and to a `listen_view` one (strings
+    // borrow the frame); each handler sums the entity names' lengths.
+    use benches::proto::world::WorldStateMessage;
+    let mut group = c.benchmark_group("dispatch_packme_world_state_64");
+    let frame = packme::Packet::new(benches::world_state(64), 7).to_bytes();
+    let mut owned = DispatchBench::<Sink>::new(packme::Registry::new());
+    owned.listen(|state: packme::Packet<WorldStateMessage>, ctx: &Sink| {
+        let names: usize = state
+            .entities
+            .iter()
+            .flat_map(|e| &e.name)
+            .map(|n| n.len())
+            .sum();
+        ctx.0.set(ctx.0.get() + names);
+    });
+    group.bench_function("packet_listener", |b| {
+        b.iter(|| owned.binary(black_box(frame.clone()), &sink))
+    });
+    let mut viewed = DispatchBench::<Sink>::new(packme::Registry::new());
+    viewed.listen_view::<WorldStateMessage, _, _>(|state, ctx: &Sink| {
+        let names: usize = state
+            .entities
+            .iter()
+            .flat_map(|e| e.name)
+            .map(str::len)
+            .sum();
+        ctx.0.set(ctx.0.get() + names);
+    });
+    group.bench_function("listen_view", |b| {
+        b.iter(|| viewed.binary(black_box(frame.clone()), &sink))
+    });
+    group.finish();
 }
 
 /// One broadcast to 1 000 links spread over two shard threads, through the shards'

@@ -19,7 +19,7 @@
 
 use bytes::Bytes;
 
-use crate::{DecodeError, Message, Packet, Reader, Timestamp};
+use crate::{DecodeError, Message, Packet, Reader, Request, Timestamp};
 
 /// A value read as a view that may borrow the frame for `'a`.
 pub trait DecodeRef<'a>: Sized {
@@ -33,6 +33,28 @@ pub trait DecodeRef<'a>: Sized {
 pub trait MessageRef<'a>: DecodeRef<'a> {
     /// The owned message type, which gives the message id.
     type Owned: Message;
+}
+
+/// The link from a generated message type to its view (`Self` for a message without
+/// strings), which lets code generic over messages decode their views: a transport's
+/// `listen_view::<M>` hands handlers `Packet<M::View<'_>>`.
+pub trait HasView: Message {
+    /// The view, borrowing the received frame for `'a`.
+    type View<'a>: MessageRef<'a, Owned = Self>;
+}
+
+impl<'a, V: MessageRef<'a>> Packet<V>
+where
+    V::Owned: Request,
+{
+    /// The response to this request, read as a view: `response` with this request's
+    /// transaction id (what [`Packet::response`] does for the owned request).
+    pub fn answer(
+        &self,
+        response: <V::Owned as Request>::Response,
+    ) -> Packet<<V::Owned as Request>::Response> {
+        Packet::new(response, self.transaction_id)
+    }
 }
 
 /// Decodes a frame that must hold the message viewed by `M`, borrowing its strings from

@@ -76,7 +76,7 @@ pub mod schema;
 pub use bytes;
 pub use bytestring::ByteString;
 
-pub use borrowed::{decode_frame_ref, DecodeRef, MessageRef};
+pub use borrowed::{decode_frame_ref, DecodeRef, HasView, MessageRef};
 pub use codec::{option_len, Decode, Encode, Inherited, Message, Request};
 pub use error::DecodeError;
 pub use frame::{

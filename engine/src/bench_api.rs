@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use packme::{ByteString, Registry};
+use packme::{ByteString, HasView, Packet, Registry};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -14,8 +14,8 @@ use crate::driver::Driver;
 use crate::iovec::WriteBatch;
 use crate::link::{Link, LinkLimits};
 use crate::listeners::{
-    dispatch, handler, ref_handler, BinaryRef, Context, InPlace, Key, Listen, ListenerCell,
-    Received, Reply,
+    dispatch, handler, ref_handler, view_handler, BinaryRef, Context, InPlace, Key, Listen,
+    ListenerCell, Received, Reply,
 };
 use crate::mailbox::{mailbox, Mailbox};
 use crate::outgoing::shard_local;
@@ -65,6 +65,21 @@ impl<C: Context + 'static> DispatchBench<C> {
         T::register(&mut self.registry);
         self.listeners
             .apply(move |table| table.add(T::key(), id, h));
+    }
+
+    /// Adds a listener for PackMe message `M` read as its view, as `Server::listen_view`
+    /// does.
+    pub fn listen_view<M, R, F>(&mut self, f: F)
+    where
+        M: HasView + Send + Sync + 'static,
+        R: Reply,
+        F: for<'a> Fn(Packet<M::View<'a>>, &C) -> R + Send + Sync + 'static,
+    {
+        self.next_id += 1;
+        let (id, h) = (self.next_id, view_handler::<M, C, R, F>(f));
+        Packet::<M>::register(&mut self.registry);
+        self.listeners
+            .apply(move |table| table.add(Key::Message(M::ID), id, h));
     }
 
     /// Adds a binary listener that is lent each message, as `Server::listen_ref` does.

@@ -19,14 +19,14 @@ use bytes::Bytes;
 use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 use monoio::net::{TcpStream, UnixStream};
-use packme::{Message, Packet, Registry, RegistryError, Request};
+use packme::{HasView, Message, Packet, Registry, RegistryError, Request};
 
 use crate::conn::{read_head, read_loop, HeadError, MIN_READ};
 use crate::driver::Driver;
 use crate::link::{attach_writer, Link, LinkLimits};
 use crate::listeners::{
-    dispatch, handler, ref_handler, BinaryRef, Context, Handler, Key, Listen, ListenerCell,
-    ListenerId, Reply,
+    dispatch, handler, ref_handler, view_handler, BinaryRef, Context, Handler, Key, Listen,
+    ListenerCell, ListenerId, Reply,
 };
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 use crate::outgoing::IntoFrame;
@@ -358,6 +358,21 @@ impl Client {
         F: Fn(BinaryRef<'_>, &Client) -> R + Send + Sync + 'static,
     {
         ListenerId::new(self.add_listener(Key::Binary, Registry::new(), ref_handler(f)))
+    }
+
+    /// Adds a listener for PackMe message `M`, read as its view (see
+    /// [`Server::listen_view`](crate::Server::listen_view)); it survives reconnects.
+    /// Cancel it as a `Packet<M>` listener.
+    pub fn listen_view<M, R, F>(&self, f: F) -> ListenerId<Packet<M>>
+    where
+        M: HasView + Send + Sync + 'static,
+        R: Reply,
+        F: for<'a> Fn(Packet<M::View<'a>>, &Client) -> R + Send + Sync + 'static,
+    {
+        let mut registry = Registry::new();
+        Packet::<M>::register(&mut registry);
+        let handler = view_handler::<M, _, _, _>(f);
+        ListenerId::new(self.add_listener(Key::Message(M::ID), registry, handler))
     }
 
     fn add_listener(&self, key: Key, registry: Registry, handler: Handler<Client>) -> u64 {

@@ -19,7 +19,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use packme::{decode_frame, ByteString, DecodeError, Message, Packet, Registry};
+use packme::{
+    decode_frame, decode_frame_ref, ByteString, DecodeError, HasView, Message, Packet, Registry,
+};
 use rustc_hash::FxHashMap;
 
 use crate::link::Link;
@@ -287,6 +289,33 @@ where
             Ok(())
         }),
         borrows: true,
+    }
+}
+
+/// Wraps a handler of PackMe messages read as views (`listen_view`): strings borrow the
+/// received frame for the call, with no reference count each.
+pub(crate) fn view_handler<M, C, R, F>(f: F) -> Handler<C>
+where
+    M: HasView,
+    C: Context + 'static,
+    R: Reply,
+    F: for<'a> Fn(Packet<M::View<'a>>, &C) -> R + Send + Sync + 'static,
+{
+    Handler {
+        call: Arc::new(move |raw, ctx| {
+            let copy;
+            let frame = match &raw {
+                Raw::Binary(frame) => &**frame,
+                Raw::BinaryInPlace(data) => {
+                    copy = Bytes::copy_from_slice(data);
+                    &copy
+                }
+                Raw::Text(_) => return Ok(()),
+            };
+            f(decode_frame_ref::<M::View<'_>>(frame)?, ctx).deliver(ctx);
+            Ok(())
+        }),
+        borrows: false,
     }
 }
 

@@ -39,6 +39,7 @@ fn views_exist_exactly_where_a_string_is_reachable() {
         "pub struct DrawingRef<'a>",
         "pub origin: Vec3,",
         "impl<'a> ::packme::MessageRef<'a> for MoveMessage {",
+        "impl ::packme::HasView for MoveMessage {\n        type View<'a> = Self;",
     ] {
         assert!(code.contains(present), "missing {present:?}");
     }

@@ -125,6 +125,10 @@ impl Gen<'_> {
                     out,
                     "\nimpl<'a> ::packme::MessageRef<'a> for {name} {{\n    type Owned = Self;\n}}"
                 );
+                let _ = writeln!(
+                    out,
+                    "\nimpl ::packme::HasView for {name} {{\n    type View<'a> = Self;\n}}"
+                );
             }
             return;
         }
@@ -147,6 +151,10 @@ impl Gen<'_> {
         }
         if message.is_some() {
             let _ = writeln!(out, "\nimpl<'a> ::packme::MessageRef<'a> for {view}<'a> {{\n    type Owned = {name};\n}}");
+            let _ = writeln!(
+                out,
+                "\nimpl ::packme::HasView for {name} {{\n    type View<'a> = {view}<'a>;\n}}"
+            );
         }
 
         let mut convert = String::new();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
-use packme::{Message, Packet, Registry, RegistryError};
+use packme::{HasView, Message, Packet, Registry, RegistryError};
 use socket2::{Domain, Socket, Type};
 use std::rc::Rc;
 
@@ -30,7 +30,8 @@ use shard::{Job, Shard, ShardListener, ShardStart};
 
 use crate::driver::Driver;
 use crate::listeners::{
-    handler, ref_handler, BinaryRef, Handler, Key, Listen, ListenerId, Listeners, Reply,
+    handler, ref_handler, view_handler, BinaryRef, Handler, Key, Listen, ListenerId, Listeners,
+    Reply,
 };
 use crate::mailbox::{mailbox, Mailbox};
 use crate::outgoing::{Frame, IntoFrame};
@@ -331,6 +332,22 @@ impl<S: Send + Sync + 'static> Server<S> {
         F: Fn(BinaryRef<'_>, &Peer<S>) -> R + Send + Sync + 'static,
     {
         ListenerId::new(self.add_listener(Key::Binary, ref_handler(f)))
+    }
+
+    /// Adds a server-wide listener for PackMe message `M` that reads it as its generated
+    /// view (`M::View`, e.g. `GetUserRequestRef<'_>`): strings borrow the received frame
+    /// for the call, with no reference count each. Answer a request with
+    /// `request.answer(..)`. Cancel it as a `Packet<M>` listener.
+    pub fn listen_view<M, R, F>(&self, f: F) -> ListenerId<Packet<M>>
+    where
+        M: HasView + Send + Sync + 'static,
+        R: Reply,
+        F: for<'a> Fn(Packet<M::View<'a>>, &Peer<S>) -> R + Send + Sync + 'static,
+    {
+        let mut registry = Registry::new();
+        Packet::<M>::register(&mut registry);
+        let _ = self.register(&registry);
+        ListenerId::new(self.add_listener(Key::Message(M::ID), view_handler::<M, _, _, _>(f)))
     }
 
     fn add_listener(&self, key: Key, handler: Handler<Peer<S>>) -> u64 {

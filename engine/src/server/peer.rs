@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use packme::{Message, Packet, Request};
+use packme::{HasView, Message, Packet, Request};
 
 use super::shard::{with_local_link, Job};
 use super::ServerShared;
 use crate::link::Link;
 use crate::listeners::{
-    handler, ref_handler, BinaryRef, Context, Handler, Key, Listen, ListenerCell, ListenerId, Reply,
+    handler, ref_handler, view_handler, BinaryRef, Context, Handler, Key, Listen, ListenerCell,
+    ListenerId, Reply,
 };
 use crate::outgoing::IntoFrame;
 use crate::proto::{close_code, handshake::Headers};
@@ -198,6 +199,18 @@ impl<S: Send + Sync + 'static> Peer<S> {
         F: Fn(BinaryRef<'_>, &Peer<S>) -> R + Send + Sync + 'static,
     {
         ListenerId::new(self.add_listener(Key::Binary, ref_handler(f)))
+    }
+
+    /// Adds a listener for this connection's PackMe messages `M`, read as views (see
+    /// [`Server::listen_view`](crate::Server::listen_view)). Cancel it as a `Packet<M>`
+    /// listener.
+    pub fn listen_view<M, R, F>(&self, f: F) -> ListenerId<Packet<M>>
+    where
+        M: HasView + Send + Sync + 'static,
+        R: Reply,
+        F: for<'a> Fn(Packet<M::View<'a>>, &Peer<S>) -> R + Send + Sync + 'static,
+    {
+        ListenerId::new(self.add_listener(Key::Message(M::ID), view_handler::<M, _, _, _>(f)))
     }
 
     fn add_listener(&self, key: Key, handler: Handler<Peer<S>>) -> u64 {

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use connectme::{BinaryRef, ByteString, Client, Packet, Peer, QueryError, Transport};
 
 use crate::support::{
-    alyx, connect, recv, server, ws_url, GetUserRequest, IntroductionMessage, RawWs,
+    alyx, connect, recv, server, ws_url, GetUserRequest, GetUserResponse, IntroductionMessage,
+    RawWs,
 };
 
 #[test]
@@ -215,4 +216,60 @@ fn packme_messages_and_query_answers_are_not_lent_to_raw_listeners() {
         server.close();
         server.wait();
     }
+}
+
+/// Alyx, with the id the request asked for in her last name.
+fn alyx_for(id: &str) -> GetUserResponse {
+    let mut user = alyx();
+    user.last_name = format!("{} ({id})", user.last_name).into();
+    user
+}
+
+#[test]
+fn requests_read_as_views_are_answered_by_server_peer_and_client() {
+    let server = server().start().unwrap();
+    server.listen_view::<GetUserRequest, _, _>(|request, _: &Peer| {
+        request.answer(alyx_for(request.id))
+    });
+    let (asked_tx, asked_rx) = mpsc::channel();
+    server.listen(move |text: String, peer: &Peer| match text.as_str() {
+        "join" => {
+            peer.listen_view::<GetUserRequest, _, _>(|request, _: &Peer| {
+                request.answer(alyx_for(&format!("own {}", request.id)))
+            });
+        }
+        "ask me" => {
+            let question = peer.query(GetUserRequest { id: "g-man".into() });
+            let asked_tx = asked_tx.clone();
+            connectme::spawn(async move {
+                let _ = asked_tx.send(question.await.map(|answer| answer.message));
+            });
+        }
+        _ => {}
+    });
+    let client = connect(&ws_url(&server), |c| {
+        c.listen_view::<GetUserRequest, _, _>(|request, _: &Client| {
+            request.answer(alyx_for(&format!("client {}", request.id)))
+        });
+    });
+    let ask = |id: &str| client.query(GetUserRequest { id: id.into() }).wait();
+    assert_eq!(
+        ask("hl3").unwrap().message,
+        alyx_for("hl3"),
+        "server-wide view"
+    );
+    client.send("ask me");
+    assert_eq!(
+        recv(&asked_rx, "the client's answer").unwrap(),
+        alyx_for("client g-man"),
+        "the client's view listener"
+    );
+    client.send("join");
+    assert_eq!(
+        ask("ep2").unwrap().message,
+        alyx_for("own ep2"),
+        "the connection's own view listener answers first"
+    );
+    server.close();
+    server.wait();
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use connectme::{Client, ClientBuilder, Server, ServerBuilder};
 use packme::bytes::BufMut;
-use packme::{ByteString, Decode, DecodeError, Encode, Message, Reader, Request};
+use packme::{
+    ByteString, Decode, DecodeError, DecodeRef, Encode, HasView, Message, MessageRef, Reader,
+    Request,
+};
 
 /// Bound for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -54,6 +57,26 @@ impl Message for GetUserRequest {
 }
 impl Request for GetUserRequest {
     type Response = GetUserResponse;
+}
+
+/// The view of [`GetUserRequest`], as the generator would write it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GetUserRequestRef<'a> {
+    pub id: &'a str,
+}
+impl<'a> DecodeRef<'a> for GetUserRequestRef<'a> {
+    const MIN_LEN: usize = 4;
+    fn decode_ref(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: DecodeRef::decode_ref(r)?,
+        })
+    }
+}
+impl<'a> MessageRef<'a> for GetUserRequestRef<'a> {
+    type Owned = GetUserRequest;
+}
+impl HasView for GetUserRequest {
+    type View<'a> = GetUserRequestRef<'a>;
 }
 
 impl Encode for GetUserResponse {
