@@ -255,6 +255,29 @@ fn dispatch(c: &mut Criterion) {
     });
     group.finish();
 
+    // The same for a 64-byte text message: to a `ByteString` listener (split off) and to a
+    // `String` one, which copies anyway and so is lent the text in place.
+    let mut group = c.benchmark_group("dispatch_received_text_64b");
+    for (name, strings) in [
+        ("split_off_to_byte_string_listener", false),
+        ("in_place_to_string_listener", true),
+    ] {
+        let mut texts = DispatchBench::<Sink>::new(packme::Registry::new());
+        if strings {
+            texts.listen(|text: String, ctx: &Sink| ctx.0.set(ctx.0.get() + text.len()));
+        } else {
+            texts
+                .listen(|text: packme::ByteString, ctx: &Sink| ctx.0.set(ctx.0.get() + text.len()));
+        }
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                buf.extend_from_slice(black_box(&message));
+                texts.received_text(&mut buf, message.len(), &sink);
+            })
+        });
+    }
+    group.finish();
+
     // A PackMe world-state update (64 entities, ~200 strings) to a `Packet<M>` listener
     // (owned decode: a reference count per string) and to a `listen_view` one (strings
     // borrow the frame); each handler sums the entity names' lengths.

@@ -86,7 +86,7 @@ pub use hash::hash;
 pub use reader::{Reader, DEFAULT_MAX_DEPTH, MAX_EMPTY_ELEMENTS};
 pub use registry::{AnyPacket, MessageInfo, Registry, RegistryError};
 pub use timestamp::Timestamp;
-pub use utf8::{utf8_string, Utf8Error};
+pub use utf8::{utf8_string, TextAtFront, Utf8Error};
 
 /// Includes the Rust code that [`build::Config`] generated into `OUT_DIR`.
 ///

@@ -2,10 +2,11 @@
 //!
 //! Strings are validated with simdutf8 (several times faster than `std::str::from_utf8`
 //! on long strings) and then wrapped as a `ByteString` or a `&str` over the same bytes
-//! without validating them a second time. [`utf8_string`] is public so that transports (text
-//! frames of a WebSocket) get the same zero-copy string without an `unsafe` of their own.
+//! without validating them a second time. [`utf8_string`] and [`TextAtFront`] are public so
+//! that transports (text frames of a WebSocket) get the same zero-copy string, or read one
+//! in place in their receive buffer, without an `unsafe` of their own.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 
 /// Bytes that are not UTF-8.
@@ -38,22 +39,81 @@ pub(crate) fn as_str(bytes: &[u8]) -> Option<&str> {
     }
 }
 
-/// Wraps `bytes`, which the caller has just validated as UTF-8.
+/// Wraps `bytes`, which the caller has validated as UTF-8.
 ///
 /// Callers ([`utf8_string`] and [`crate::Reader::string`]) call this right after
-/// [`as_str`] accepted exactly these bytes.
+/// [`as_str`] accepted exactly these bytes; [`TextAtFront::take`] after its constructor
+/// did, holding the buffer exclusively in between.
 #[allow(unsafe_code)]
 #[inline]
 pub(crate) fn validated(bytes: Bytes) -> ByteString {
     debug_assert!(std::str::from_utf8(&bytes).is_ok());
-    // SAFETY: every caller validated `bytes` as UTF-8 immediately before, and `Bytes`
-    // is immutable, so the contents cannot have changed since.
+    // SAFETY: every caller validated `bytes` as UTF-8, and nothing could change them
+    // since: `Bytes` is immutable, and `TextAtFront` held its buffer exclusively.
     unsafe { ByteString::from_bytes_unchecked(bytes) }
+}
+
+/// The first `len` bytes of a receive buffer, validated as UTF-8 once: read them in place
+/// as `&str`, or split them off as a [`ByteString`] without validating again. Holding the
+/// buffer exclusively is what keeps the validated bytes unchanged. Dropping it consumes
+/// the text (advances the buffer past it).
+#[derive(Debug)]
+pub struct TextAtFront<'a> {
+    buf: &'a mut BytesMut,
+    len: usize,
+}
+
+impl<'a> TextAtFront<'a> {
+    /// Validates the first `len` bytes of `buf` (which must hold that many).
+    pub fn new(buf: &'a mut BytesMut, len: usize) -> Result<Self, Utf8Error> {
+        as_str(&buf[..len]).ok_or(Utf8Error)?;
+        Ok(Self { buf, len })
+    }
+
+    /// The text, in place.
+    #[allow(unsafe_code)]
+    pub fn as_str(&self) -> &str {
+        let bytes = &self.buf[..self.len];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: `new` validated exactly these bytes, and `self` has held the buffer
+        // exclusively since, so nothing can have changed them.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// The text split off the buffer as a string of its own (no copy).
+    pub fn take(mut self) -> ByteString {
+        let len = std::mem::take(&mut self.len);
+        // Validated by `new`; split from the exclusively held buffer unchanged since.
+        validated(self.buf.split_to(len).freeze())
+    }
+}
+
+impl Drop for TextAtFront<'_> {
+    fn drop(&mut self) {
+        self.buf.advance(self.len);
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::as_str;
+    use super::*;
+
+    #[test]
+    fn text_at_front_is_checked_once_and_read_in_place_or_taken() {
+        let mut buf = BytesMut::from("héllo, rest".as_bytes());
+        let text = TextAtFront::new(&mut buf, 7).unwrap();
+        assert_eq!(text.as_str(), "héllo,");
+        drop(text);
+        assert_eq!(&buf[..], b" rest", "dropping consumes the text");
+        let taken = TextAtFront::new(&mut buf, 3).unwrap().take();
+        assert_eq!(taken, " re");
+        assert_eq!(&buf[..], b"st");
+        let mut bad = BytesMut::from(&[b'a', 0xff, b'b'][..]);
+        assert_eq!(TextAtFront::new(&mut bad, 3).unwrap_err(), Utf8Error);
+        assert_eq!(bad.len(), 3, "refused text stays");
+        let mut cut = BytesMut::from("€".as_bytes());
+        assert!(TextAtFront::new(&mut cut, 2).is_err(), "half a code point");
+    }
 
     #[test]
     fn short_and_long_inputs_agree_with_std() {

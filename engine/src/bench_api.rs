@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use packme::{ByteString, HasView, Packet, Registry};
+use packme::{ByteString, HasView, Packet, Registry, TextAtFront};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -100,6 +100,23 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn received(&self, buf: &mut BytesMut, len: usize, ctx: &C) {
         dispatch(
             Received::InPlace(InPlace::new(buf, len)),
+            &self.link,
+            &self.registry,
+            None,
+            &self.listeners,
+            ctx,
+        );
+    }
+
+    /// Dispatches the text message of `len` bytes at the front of `buf` as the read loop
+    /// does: validated once, lent in place if every text listener borrows (`String`), else
+    /// split off as a `ByteString`.
+    pub fn received_text(&self, buf: &mut BytesMut, len: usize, ctx: &C) {
+        let Ok(text) = TextAtFront::new(buf, len) else {
+            return;
+        };
+        dispatch(
+            Received::TextInPlace(text),
             &self.link,
             &self.registry,
             None,

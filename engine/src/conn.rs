@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use monoio::buf::SliceMut;
 use monoio::io::AsyncReadRent;
 use monoio::BufResult;
+use packme::TextAtFront;
 
 use crate::link::Link;
 use crate::listeners::{InPlace, Received};
@@ -149,6 +150,17 @@ pub(crate) fn read_loop<'a, R: AsyncReadRent>(
                         on_message(Received::InPlace(InPlace::new(&mut buf, len)));
                         continue;
                     }
+                    Ok(Some(Next::Text(len))) => match TextAtFront::new(&mut buf, len) {
+                        Ok(text) => {
+                            on_message(Received::TextInPlace(text));
+                            continue;
+                        }
+                        Err(_) => {
+                            let error = ProtocolError::InvalidUtf8;
+                            link.fail(error.close_code(), &error.to_string());
+                            return Ended::Protocol(error);
+                        }
+                    },
                     Ok(Some(Next::Taken(taken))) => taken,
                     Ok(None) => break,
                     Err(error) => {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use packme::{
     decode_frame, decode_frame_ref, ByteString, DecodeError, HasView, Message, Packet, Registry,
+    TextAtFront,
 };
 use rustc_hash::FxHashMap;
 
@@ -50,6 +51,8 @@ pub enum Raw<'a> {
     /// A small binary message read in place in the connection's receive buffer: what
     /// listeners get when every one of them only borrows ([`Listen::BORROWS`]).
     BinaryInPlace(&'a [u8]),
+    /// A text message read in place, when every text listener only borrows.
+    TextInPlace(&'a str),
 }
 
 /// A binary message lent to a [`listen_ref`](crate::Server::listen_ref) handler for the
@@ -90,7 +93,7 @@ impl Raw<'_> {
         match self {
             Self::Binary(data) => Some(BinaryRef::Shared(data)),
             Self::BinaryInPlace(data) => Some(BinaryRef::InPlace(data)),
-            Self::Text(_) => None,
+            Self::Text(_) | Self::TextInPlace(_) => None,
         }
     }
 
@@ -99,7 +102,7 @@ impl Raw<'_> {
         match self {
             Self::Binary(data) => Some(data.into_owned()),
             Self::BinaryInPlace(data) => Some(Bytes::copy_from_slice(data)),
-            Self::Text(_) => None,
+            Self::Text(_) | Self::TextInPlace(_) => None,
         }
     }
 }
@@ -128,18 +131,21 @@ impl Listen for ByteString {
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
             Raw::Text(s) => Ok(Some(s.into_owned())),
+            Raw::TextInPlace(s) => Ok(Some(s.into())),
             _ => Ok(None),
         }
     }
 }
 
 impl Listen for String {
+    const BORROWS: bool = true;
     fn key() -> Key {
         Key::Text
     }
     fn from_raw(raw: Raw<'_>) -> Result<Option<Self>, DecodeError> {
         match raw {
             Raw::Text(s) => Ok(Some(String::from(&**s))),
+            Raw::TextInPlace(s) => Ok(Some(s.into())),
             _ => Ok(None),
         }
     }
@@ -310,7 +316,7 @@ where
                     copy = Bytes::copy_from_slice(data);
                     &copy
                 }
-                Raw::Text(_) => return Ok(()),
+                Raw::Text(_) | Raw::TextInPlace(_) => return Ok(()),
             };
             f(decode_frame_ref::<M::View<'_>>(frame)?, ctx).deliver(ctx);
             Ok(())
@@ -448,6 +454,7 @@ pub(crate) enum Received<'a> {
     Text(ByteString),
     Binary(Bytes),
     InPlace(InPlace<'a>),
+    TextInPlace(TextAtFront<'a>),
 }
 
 /// A binary message of `len` bytes at the front of the connection's receive buffer.
@@ -554,6 +561,14 @@ fn dispatch_in<C>(
     let frame = match message {
         Received::Text(text) => {
             let _ = call_all(tables, Key::Text, Raw::Text(Cow::Owned(text)), ctx);
+            return;
+        }
+        Received::TextInPlace(text) if tables.iter().flatten().all(|t| t.all_borrow(Key::Text)) => {
+            let _ = call_all(tables, Key::Text, Raw::TextInPlace(text.as_str()), ctx);
+            return;
+        }
+        Received::TextInPlace(text) => {
+            let _ = call_all(tables, Key::Text, Raw::Text(Cow::Owned(text.take())), ctx);
             return;
         }
         Received::Binary(frame) => frame,
@@ -741,6 +756,40 @@ mod tests {
         assert_eq!(&buf[..], b" rest", "each message consumed, the rest left");
         let seen: Vec<Bytes> = seen.0.into_inner().into_iter().map(|(_, d)| d).collect();
         assert_eq!(seen, [&b"boom"[..], &b"fine"[..]]);
+    }
+
+    #[test]
+    fn text_is_lent_to_string_listeners_and_split_off_for_byte_strings() {
+        let string = handler(|text: String, seen: &Seen| {
+            seen.0.borrow_mut().push((0, Bytes::from(text)));
+        });
+        let byte_string = handler(|text: ByteString, seen: &Seen| {
+            seen.0.borrow_mut().push((0, text.into_bytes()));
+        });
+        let mut buf = BytesMut::from(&b"lentkept rest"[..]);
+        for (handler, text, copied) in [(string, "lent", true), (byte_string, "kept", false)] {
+            let mut table = Listeners::<Seen>::default();
+            table.add(Key::Text, 1, handler);
+            let (seen, at) = (Seen::default(), buf.as_ptr());
+            let message = Received::TextInPlace(TextAtFront::new(&mut buf, 4).unwrap());
+            let shared = ListenerCell::with_table(table);
+            dispatch(
+                message,
+                &server_link(),
+                &Registry::new(),
+                None,
+                &shared,
+                &seen,
+            );
+            let (_, got) = seen.0.into_inner().pop().expect("delivered");
+            assert_eq!(
+                got,
+                text.as_bytes(),
+                "the text, and the buffer advanced past it"
+            );
+            assert_eq!(got.as_ptr() != at, copied, "{text}: copied only by String");
+        }
+        assert_eq!(&buf[..], b" rest");
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum Next {
     /// buffer: the caller reads it in place, then splits it off (to keep it) or advances
     /// past it. Handlers that only look at a message never make it a `Bytes` of its own.
     Binary(usize),
+    /// A whole text message left at the front of the buffer the same way, not yet
+    /// validated: [`packme::TextAtFront::new`] validates it (invalid UTF-8 is
+    /// [`ProtocolError::InvalidUtf8`]).
+    Text(usize),
 }
 
 struct Fragmented {
@@ -106,14 +110,16 @@ impl MessageReader {
     /// Takes the next message or control frame out of `buf`, or `Ok(None)` if `buf` does
     /// not hold a complete one yet (partial data stays in `buf`).
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
-        Ok(self.next_in_place(buf)?.map(|next| match next {
-            Next::Taken(message) => message,
-            Next::Binary(len) => Incoming::Binary(buf.split_to(len).freeze()),
-        }))
+        Ok(match self.next_in_place(buf)? {
+            None => None,
+            Some(Next::Taken(message)) => Some(message),
+            Some(Next::Binary(len)) => Some(Incoming::Binary(buf.split_to(len).freeze())),
+            Some(Next::Text(len)) => Some(whole(true, buf.split_to(len).freeze())?),
+        })
     }
 
-    /// Like [`MessageReader::next`], but an unfragmented binary message stays at the front
-    /// of `buf` ([`Next::Binary`]).
+    /// Like [`MessageReader::next`], but an unfragmented data message stays at the front
+    /// of `buf` ([`Next::Binary`], [`Next::Text`]).
     #[inline]
     pub fn next_in_place(&mut self, buf: &mut BytesMut) -> Result<Option<Next>, ProtocolError> {
         loop {
@@ -143,8 +149,12 @@ impl MessageReader {
             if let Some(key) = header.mask {
                 apply_mask(&mut buf[..len], key);
             }
-            if header.opcode == OpCode::Binary && header.fin && self.fragmented.is_none() {
-                return Ok(Some(Next::Binary(len)));
+            if header.fin && self.fragmented.is_none() {
+                match header.opcode {
+                    OpCode::Binary => return Ok(Some(Next::Binary(len))),
+                    OpCode::Text => return Ok(Some(Next::Text(len))),
+                    _ => {}
+                }
             }
             if let Some(message) = self.frame(header, buf.split_to(len))? {
                 return Ok(Some(Next::Taken(message)));
@@ -166,10 +176,9 @@ impl MessageReader {
                 if self.fragmented.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
+                // A whole message stayed in place (`next_in_place`): this is a first
+                // fragment.
                 let text = header.opcode == OpCode::Text;
-                if header.fin {
-                    return whole(text, payload.freeze()).map(Some);
-                }
                 self.check_message_len(payload.len())?;
                 let mut fragmented = Fragmented {
                     text,
@@ -493,29 +502,26 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_binary_message_is_left_unmasked_in_place_and_others_are_taken() {
+    fn a_whole_data_message_is_left_unmasked_in_place_and_others_are_taken() {
         let mut stream = masked(true, OpCode::Binary, b"in place");
         stream.extend(masked(true, OpCode::Text, b"text"));
+        stream.extend(masked(true, OpCode::Ping, b"p"));
         stream.extend(masked(false, OpCode::Binary, b"frag"));
         stream.extend(masked(true, OpCode::Continuation, b"ment"));
         let mut buf = BytesMut::from(&stream[..]);
         let mut reader = server();
         assert_eq!(reader.next_in_place(&mut buf), Ok(Some(Next::Binary(8))));
-        assert_eq!(
-            &buf[..8],
-            b"in place",
-            "unmasked at the front of the buffer"
-        );
+        assert_eq!(&buf[..8], b"in place", "unmasked at the front");
         buf.advance(8);
+        assert_eq!(reader.next_in_place(&mut buf), Ok(Some(Next::Text(4))));
+        assert_eq!(&buf[..4], b"text", "unmasked at the front");
+        buf.advance(4);
+        let ping = Incoming::Ping(Bytes::from_static(b"p"));
+        assert_eq!(reader.next_in_place(&mut buf), Ok(Some(Next::Taken(ping))));
+        let fragmented = Incoming::Binary(Bytes::from_static(b"fragment"));
         assert_eq!(
             reader.next_in_place(&mut buf),
-            Ok(Some(Next::Taken(Incoming::Text("text".into()))))
-        );
-        assert_eq!(
-            reader.next_in_place(&mut buf),
-            Ok(Some(Next::Taken(Incoming::Binary(Bytes::from_static(
-                b"fragment"
-            )))))
+            Ok(Some(Next::Taken(fragmented)))
         );
         assert!(buf.is_empty());
     }
