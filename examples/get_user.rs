@@ -45,7 +45,7 @@ fn server(addr: &str) -> std::io::Result<Server> {
     // A request is answered by returning its response. Read as its view, its `id` is a
     // `&str` into the received frame.
     server.listen_view::<GetUserRequest, _, _>(|request, _: &Peer| {
-        tracing::info!(id = request.id, "GetUserRequest");
+        tracing::info!(id = %request.id, "GetUserRequest");
         request.answer(GetUserResponse {
             first_name: "Alyx".into(),
             last_name: "Vance".into(),
