@@ -169,9 +169,26 @@ struct ClientInner {
 
 /// A connection to a ConnectMe server that reconnects by itself. Cheap to clone; every
 /// method may be called from any thread.
+///
+/// The client closes when the last handle the application holds (the one `build` or
+/// `connect` returned, and clones of it) is dropped. The `&Client` a handler is called
+/// with belongs to the client's thread: a clone of it does not keep the client open.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<ClientInner>,
+    /// Held by the handles the application owns (the one `build` returns and its clones),
+    /// not by the client's own thread: when the last of them is dropped, the client closes
+    /// instead of reconnecting forever with nobody to use it.
+    _owner: Option<Arc<Owner>>,
+}
+
+/// Closes its client when dropped (see [`Client`]'s `_owner`).
+struct Owner(Client);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -488,7 +505,7 @@ impl ClientBuilder {
         let config = self.config?;
         let driver = config.driver.resolve()?;
         let (tx, inbox) = mailbox();
-        let client = Client {
+        let thread_client = Client {
             inner: Arc::new(ClientInner {
                 config,
                 mailbox: tx,
@@ -499,8 +516,12 @@ impl ClientBuilder {
                 protocol: Mutex::new(None),
                 registry: Mutex::new(Registry::new()),
             }),
+            _owner: None,
         };
-        let thread_client = client.clone();
+        let client = Client {
+            inner: thread_client.inner.clone(),
+            _owner: Some(Arc::new(Owner(thread_client.clone()))),
+        };
         std::thread::Builder::new()
             .name("connectme-client".into())
             .spawn(move || {

@@ -76,3 +76,22 @@ fn first_connect_fails_clearly_when_nothing_listens() {
     let error = client.connect_blocking().unwrap_err();
     assert!(matches!(error, connectme::ConnectError::Io(_)), "{error}");
 }
+
+#[test]
+fn dropping_the_last_handle_closes_the_client() {
+    let server = server().start().unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let client = connect_with(Client::builder(&url), |_| {});
+    wait_for("the client connected", || server.clients().len() == 1);
+    let kept = client.clone();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.clients().len(), 1, "a clone keeps the client open");
+    assert!(kept.is_connected());
+    drop(kept);
+    wait_for("the server saw the client leave", || {
+        server.clients().is_empty()
+    });
+    server.close();
+    server.wait();
+}
