@@ -49,6 +49,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod at_front;
 mod borrowed;
 mod codec;
 mod error;
@@ -76,6 +77,7 @@ pub mod schema;
 pub use bytes;
 pub use bytestring::ByteString;
 
+pub use at_front::BytesAtFront;
 pub use borrowed::{decode_frame_ref, DecodeRef, HasView, MessageRef};
 pub use codec::{option_len, Decode, Encode, Inherited, Message, Request};
 pub use error::DecodeError;

@@ -6,8 +6,10 @@
 //! that transports (text frames of a WebSocket) get the same zero-copy string, or read one
 //! in place in their receive buffer, without an `unsafe` of their own.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
+
+use crate::BytesAtFront;
 
 /// Bytes that are not UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -53,44 +55,33 @@ pub(crate) fn validated(bytes: Bytes) -> ByteString {
     unsafe { ByteString::from_bytes_unchecked(bytes) }
 }
 
-/// The first `len` bytes of a receive buffer, validated as UTF-8 once: read them in place
-/// as `&str`, or split them off as a [`ByteString`] without validating again. Holding the
-/// buffer exclusively is what keeps the validated bytes unchanged. Dropping it consumes
-/// the text (advances the buffer past it).
+/// The first `len` bytes of a receive buffer ([`BytesAtFront`]), validated as UTF-8 once:
+/// read them in place as `&str`, or split them off as a [`ByteString`] without validating
+/// again. Dropping it consumes the text.
 #[derive(Debug)]
-pub struct TextAtFront<'a> {
-    buf: &'a mut BytesMut,
-    len: usize,
-}
+pub struct TextAtFront<'a>(BytesAtFront<'a>);
 
 impl<'a> TextAtFront<'a> {
     /// Validates the first `len` bytes of `buf` (which must hold that many).
     pub fn new(buf: &'a mut BytesMut, len: usize) -> Result<Self, Utf8Error> {
         as_str(&buf[..len]).ok_or(Utf8Error)?;
-        Ok(Self { buf, len })
+        Ok(Self(BytesAtFront::new(buf, len)))
     }
 
     /// The text, in place.
     #[allow(unsafe_code)]
     pub fn as_str(&self) -> &str {
-        let bytes = &self.buf[..self.len];
+        let bytes = self.0.as_bytes();
         debug_assert!(std::str::from_utf8(bytes).is_ok());
-        // SAFETY: `new` validated exactly these bytes, and `self` has held the buffer
-        // exclusively since, so nothing can have changed them.
+        // SAFETY: `new` validated exactly these bytes, and the `BytesAtFront` has held the
+        // buffer exclusively since, so nothing can have changed them.
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
     /// The text split off the buffer as a string of its own (no copy).
-    pub fn take(mut self) -> ByteString {
-        let len = std::mem::take(&mut self.len);
+    pub fn take(self) -> ByteString {
         // Validated by `new`; split from the exclusively held buffer unchanged since.
-        validated(self.buf.split_to(len).freeze())
-    }
-}
-
-impl Drop for TextAtFront<'_> {
-    fn drop(&mut self) {
-        self.buf.advance(self.len);
+        validated(self.0.take())
     }
 }
 

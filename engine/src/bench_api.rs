@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use packme::{ByteString, HasView, Packet, Registry, TextAtFront};
+use packme::{ByteString, BytesAtFront, HasView, Packet, Registry, TextAtFront};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -14,8 +14,8 @@ use crate::driver::Driver;
 use crate::iovec::WriteBatch;
 use crate::link::{Link, LinkLimits};
 use crate::listeners::{
-    dispatch, handler, ref_handler, view_handler, BinaryRef, Context, InPlace, Key, Listen,
-    ListenerCell, Received, Reply,
+    dispatch, handler, ref_handler, view_handler, BinaryRef, Context, Key, Listen, ListenerCell,
+    Received, Reply,
 };
 use crate::mailbox::{mailbox, Mailbox};
 use crate::outgoing::shard_local;
@@ -99,7 +99,7 @@ impl<C: Context + 'static> DispatchBench<C> {
     /// past it either way.
     pub fn received(&self, buf: &mut BytesMut, len: usize, ctx: &C) {
         dispatch(
-            Received::InPlace(InPlace::new(buf, len)),
+            Received::InPlace(BytesAtFront::new(buf, len)),
             &self.link,
             &self.registry,
             None,

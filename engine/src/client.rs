@@ -25,8 +25,8 @@ use crate::conn::{read_head, read_loop, HeadError, MIN_READ};
 use crate::driver::Driver;
 use crate::link::{attach_writer, Link, LinkLimits};
 use crate::listeners::{
-    dispatch, handler, ref_handler, view_handler, BinaryRef, Context, Handler, Key, Listen,
-    ListenerCell, ListenerId, Reply,
+    dispatch, handler, ref_handler, registry_of, view_handler, BinaryRef, Context, Handler, Key,
+    Listen, ListenerCell, ListenerId, Reply,
 };
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 use crate::outgoing::IntoFrame;
@@ -361,9 +361,8 @@ impl Client {
         R: Reply,
         F: Fn(T, &Client) -> R + Send + Sync + 'static,
     {
-        let mut registry = Registry::new();
-        T::register(&mut registry);
-        ListenerId::new(self.add_listener(T::key(), registry, handler::<T, Client, R, F>(f)))
+        let handler = handler::<T, Client, R, F>(f);
+        ListenerId::new(self.add_listener(T::key(), registry_of::<T>(), handler))
     }
 
     /// Adds a listener for binary messages that borrows each message for the call (see
@@ -386,10 +385,8 @@ impl Client {
         R: Reply,
         F: for<'a> Fn(Packet<M::View<'a>>, &Client) -> R + Send + Sync + 'static,
     {
-        let mut registry = Registry::new();
-        Packet::<M>::register(&mut registry);
         let handler = view_handler::<M, _, _, _>(f);
-        ListenerId::new(self.add_listener(Key::Message(M::ID), registry, handler))
+        ListenerId::new(self.add_listener(Key::Message(M::ID), registry_of::<Packet<M>>(), handler))
     }
 
     fn add_listener(&self, key: Key, registry: Registry, handler: Handler<Client>) -> u64 {

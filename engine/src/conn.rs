@@ -10,10 +10,10 @@ use bytes::BytesMut;
 use monoio::buf::SliceMut;
 use monoio::io::AsyncReadRent;
 use monoio::BufResult;
-use packme::TextAtFront;
+use packme::{BytesAtFront, TextAtFront};
 
 use crate::link::Link;
-use crate::listeners::{InPlace, Received};
+use crate::listeners::Received;
 use crate::proto::{Decoder, Incoming, Next, ProtocolError};
 
 /// Smallest read a connection asks the kernel for, and the buffer a new or idle
@@ -147,7 +147,7 @@ pub(crate) fn read_loop<'a, R: AsyncReadRent>(
             loop {
                 let taken = match decoder.next(&mut buf) {
                     Ok(Some(Next::Binary(len))) => {
-                        on_message(Received::InPlace(InPlace::new(&mut buf, len)));
+                        on_message(Received::InPlace(BytesAtFront::new(&mut buf, len)));
                         continue;
                     }
                     Ok(Some(Next::Text(len))) => match TextAtFront::new(&mut buf, len) {

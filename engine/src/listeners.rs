@@ -18,10 +18,10 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use packme::{
-    decode_frame, decode_frame_ref, ByteString, DecodeError, HasView, Message, Packet, Registry,
-    TextAtFront,
+    decode_frame, decode_frame_ref, ByteString, BytesAtFront, DecodeError, HasView, Message,
+    MessageInfo, Packet, Registry, TextAtFront,
 };
 use rustc_hash::FxHashMap;
 
@@ -182,6 +182,13 @@ impl<M: Message + Send + Sync + 'static> Listen for Packet<M> {
         // first type registered for an id keeps it.
         let _ = registry.add::<M>();
     }
+}
+
+/// The PackMe types listeners of `T` decode (empty for text and raw bytes).
+pub(crate) fn registry_of<T: Listen>() -> Registry {
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    registry
 }
 
 /// Identifies one registered listener, for [`cancel`](crate::Server::cancel).
@@ -453,38 +460,8 @@ impl<C> ListenerCell<C> {
 pub(crate) enum Received<'a> {
     Text(ByteString),
     Binary(Bytes),
-    InPlace(InPlace<'a>),
+    InPlace(BytesAtFront<'a>),
     TextInPlace(TextAtFront<'a>),
-}
-
-/// A binary message of `len` bytes at the front of the connection's receive buffer.
-/// Dropping it advances the buffer past the message; [`InPlace::take`] splits it off.
-pub(crate) struct InPlace<'a> {
-    buf: &'a mut BytesMut,
-    len: usize,
-}
-
-impl<'a> InPlace<'a> {
-    pub(crate) fn new(buf: &'a mut BytesMut, len: usize) -> Self {
-        debug_assert!(len <= buf.len());
-        Self { buf, len }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// The message as `Bytes` of its own, split off the buffer (no copy).
-    fn take(mut self) -> Bytes {
-        let len = std::mem::take(&mut self.len);
-        self.buf.split_to(len).freeze()
-    }
-}
-
-impl Drop for InPlace<'_> {
-    fn drop(&mut self) {
-        self.buf.advance(self.len);
-    }
 }
 
 /// Runs `handler`, containing a panic so that one failing handler cannot take the shard
@@ -563,7 +540,7 @@ fn dispatch_in<C>(
             let _ = call_all(tables, Key::Text, Raw::Text(Cow::Owned(text)), ctx);
             return;
         }
-        Received::TextInPlace(text) if tables.iter().flatten().all(|t| t.all_borrow(Key::Text)) => {
+        Received::TextInPlace(text) if all_borrow(tables, Key::Text) => {
             let _ = call_all(tables, Key::Text, Raw::TextInPlace(text.as_str()), ctx);
             return;
         }
@@ -573,12 +550,12 @@ fn dispatch_in<C>(
         }
         Received::Binary(frame) => frame,
         Received::InPlace(message)
-            if readable_in_place(message.bytes(), link, registry, tables) =>
+            if readable_in_place(message.as_bytes(), link, registry, tables) =>
         {
             let _ = call_all(
                 tables,
                 Key::Binary,
-                Raw::BinaryInPlace(message.bytes()),
+                Raw::BinaryInPlace(message.as_bytes()),
                 ctx,
             );
             return;
@@ -594,12 +571,8 @@ fn dispatch_in<C>(
     }
     if let Some(id) = packme::FrameHeader::message_id(&frame) {
         let key = Key::Message(id);
-        let info = if registry.is_empty() {
-            None
-        } else {
-            registry.get(id)
-        };
-        if info.is_some() || tables.iter().flatten().any(|t| t.has(key)) {
+        let info = registered(registry, id);
+        if info.is_some() || any_listens(tables, key) {
             // Borrowed: a frame that does not decode goes on to the raw-bytes listeners.
             match call_all(tables, key, Raw::Binary(Cow::Borrowed(&frame)), ctx) {
                 Ok(true) => return,
@@ -635,13 +608,33 @@ fn readable_in_place<C>(
     }
     if let Some(id) = packme::FrameHeader::message_id(data) {
         let packme = link.awaits_queries()
-            || (!registry.is_empty() && registry.get(id).is_some())
-            || tables.iter().flatten().any(|t| t.has(Key::Message(id)));
+            || registered(registry, id).is_some()
+            || any_listens(tables, Key::Message(id));
         if packme {
             return false;
         }
     }
-    tables.iter().flatten().all(|t| t.all_borrow(Key::Binary))
+    all_borrow(tables, Key::Binary)
+}
+
+/// What `registry` knows of PackMe id `id` (an empty registry, the common case for raw
+/// bytes, is not searched).
+fn registered(registry: &Registry, id: u32) -> Option<&MessageInfo> {
+    if registry.is_empty() {
+        None
+    } else {
+        registry.get(id)
+    }
+}
+
+/// Whether any table has a listener for `key`.
+fn any_listens<C>(tables: &Tables<'_, C>, key: Key) -> bool {
+    tables.iter().flatten().any(|t| t.has(key))
+}
+
+/// Whether every listener for `key`, in every table, only borrows the message.
+fn all_borrow<C>(tables: &Tables<'_, C>, key: Key) -> bool {
+    tables.iter().flatten().all(|t| t.all_borrow(key))
 }
 
 #[cfg(test)]
@@ -748,9 +741,9 @@ mod tests {
         let shared = ListenerCell::with_table(table);
         let link = server_link();
         let seen = Seen::default();
-        let mut buf = BytesMut::from(&b"boomfine rest"[..]);
+        let mut buf = bytes::BytesMut::from(&b"boomfine rest"[..]);
         for len in [4, 4] {
-            let message = Received::InPlace(InPlace::new(&mut buf, len));
+            let message = Received::InPlace(BytesAtFront::new(&mut buf, len));
             dispatch(message, &link, &Registry::new(), None, &shared, &seen);
         }
         assert_eq!(&buf[..], b" rest", "each message consumed, the rest left");
@@ -766,7 +759,7 @@ mod tests {
         let byte_string = handler(|text: ByteString, seen: &Seen| {
             seen.0.borrow_mut().push((0, text.into_bytes()));
         });
-        let mut buf = BytesMut::from(&b"lentkept rest"[..]);
+        let mut buf = bytes::BytesMut::from(&b"lentkept rest"[..]);
         for (handler, text, copied) in [(string, "lent", true), (byte_string, "kept", false)] {
             let mut table = Listeners::<Seen>::default();
             table.add(Key::Text, 1, handler);

@@ -30,8 +30,8 @@ use shard::{Job, Shard, ShardListener, ShardStart};
 
 use crate::driver::Driver;
 use crate::listeners::{
-    handler, ref_handler, view_handler, BinaryRef, Handler, Key, Listen, ListenerId, Listeners,
-    Reply,
+    handler, ref_handler, registry_of, view_handler, BinaryRef, Handler, Key, Listen, ListenerId,
+    Listeners, Reply,
 };
 use crate::mailbox::{mailbox, Mailbox};
 use crate::outgoing::{Frame, IntoFrame};
@@ -313,11 +313,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         R: Reply,
         F: Fn(T, &Peer<S>) -> R + Send + Sync + 'static,
     {
-        let mut registry = Registry::new();
-        T::register(&mut registry);
-        if !registry.is_empty() {
-            let _ = self.register(&registry);
-        }
+        self.register_listened::<T>();
         ListenerId::new(self.add_listener(T::key(), handler::<T, Peer<S>, R, F>(f)))
     }
 
@@ -344,10 +340,16 @@ impl<S: Send + Sync + 'static> Server<S> {
         R: Reply,
         F: for<'a> Fn(Packet<M::View<'a>>, &Peer<S>) -> R + Send + Sync + 'static,
     {
-        let mut registry = Registry::new();
-        Packet::<M>::register(&mut registry);
-        let _ = self.register(&registry);
+        self.register_listened::<Packet<M>>();
         ListenerId::new(self.add_listener(Key::Message(M::ID), view_handler::<M, _, _, _>(f)))
+    }
+
+    /// Registers the PackMe types listeners of `T` decode.
+    fn register_listened<T: Listen>(&self) {
+        let registry = registry_of::<T>();
+        if !registry.is_empty() {
+            let _ = self.register(&registry);
+        }
     }
 
     fn add_listener(&self, key: Key, handler: Handler<Peer<S>>) -> u64 {
