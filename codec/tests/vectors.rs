@@ -1,4 +1,5 @@
-//! Every golden vector of `shared/vectors/packme`, through the schema-driven codec.
+//! Every golden vector (`codec/vectors/packme`, the copy of `shared/vectors/packme`), through
+//! the schema-driven codec.
 //!
 //! The generated-code path is held to the same vectors by the `packme-conformance` crate.
 

@@ -17,7 +17,7 @@ use packme_conformance::{collections, decode_through_view, naming, primitives, r
 fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        Schema::compile_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/packme/manifests")).unwrap()
+        Schema::compile_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/packme/manifests")).unwrap()
     })
 }
 

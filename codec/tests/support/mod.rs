@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// `shared/vectors/packme`: the nearest one above the crate (the checkout has `shared/`
-/// beside it, in CI too).
+/// `codec/vectors/packme`, the repository's copy of the golden vectors (see
+/// `codec/vectors/README.md`): the nearest `vectors/packme` above the crate, so the same
+/// path serves `codec` and `codec/conformance`.
 pub fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
-        .map(|dir| dir.join("shared/vectors/packme"))
-        .find(|dir| dir.is_dir())
-        .expect("shared/vectors/packme beside the checkout")
+        .map(|dir| dir.join("vectors/packme"))
+        .find(|dir| dir.join("vectors.json").is_file())
+        .expect("codec/vectors/packme/vectors.json (the golden vectors) in the repository")
 }
 
 /// Every entry of `vectors.json`.
