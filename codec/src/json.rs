@@ -239,7 +239,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Parses hex (either case; ASCII whitespace between bytes is ignored).
 pub fn from_hex(text: &str) -> Result<Vec<u8>, JsonError> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(JsonError::new(format!(
             "hex text has an odd number of digits ({})",
             digits.len()
