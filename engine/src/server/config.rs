@@ -71,7 +71,9 @@ pub(crate) struct ServerConfig<S> {
     pub handshake_timeout: Duration,
     pub close_timeout: Duration,
     pub flush_delay: Duration,
-    /// `None`: select the first subprotocol the client offers.
+    /// Subprotocols the server speaks: the first one the client offers among them is
+    /// selected. `None` (the default) selects none, whatever the client offers, as
+    /// tungstenite and axum do.
     pub protocols: Option<Vec<String>>,
     pub state: StateFactory<S>,
     pub on_connect: Option<PeerCallback<S>>,
@@ -79,12 +81,12 @@ pub(crate) struct ServerConfig<S> {
 }
 
 impl<S> ServerConfig<S> {
-    /// The subprotocol to answer with: the first offered that we support (any, unless a
-    /// list is configured). Never required: a client offering none is accepted.
+    /// The subprotocol to answer with: the first one the client offers that is configured
+    /// (none unless a list is configured: a server never claims to speak a protocol just
+    /// because a client asked for it). Never required: a client offering none, or only
+    /// unknown ones, is accepted without one.
     pub(crate) fn select_protocol(&self, offered: &[String]) -> Option<String> {
-        match &self.protocols {
-            None => offered.first().cloned(),
-            Some(supported) => offered.iter().find(|p| supported.contains(p)).cloned(),
-        }
+        let supported = self.protocols.as_deref()?;
+        offered.iter().find(|p| supported.contains(p)).cloned()
     }
 }

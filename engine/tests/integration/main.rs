@@ -8,5 +8,6 @@ mod listeners;
 mod peers;
 mod query;
 mod reconnect;
+mod subprotocols;
 mod support;
 mod tcp;
