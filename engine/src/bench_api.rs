@@ -10,26 +10,30 @@ use packme::{ByteString, BytesAtFront, HasView, Packet, Registry, TextAtFront};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::driver::Driver;
-use crate::iovec::WriteBatch;
-use crate::link::{Link, LinkLimits};
+use crate::link::Link;
 use crate::listeners::{
-    dispatch, handler, ref_handler, view_handler, BinaryRef, Context, Key, Listen, ListenerCell,
-    Received, Reply,
+    dispatch, handler, ref_handler, view_handler, Context, Key, Listen, ListenerCell, Reply,
 };
 use crate::mailbox::{mailbox, Mailbox};
-use crate::outgoing::shard_local;
-use crate::proto::Wire;
+use crate::proto::batch::WriteBatch;
+use crate::proto::outgoing::shard_local;
+use crate::proto::received::{BinaryRef, Received};
+use crate::proto::{Config, Limits, Timeouts, Wire};
+use crate::rt::Driver;
 
-/// A link's limits in the benches (and the engine's unit tests): generous, as a server's
-/// defaults.
-pub(crate) fn bench_limits() -> LinkLimits {
-    LinkLimits {
+/// A connection's settings in the benches (and the engine's unit tests): generous, as a
+/// server's defaults, with short timeouts.
+pub(crate) fn bench_config(wire: Wire) -> Config {
+    Config {
+        wire,
+        limits: Limits::default(),
         max_queued_bytes: 1 << 20,
         max_pending_queries: 16,
-        query_timeout: Duration::from_secs(1),
-        close_timeout: Duration::from_secs(1),
-        flush_delay: Duration::ZERO,
+        timeouts: Timeouts {
+            close: Duration::from_secs(1),
+            query: Duration::from_secs(1),
+            ..Timeouts::default()
+        },
     }
 }
 
@@ -46,7 +50,7 @@ impl<C: Context + 'static> DispatchBench<C> {
     /// An empty table on a server-side link.
     pub fn new(registry: Registry) -> Self {
         Self {
-            link: Link::new(1, Wire::WsServer, bench_limits()),
+            link: Link::detached(Wire::WsServer),
             registry,
             listeners: ListenerCell::default(),
             next_id: 0,
@@ -100,7 +104,7 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn received(&self, buf: &mut BytesMut, len: usize, ctx: &C) {
         dispatch(
             Received::InPlace(BytesAtFront::new(buf, len)),
-            &self.link,
+            self.link.id,
             &self.registry,
             None,
             &self.listeners,
@@ -117,7 +121,7 @@ impl<C: Context + 'static> DispatchBench<C> {
         };
         dispatch(
             Received::TextInPlace(text),
-            &self.link,
+            self.link.id,
             &self.registry,
             None,
             &self.listeners,
@@ -129,7 +133,7 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn binary(&self, frame: Bytes, ctx: &C) {
         dispatch(
             Received::Binary(frame),
-            &self.link,
+            self.link.id,
             &self.registry,
             None,
             &self.listeners,
@@ -141,7 +145,7 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn text(&self, text: ByteString, ctx: &C) {
         dispatch(
             Received::Text(text),
-            &self.link,
+            self.link.id,
             &self.registry,
             None,
             &self.listeners,
@@ -177,8 +181,8 @@ impl FanOutBench {
             let (mailbox, inbox) = mailbox::<Option<FanOutJob>>();
             mailboxes.push(mailbox);
             threads.push(std::thread::spawn(move || {
-                let links: Vec<_> = (0..links_per_shard as u64)
-                    .map(|id| Link::new(id, Wire::WsServer, bench_limits()))
+                let links: Vec<_> = (0..links_per_shard)
+                    .map(|_| Link::detached(Wire::WsServer))
                     .collect();
                 let run = async move {
                     let (mut jobs, mut batch) = (Vec::new(), WriteBatch::new());
@@ -230,6 +234,7 @@ impl FanOutBench {
                     link.take_batch(batch);
                     batch.prepare();
                     batch.consume(usize::MAX);
+                    link.transmitted(batch.is_empty());
                 }
                 let _ = ack.send(());
             })));

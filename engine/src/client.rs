@@ -2,7 +2,7 @@
 //! socket, keeps listeners across reconnects, and exposes a `Send + Sync + Clone` handle
 //! usable from any thread or async runtime.
 //!
-//! The connection runs on its own thread with its own monoio runtime (the same driver
+//! The connection runs on its own thread with its own runtime (the same driver
 //! choice as a server shard). The handle talks to it through a mailbox; query results come
 //! back through runtime-agnostic channels.
 
@@ -15,25 +15,29 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use bytes::BytesMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
-use monoio::net::{TcpStream, UnixStream};
 use packme::{HasView, Message, Packet, Registry, RegistryError, Request};
 
-use crate::conn::{read_head, read_loop, HeadError, MIN_READ};
-use crate::driver::Driver;
-use crate::link::{attach_writer, Link, LinkLimits};
+use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
+use crate::link::timers::Timers;
+use crate::link::{writer, Link};
 use crate::listeners::{
-    dispatch, handler, ref_handler, registry_of, view_handler, BinaryRef, Context, Handler, Key,
-    Listen, ListenerCell, ListenerId, Reply,
+    dispatch, handler, ref_handler, registry_of, view_handler, Context, Handler, Key, Listen,
+    ListenerCell, ListenerId, Reply,
 };
 use crate::mailbox::{mailbox, Inbox, Mailbox};
-use crate::outgoing::IntoFrame;
 use crate::proto::handshake::{self, HandshakeError};
-use crate::proto::{close_code, tcp::TcpDeframer, Decoder, MessageReader, Role, Wire};
+use crate::proto::outgoing::IntoFrame;
+use crate::proto::received::BinaryRef;
+use crate::proto::{close_code, Config, Connection, End, Keepalive, Timeouts, Wire};
 use crate::query::{query_channel, Query, QueryError};
 use crate::reconnect::Reconnect;
+use crate::rt::io::write_all;
+use crate::rt::net::{set_tcp_keepalive, ReadHalf, Stream, TcpStream, UnixStream, WriteHalf};
+use crate::rt::{Driver, First};
 use crate::server::Limits;
 use crate::signal::Signal;
 
@@ -143,9 +147,8 @@ struct ClientConfig {
     headers: Vec<(String, String)>,
     protocols: Vec<String>,
     reconnect: Reconnect,
-    query_timeout: Duration,
+    timeouts: Timeouts,
     connect_timeout: Duration,
-    close_timeout: Duration,
     driver: Driver,
     limits: Limits,
     on_connect: Option<Callback>,
@@ -206,6 +209,7 @@ struct ClientLocal {
     listeners: ListenerCell<Client>,
     registry: RefCell<Registry>,
     link: RefCell<Option<Rc<Link>>>,
+    timers: Rc<Timers>,
     stop: Signal,
     /// Fired by the first `connect`/`start` (or `close`).
     begin: Signal,
@@ -229,9 +233,8 @@ impl Client {
                 headers: Vec::new(),
                 protocols: Vec::new(),
                 reconnect: Reconnect::default(),
-                query_timeout: Duration::from_secs(30),
+                timeouts: Timeouts::default(),
                 connect_timeout: Duration::from_secs(10),
-                close_timeout: Duration::from_secs(5),
                 driver: Driver::Auto,
                 limits: Limits::default(),
                 on_connect: None,
@@ -428,7 +431,7 @@ impl Client {
     pub fn disconnect(&self) {
         self.post(|local| {
             if let Some(link) = local.link.borrow().as_ref() {
-                link.abort();
+                link.abort(End::Closed(close_code::NORMAL));
             }
         });
     }
@@ -467,7 +470,20 @@ impl ClientBuilder {
 
     /// How long a query waits for its response (default 30 s).
     pub fn query_timeout(self, timeout: Duration) -> Self {
-        self.with(|c| c.query_timeout = timeout)
+        self.with(|c| c.timeouts.query = timeout)
+    }
+
+    /// Keepalive (default [`Keepalive::default`]: a ping after 15 s without anything from
+    /// the server, the connection dropped and reconnected after 45 s, so a dead server is
+    /// noticed within a minute); `None` turns it off. Over TCP it sets TCP keepalive.
+    pub fn keepalive(self, keepalive: Option<Keepalive>) -> Self {
+        self.with(|c| c.timeouts.keepalive = keepalive)
+    }
+
+    /// Body, write and close timeouts (see [`Timeouts`]; the query timeout is
+    /// [`ClientBuilder::query_timeout`], keepalive [`ClientBuilder::keepalive`]).
+    pub fn timeouts(self, timeouts: Timeouts) -> Self {
+        self.with(|c| c.timeouts = timeouts)
     }
 
     /// How long connecting plus the handshake may take (default 10 s).
@@ -553,11 +569,12 @@ async fn run(client: Client, inbox: Inbox<Job>) {
         listeners: ListenerCell::default(),
         registry: RefCell::new(Registry::new()),
         link: RefCell::new(None),
+        timers: Timers::start(),
         stop: Signal::default(),
         begin: Signal::default(),
         first: RefCell::new(None),
     });
-    let mailbox = monoio::spawn(mailbox_loop(local.clone(), inbox));
+    let mailbox = crate::rt::spawn(mailbox_loop(local.clone(), inbox));
     local.begin.wait().await;
     let config = &client.inner.config;
     let (mut first, first_must_succeed) = match local.first.borrow_mut().take() {
@@ -572,6 +589,7 @@ async fn run(client: Client, inbox: Inbox<Job>) {
                 match connect_with_timeout(config, TcpStream::connect(*addr)).await {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
+                        set_tcp_keepalive(&stream, config.timeouts.keepalive);
                         session(&local, stream, &mut first).await
                     }
                     Err(e) => Err(e),
@@ -581,6 +599,7 @@ async fn run(client: Client, inbox: Inbox<Job>) {
                 match connect_with_timeout(config, TcpStream::connect(connect.as_str())).await {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
+                        set_tcp_keepalive(&stream, config.timeouts.keepalive);
                         session(&local, stream, &mut first).await
                     }
                     Err(e) => Err(e),
@@ -612,9 +631,8 @@ async fn run(client: Client, inbox: Inbox<Job>) {
             break;
         };
         attempt = attempt.saturating_add(1);
-        monoio::select! {
-            _ = monoio::time::sleep(delay) => {}
-            _ = local.stop.wait() => break,
+        if let First::B(()) = crate::rt::first(crate::rt::sleep(delay), local.stop.wait()).await {
+            break;
         }
     }
     client.inner.closed.store(true, Ordering::Release);
@@ -625,7 +643,7 @@ async fn connect_with_timeout<T>(
     config: &ClientConfig,
     connect: impl std::future::Future<Output = io::Result<T>>,
 ) -> Result<T, ConnectError> {
-    match monoio::time::timeout(config.connect_timeout, connect).await {
+    match crate::rt::timeout(config.connect_timeout, connect).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => Err(ConnectError::Io(e)),
         Err(_) => Err(ConnectError::Timeout(config.connect_timeout)),
@@ -633,7 +651,7 @@ async fn connect_with_timeout<T>(
 }
 
 /// Performs the WebSocket handshake on `reader`/`writer`; returns leftover bytes.
-async fn client_handshake<R: AsyncReadRent, W: monoio::io::AsyncWriteRent>(
+async fn client_handshake<R: ReadHalf, W: WriteHalf>(
     config: &ClientConfig,
     host: &str,
     target: &str,
@@ -642,7 +660,7 @@ async fn client_handshake<R: AsyncReadRent, W: monoio::io::AsyncWriteRent>(
 ) -> Result<(BytesMut, Option<String>), ConnectError> {
     let key = handshake::new_key();
     let request = handshake::client_request(host, target, &key, &config.headers, &config.protocols);
-    writer.write_all(request).await.0?;
+    write_all(writer, request).await?;
     let mut buf = BytesMut::with_capacity(MIN_READ);
     let max = config.limits.max_handshake;
     let response = match read_head(reader, &mut buf, |b| {
@@ -666,54 +684,35 @@ async fn client_handshake<R: AsyncReadRent, W: monoio::io::AsyncWriteRent>(
 }
 
 /// One connection: handshake, then serve until it ends. `Err` only if it never opened.
-async fn session<T>(
+async fn session<T: Stream>(
     local: &Rc<ClientLocal>,
     stream: T,
     first: &mut Option<oneshot::Sender<Result<(), ConnectError>>>,
-) -> Result<(), ConnectError>
-where
-    T: Splitable,
-    T::OwnedRead: AsyncReadRent,
-    T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
-{
+) -> Result<(), ConnectError> {
     let client = &local.client;
     let config = &client.inner.config;
     let (mut reader, mut writer) = stream.into_split();
-    let (buf, decoder, protocol) = match &config.target {
+    let (buf, protocol) = match &config.target {
         Target::WebSocket { host, target, .. } => {
             let handshake = client_handshake(config, host, target, &mut reader, &mut writer);
-            let (buf, protocol) =
-                match monoio::time::timeout(config.connect_timeout, handshake).await {
-                    Ok(result) => result?,
-                    Err(_) => return Err(ConnectError::Timeout(config.connect_timeout)),
-                };
-            let limits = crate::proto::Limits {
-                max_frame: config.limits.max_frame,
-                max_message: config.limits.max_message,
-            };
-            (
-                buf,
-                Decoder::Ws(MessageReader::new(Role::Client, limits)),
-                protocol,
-            )
+            match crate::rt::timeout(config.connect_timeout, handshake).await {
+                Ok(result) => result?,
+                Err(_) => return Err(ConnectError::Timeout(config.connect_timeout)),
+            }
         }
-        _ => (
-            BytesMut::with_capacity(MIN_READ),
-            Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
-            None,
-        ),
+        _ => (BytesMut::with_capacity(MIN_READ), None),
     };
-    let link = Link::new(
-        0,
-        config.target.wire(),
-        LinkLimits {
+    let conn = Connection::new(
+        Config {
+            wire: config.target.wire(),
+            limits: config.limits.frames(),
             max_queued_bytes: config.limits.max_queued_bytes,
             max_pending_queries: config.limits.max_pending_queries,
-            query_timeout: config.query_timeout,
-            close_timeout: config.close_timeout,
-            flush_delay: Duration::ZERO,
+            timeouts: config.timeouts,
         },
+        Instant::now(),
     );
+    let link = Link::new(0, conn, local.timers.clone(), Duration::ZERO);
     *client
         .inner
         .protocol
@@ -721,7 +720,7 @@ where
         .unwrap_or_else(|e| e.into_inner()) = protocol;
     *local.link.borrow_mut() = Some(link.clone());
     client.inner.connected.store(true, Ordering::Release);
-    attach_writer(writer, &link);
+    writer::attach(writer, &link);
     if let Some(first) = first.take() {
         let _ = first.send(Ok(()));
     }
@@ -731,12 +730,13 @@ where
     if client.inner.closed.load(Ordering::Acquire) {
         link.close(close_code::NORMAL, "");
     }
-    let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
+    read_loop(&mut reader, buf, &link, |message| {
         let registry = local.registry.borrow();
-        dispatch(message, &link, &registry, None, &local.listeners, client);
+        dispatch(message, link.id, &registry, None, &local.listeners, client);
     })
     .await;
-    tracing::debug!(%ended, "client connection ended");
+    let end = link.end().unwrap_or(End::Closed(close_code::NORMAL));
+    tracing::debug!(%end, "client connection ended");
     // Disconnected before failing the queries: whoever sees the failure sees the state.
     local.link.borrow_mut().take();
     client.inner.connected.store(false, Ordering::Release);
@@ -745,7 +745,12 @@ where
         crate::server::guard("on_disconnect", || on_disconnect(client));
     }
     link.finish();
-    let _ = monoio::time::timeout(config.close_timeout, link.writer_done()).await;
+    if crate::rt::timeout(config.timeouts.close, link.writer_done())
+        .await
+        .is_err()
+    {
+        link.abort(End::WriteTimeout);
+    }
     Ok(())
 }
 

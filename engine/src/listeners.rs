@@ -20,13 +20,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use packme::{
-    decode_frame, decode_frame_ref, ByteString, BytesAtFront, DecodeError, HasView, Message,
-    MessageInfo, Packet, Registry, TextAtFront,
+    decode_frame, decode_frame_ref, ByteString, DecodeError, HasView, Message, MessageInfo, Packet,
+    Registry,
 };
 use rustc_hash::FxHashMap;
 
-use crate::link::Link;
-use crate::outgoing::{IntoFrame, ZERO_COPY_MIN};
+use crate::proto::outgoing::{IntoFrame, ZERO_COPY_MIN};
+use crate::proto::received::{BinaryRef, Received};
 
 /// What a listener is keyed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,38 +53,6 @@ pub enum Raw<'a> {
     BinaryInPlace(&'a [u8]),
     /// A text message read in place, when every text listener only borrows.
     TextInPlace(&'a str),
-}
-
-/// A binary message lent to a [`listen_ref`](crate::Server::listen_ref) handler for the
-/// call. It reads as `&[u8]`; sending it ([`IntoFrame`]) copies a small message into the
-/// connection's queue and shares a large one without a copy; [`BinaryRef::to_bytes`]
-/// keeps it.
-#[derive(Debug, Clone, Copy)]
-pub enum BinaryRef<'a> {
-    /// A message under 1 KiB, still in the connection's receive buffer.
-    InPlace(&'a [u8]),
-    /// A message with a buffer of its own.
-    Shared(&'a Bytes),
-}
-
-impl BinaryRef<'_> {
-    /// The message as `Bytes`: a copy of a message read in place, a reference otherwise.
-    pub fn to_bytes(&self) -> Bytes {
-        match self {
-            Self::InPlace(data) => Bytes::copy_from_slice(data),
-            Self::Shared(data) => Bytes::clone(data),
-        }
-    }
-}
-
-impl std::ops::Deref for BinaryRef<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Self::InPlace(data) => data,
-            Self::Shared(data) => data,
-        }
-    }
 }
 
 impl Raw<'_> {
@@ -456,14 +424,6 @@ impl<C> ListenerCell<C> {
     }
 }
 
-/// A received data message.
-pub(crate) enum Received<'a> {
-    Text(ByteString),
-    Binary(Bytes),
-    InPlace(BytesAtFront<'a>),
-    TextInPlace(TextAtFront<'a>),
-}
-
 /// Runs `handler`, containing a panic so that one failing handler cannot take the shard
 /// down; returns its decode result.
 fn call<C>(handler: &Handler<C>, raw: Raw<'_>, ctx: &C) -> Result<(), DecodeError> {
@@ -510,7 +470,7 @@ type Tables<'a, C> = [Option<&'a Listeners<C>>; 2];
 /// listeners, `shared` the server-wide (or client) ones.
 pub(crate) fn dispatch<C>(
     message: Received,
-    link: &Link,
+    conn: u64,
     registry: &Registry,
     own: Option<&ListenerCell<C>>,
     shared: &ListenerCell<C>,
@@ -520,7 +480,7 @@ pub(crate) fn dispatch<C>(
         let own_table = own.map(|cell| cell.table.borrow());
         let shared_table = shared.table.borrow();
         let tables = [own_table.as_deref(), Some(&*shared_table)];
-        dispatch_in(message, link, registry, &tables, ctx);
+        dispatch_in(message, conn, registry, &tables, ctx);
     }
     if let Some(own) = own {
         own.apply_deferred();
@@ -530,7 +490,7 @@ pub(crate) fn dispatch<C>(
 
 fn dispatch_in<C>(
     message: Received,
-    link: &Link,
+    conn: u64,
     registry: &Registry,
     tables: &Tables<'_, C>,
     ctx: &C,
@@ -549,9 +509,7 @@ fn dispatch_in<C>(
             return;
         }
         Received::Binary(frame) => frame,
-        Received::InPlace(message)
-            if readable_in_place(message.as_bytes(), link, registry, tables) =>
-        {
+        Received::InPlace(message) if readable_in_place(message.as_bytes(), registry, tables) => {
             let _ = call_all(
                 tables,
                 Key::Binary,
@@ -562,13 +520,6 @@ fn dispatch_in<C>(
         }
         Received::InPlace(message) => message.take(),
     };
-    if let Some(header) = packme::FrameHeader::parse(&frame) {
-        // A pending query names the response type it expects, so a frame with its
-        // transaction id and that type's id is its answer even if nobody registered it.
-        if link.complete_query(header.transaction_id, header.message_id, &frame) {
-            return;
-        }
-    }
     if let Some(id) = packme::FrameHeader::message_id(&frame) {
         let key = Key::Message(id);
         let info = registered(registry, id);
@@ -585,7 +536,7 @@ fn dispatch_in<C>(
                     }
                 }
                 Err(error) => {
-                    tracing::debug!(conn = link.id, %error, "unpacking message failed, delivering as bytes");
+                    tracing::debug!(conn, %error, "unpacking message failed, delivering as bytes");
                 }
             }
         }
@@ -595,21 +546,15 @@ fn dispatch_in<C>(
 
 /// Whether a binary message can be handed out in place: it is small (a large one is
 /// worth a reference count, as sending it on then needs no copy), goes to raw-bytes
-/// listeners only (it cannot be a query's answer or a PackMe message someone listens for
-/// or registered, which decode from `Bytes`), and every one of them only borrows it.
-fn readable_in_place<C>(
-    data: &[u8],
-    link: &Link,
-    registry: &Registry,
-    tables: &Tables<'_, C>,
-) -> bool {
+/// listeners only (it cannot be a PackMe message someone listens for or registered, which
+/// decode from `Bytes`; query answers never get here, the connection takes them), and
+/// every one of them only borrows it.
+fn readable_in_place<C>(data: &[u8], registry: &Registry, tables: &Tables<'_, C>) -> bool {
     if data.len() >= ZERO_COPY_MIN {
         return false;
     }
     if let Some(id) = packme::FrameHeader::message_id(data) {
-        let packme = link.awaits_queries()
-            || registered(registry, id).is_some()
-            || any_listens(tables, Key::Message(id));
+        let packme = registered(registry, id).is_some() || any_listens(tables, Key::Message(id));
         if packme {
             return false;
         }
@@ -641,6 +586,8 @@ fn all_borrow<C>(tables: &Tables<'_, C>, key: Key) -> bool {
 mod tests {
     use std::cell::RefCell;
 
+    use packme::{BytesAtFront, TextAtFront};
+
     use super::*;
 
     /// Records what each listener got.
@@ -656,15 +603,6 @@ mod tests {
         handler(move |data: Bytes, seen: &Seen| seen.0.borrow_mut().push((tag, data)))
     }
 
-    /// A server-side link without a socket.
-    fn server_link() -> std::rc::Rc<Link> {
-        Link::new(
-            1,
-            crate::proto::Wire::WsServer,
-            crate::bench_api::bench_limits(),
-        )
-    }
-
     /// Dispatches `frame` as a binary message on a server link with the connection's `own`
     /// listeners (if any) and the endpoint-wide `shared` ones; returns what they recorded.
     fn dispatch_binary(
@@ -674,11 +612,10 @@ mod tests {
     ) -> Vec<(u8, Bytes)> {
         let own = own.map(ListenerCell::with_table);
         let shared = ListenerCell::with_table(shared);
-        let link = server_link();
         let seen = Seen::default();
         dispatch(
             Received::Binary(frame),
-            &link,
+            1,
             &Registry::new(),
             own.as_ref(),
             &shared,
@@ -739,12 +676,11 @@ mod tests {
             }),
         );
         let shared = ListenerCell::with_table(table);
-        let link = server_link();
         let seen = Seen::default();
         let mut buf = bytes::BytesMut::from(&b"boomfine rest"[..]);
         for len in [4, 4] {
             let message = Received::InPlace(BytesAtFront::new(&mut buf, len));
-            dispatch(message, &link, &Registry::new(), None, &shared, &seen);
+            dispatch(message, 1, &Registry::new(), None, &shared, &seen);
         }
         assert_eq!(&buf[..], b" rest", "each message consumed, the rest left");
         let seen: Vec<Bytes> = seen.0.into_inner().into_iter().map(|(_, d)| d).collect();
@@ -766,14 +702,7 @@ mod tests {
             let (seen, at) = (Seen::default(), buf.as_ptr());
             let message = Received::TextInPlace(TextAtFront::new(&mut buf, 4).unwrap());
             let shared = ListenerCell::with_table(table);
-            dispatch(
-                message,
-                &server_link(),
-                &Registry::new(),
-                None,
-                &shared,
-                &seen,
-            );
+            dispatch(message, 1, &Registry::new(), None, &shared, &seen);
             let (_, got) = seen.0.into_inner().pop().expect("delivered");
             assert_eq!(
                 got,

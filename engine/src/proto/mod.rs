@@ -5,15 +5,22 @@
 //! where the tables of exact wire bytes are tested. The I/O layer above only moves bytes
 //! between sockets and these types.
 
+pub mod batch;
+pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub(crate) mod outbox;
+pub mod outgoing;
+pub(crate) mod queries;
+pub mod received;
 pub mod tcp;
 pub mod ws;
 
 use bytes::{Bytes, BytesMut};
 
+pub use connection::{Config, Connection, End, Keepalive, Timeouts};
 pub use error::{close_code, ProtocolError};
 pub use frame::OpCode;
 pub use ws::{Incoming, Limits, MessageReader, Next, Role};
@@ -43,6 +50,14 @@ impl Decoder {
         match self {
             Self::Ws(reader) => reader.wanted(),
             Self::Tcp(deframer) => deframer.wanted(),
+        }
+    }
+
+    /// Whether a fragmented message is in progress (its fragments so far are held).
+    pub fn in_message(&self) -> bool {
+        match self {
+            Self::Ws(reader) => reader.in_message(),
+            Self::Tcp(_) => false,
         }
     }
 }

@@ -107,6 +107,11 @@ impl MessageReader {
         self.wanted
     }
 
+    /// Whether a fragmented message is in progress.
+    pub fn in_message(&self) -> bool {
+        self.fragmented.is_some()
+    }
+
     /// Takes the next message or control frame out of `buf`, or `Ok(None)` if `buf` does
     /// not hold a complete one yet (partial data stays in `buf`).
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::peer::{ConnInfo, Peer};
-use crate::driver::Driver;
+use crate::proto::Timeouts;
+use crate::rt::Driver;
 
 /// Which protocol the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,6 +45,16 @@ pub struct Limits {
     pub max_pending_queries: usize,
 }
 
+impl Limits {
+    /// The frame and message limits, as the protocol core takes them.
+    pub(crate) fn frames(&self) -> crate::proto::Limits {
+        crate::proto::Limits {
+            max_frame: self.max_frame,
+            max_message: self.max_message,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -67,9 +78,9 @@ pub(crate) struct ServerConfig<S> {
     pub pin_cores: bool,
     pub ring_entries: u32,
     pub limits: Limits,
-    pub query_timeout: Duration,
+    /// Close, query, body and write timeouts, keepalive.
+    pub timeouts: Timeouts,
     pub handshake_timeout: Duration,
-    pub close_timeout: Duration,
     pub flush_delay: Duration,
     /// Subprotocols the server speaks: the first one the client offers among them is
     /// selected. `None` (the default) selects none, whatever the client offers, as

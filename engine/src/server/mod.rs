@@ -28,14 +28,16 @@ use config::ServerConfig;
 pub(crate) use shard::guard;
 use shard::{Job, Shard, ShardListener, ShardStart};
 
-use crate::driver::Driver;
 use crate::listeners::{
-    handler, ref_handler, registry_of, view_handler, BinaryRef, Handler, Key, Listen, ListenerId,
-    Listeners, Reply,
+    handler, ref_handler, registry_of, view_handler, Handler, Key, Listen, ListenerId, Listeners,
+    Reply,
 };
 use crate::mailbox::{mailbox, Mailbox};
-use crate::outgoing::{Frame, IntoFrame};
+use crate::proto::outgoing::{Frame, IntoFrame};
+use crate::proto::received::BinaryRef;
 use crate::proto::Wire;
+use crate::proto::{Keepalive, Timeouts};
+use crate::rt::Driver;
 
 type ListenerOp<S> = Arc<dyn Fn(&mut Listeners<Peer<S>>) + Send + Sync>;
 /// A broadcast filter: which peers receive the frame.
@@ -500,9 +502,8 @@ impl ServerBuilder<()> {
                 pin_cores: true,
                 ring_entries: 1024,
                 limits: Limits::default(),
-                query_timeout: Duration::from_secs(30),
+                timeouts: Timeouts::default(),
                 handshake_timeout: Duration::from_secs(10),
-                close_timeout: Duration::from_secs(5),
                 flush_delay: Duration::ZERO,
                 protocols: None,
                 state: Arc::new(|_| ()),
@@ -561,7 +562,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
 
     /// How long a server-to-client query waits for its response (default 30 s).
     pub fn query_timeout(mut self, timeout: Duration) -> Self {
-        self.config.query_timeout = timeout;
+        self.config.timeouts.query = timeout;
         self
     }
 
@@ -571,9 +572,35 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
-    /// How long to wait for the peer's close frame after sending ours (default 5 s).
+    /// How long to wait for the peer's close frame after sending ours (default 5 s); also
+    /// how long a closing connection may take to flush what it queued before it is dropped.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config.close_timeout = timeout;
+        self.config.timeouts.close = timeout;
+        self
+    }
+
+    /// WebSocket keepalive (default [`Keepalive::default`]: a ping after 15 s of silence,
+    /// closed with 1001 after 45 s, so a peer that vanished without a FIN is gone within a
+    /// minute); `None` turns it off. ConnectMe TCP has no ping: there a vanished peer is
+    /// found by TCP keepalive, set on every socket with the same interval.
+    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.config.timeouts.keepalive = keepalive;
+        self
+    }
+
+    /// How long a frame or fragmented message may take from its first byte to its last
+    /// before the connection is closed with 1008 (default 30 s; `None`: unbounded). A peer
+    /// that stalls mid-message holds at most what it sent, and only this long.
+    pub fn body_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.timeouts.body = timeout;
+        self
+    }
+
+    /// How long queued output may wait without the peer reading any of it before the
+    /// connection is dropped (default 30 s; `None`: unbounded), so a peer that never reads
+    /// cannot hold its socket and queue.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.timeouts.write = timeout;
         self
     }
 
@@ -625,9 +652,8 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 pin_cores: c.pin_cores,
                 ring_entries: c.ring_entries,
                 limits: c.limits,
-                query_timeout: c.query_timeout,
+                timeouts: c.timeouts,
                 handshake_timeout: c.handshake_timeout,
-                close_timeout: c.close_timeout,
                 flush_delay: c.flush_delay,
                 protocols: c.protocols,
                 state: Arc::new(factory),

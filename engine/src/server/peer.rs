@@ -12,10 +12,11 @@ use super::shard::{with_local_link, Job};
 use super::ServerShared;
 use crate::link::Link;
 use crate::listeners::{
-    handler, ref_handler, view_handler, BinaryRef, Context, Handler, Key, Listen, ListenerCell,
-    ListenerId, Reply,
+    handler, ref_handler, view_handler, Context, Handler, Key, Listen, ListenerCell, ListenerId,
+    Reply,
 };
-use crate::outgoing::IntoFrame;
+use crate::proto::outgoing::IntoFrame;
+use crate::proto::received::BinaryRef;
 use crate::proto::{close_code, handshake::Headers};
 use crate::query::{query_channel, Query};
 

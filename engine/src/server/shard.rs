@@ -1,4 +1,4 @@
-//! A shard: one thread pinned to one core, running one monoio runtime that accepts on its
+//! A shard: one thread pinned to one core, running one runtime that accepts on its
 //! own `SO_REUSEPORT` listener and owns its connections, their buffers and their state.
 //! Other threads reach it only through its mailbox.
 
@@ -12,21 +12,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
-use monoio::net::{TcpListener, UnixListener};
 use packme::Registry;
 use rustc_hash::FxHashMap;
 
 use super::config::{ServerConfig, Transport};
 use super::peer::{ConnInfo, Peer};
 use super::{PeerFilter, ServerShared};
-use crate::conn::{read_head, read_loop, Ended, HeadError, MIN_READ};
-use crate::link::{attach_writer, Link, LinkLimits};
+use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
+use crate::link::timers::Timers;
+use crate::link::{writer, Link};
 use crate::listeners::{dispatch, ListenerCell, Listeners};
 use crate::mailbox::Inbox;
-use crate::outgoing::shard_local;
-use crate::proto::handshake;
-use crate::proto::{close_code, tcp::TcpDeframer, Decoder, MessageReader, Role, Wire};
+use crate::proto::outgoing::shard_local;
+use crate::proto::{close_code, handshake, Config, Connection, End, Wire};
+use crate::rt::io::{shutdown, write_all};
+use crate::rt::net::{Stream, TcpListener, UnixListener};
+use crate::rt::{first, First};
 use crate::signal::Signal;
 
 /// Work posted to a shard from another thread.
@@ -43,6 +44,7 @@ pub(crate) struct Shard<S> {
     pub conns: RefCell<FxHashMap<u64, Conn<S>>>,
     pub listeners: ListenerCell<Peer<S>>,
     pub registry: RefCell<Registry>,
+    timers: Rc<Timers>,
     stop: Signal,
     next_seq: Cell<u64>,
 }
@@ -121,6 +123,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             conns: RefCell::new(FxHashMap::default()),
             listeners: ListenerCell::with_table(start.listeners),
             registry: RefCell::new(start.registry),
+            timers: Timers::start(),
             stop: Signal::default(),
             next_seq: Cell::new(0),
         });
@@ -131,14 +134,16 @@ impl<S: Send + Sync + 'static> Shard<S> {
                 shard: shard.clone(),
             })
         });
-        monoio::spawn(mailbox_loop(shard.clone(), start.inbox));
-        monoio::spawn(idle_sweep(Rc::downgrade(&shard)));
+        drop(crate::rt::spawn(mailbox_loop(shard.clone(), start.inbox)));
+        drop(crate::rt::spawn(idle_sweep(Rc::downgrade(&shard))));
         let result = match start.listener {
             ShardListener::Tcp(std) => {
                 let listener = TcpListener::from_std(std)?;
+                let keepalive = shard.server.config.timeouts.keepalive;
                 accept_loop(&shard, || async {
                     let (stream, addr) = listener.accept().await?;
                     let _ = stream.set_nodelay(true);
+                    crate::rt::net::set_tcp_keepalive(&stream, keepalive);
                     Ok((stream, Some(addr)))
                 })
                 .await
@@ -180,9 +185,9 @@ impl<S: Send + Sync + 'static> Shard<S> {
             link.close(close_code::GOING_AWAY, "server shutting down");
         }
         let deadline =
-            Instant::now() + self.server.config.close_timeout + Duration::from_millis(500);
+            Instant::now() + self.server.config.timeouts.close + Duration::from_millis(500);
         while !self.conns.borrow().is_empty() && Instant::now() < deadline {
-            monoio::time::sleep(Duration::from_millis(5)).await;
+            crate::rt::sleep(Duration::from_millis(5)).await;
         }
         let left: Vec<_> = self
             .conns
@@ -191,9 +196,9 @@ impl<S: Send + Sync + 'static> Shard<S> {
             .map(|c| c.link.clone())
             .collect();
         for link in left {
-            link.abort();
+            link.abort(End::CloseTimeout);
         }
-        monoio::time::sleep(Duration::from_millis(1)).await;
+        crate::rt::sleep(Duration::from_millis(1)).await;
     }
 
     fn next_id(&self) -> u64 {
@@ -216,7 +221,7 @@ async fn mailbox_loop<S: Send + Sync + 'static>(shard: Rc<Shard<S>>, inbox: Inbo
 /// last sweep: an idle connection then costs its reader task and little else.
 async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
     loop {
-        monoio::time::sleep(Duration::from_secs(1)).await;
+        crate::rt::sleep(Duration::from_secs(1)).await;
         let Some(shard) = shard.upgrade() else { return };
         if shard.stop.is_fired() {
             return;
@@ -230,7 +235,7 @@ async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
 /// Waits out a transient accept failure (descriptor exhaustion) instead of spinning.
 async fn accept_failed(error: io::Error) {
     tracing::warn!(%error, "accept failed");
-    monoio::time::sleep(Duration::from_millis(20)).await;
+    crate::rt::sleep(Duration::from_millis(20)).await;
 }
 
 /// Accepts until the shard stops, serving each connection in its own task. `accept`
@@ -238,23 +243,17 @@ async fn accept_failed(error: io::Error) {
 async fn accept_loop<S, T, F, Fut>(shard: &Rc<Shard<S>>, mut accept: F) -> io::Result<()>
 where
     S: Send + Sync + 'static,
-    T: Splitable + 'static,
-    T::OwnedRead: AsyncReadRent,
-    T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
+    T: Stream + 'static,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = io::Result<(T, Option<SocketAddr>)>>,
 {
     loop {
-        let accepted = monoio::select! {
-            accepted = accept() => Some(accepted),
-            _ = shard.stop.wait() => None,
-        };
-        match accepted {
-            None => return Ok(()),
-            Some(Ok((stream, addr))) => {
-                monoio::spawn(serve(shard.clone(), stream, addr));
+        match first(accept(), shard.stop.wait()).await {
+            First::B(()) => return Ok(()),
+            First::A(Ok((stream, addr))) => {
+                drop(crate::rt::spawn(serve(shard.clone(), stream, addr)))
             }
-            Some(Err(error)) => accept_failed(error).await,
+            First::A(Err(error)) => accept_failed(error).await,
         }
     }
 }
@@ -267,34 +266,28 @@ async fn open<S, R, W>(
     writer: &mut W,
     buf: &mut BytesMut,
     peer_addr: Option<SocketAddr>,
-) -> Option<(ConnInfo, Decoder, Wire)>
+) -> Option<(ConnInfo, Wire)>
 where
-    R: AsyncReadRent,
-    W: monoio::io::AsyncWriteRent,
+    R: crate::rt::net::ReadHalf,
+    W: crate::rt::net::WriteHalf,
 {
     Some(match config.transport {
         Transport::WebSocket => {
             let max = config.limits.max_handshake;
             let request = read_head(reader, buf, |b| handshake::parse_request(b, max));
-            let request = match monoio::time::timeout(config.handshake_timeout, request).await {
+            let request = match crate::rt::timeout(config.handshake_timeout, request).await {
                 Ok(Ok(request)) => request,
                 Ok(Err(HeadError::Invalid(error))) => {
                     tracing::debug!(?peer_addr, %error, "handshake refused");
-                    let _ = writer.write_all(error.http_response()).await;
-                    let _ = monoio::io::AsyncWriteRent::shutdown(writer).await;
+                    let _ = write_all(writer, error.http_response()).await;
+                    shutdown(writer).await;
                     return None;
                 }
                 Ok(Err(HeadError::Io(_))) | Err(_) => return None,
             };
             let protocol = config.select_protocol(&request.protocols);
             let response = handshake::accept_response(request.key(), protocol.as_deref());
-            if writer.write_all(response).await.0.is_err() {
-                return None;
-            }
-            let limits = crate::proto::Limits {
-                max_frame: config.limits.max_frame,
-                max_message: config.limits.max_message,
-            };
+            write_all(writer, response).await.ok()?;
             let info = ConnInfo {
                 peer_addr,
                 path: request.path,
@@ -302,18 +295,13 @@ where
                 headers: request.headers,
                 protocol,
             };
-            (
-                info,
-                Decoder::Ws(MessageReader::new(Role::Server, limits)),
-                Wire::WsServer,
-            )
+            (info, Wire::WsServer)
         }
         Transport::Tcp => (
             ConnInfo {
                 peer_addr,
                 ..ConnInfo::default()
             },
-            Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
             Wire::Tcp,
         ),
     })
@@ -333,32 +321,28 @@ fn serve<S, T>(
 ) -> impl Future<Output = ()>
 where
     S: Send + Sync + 'static,
-    T: Splitable,
-    T::OwnedRead: AsyncReadRent,
-    T::OwnedWrite: monoio::io::AsyncWriteRent + 'static,
+    T: Stream,
 {
     let (mut reader, mut writer) = stream.into_split();
     async move {
         let mut buf = BytesMut::with_capacity(MIN_READ);
-        let Some((decoder, link, peer)) = Box::pin(async {
+        let Some((link, peer)) = Box::pin(async {
             let config = &shard.server.config;
-            let (info, decoder, wire) =
-                open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
-            let (link, peer) = shard.admit(info, wire);
-            Some((decoder, link, peer))
+            let (info, wire) = open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
+            Some(shard.admit(info, wire))
         })
         .await
         else {
             return;
         };
-        attach_writer(writer, &link);
+        writer::attach(writer, &link);
         shard.connected(&link, &peer);
-        let ended = read_loop(&mut reader, buf, decoder, &link, |message| {
+        read_loop(&mut reader, buf, &link, |message| {
             let registry = shard.registry.borrow();
             let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
             dispatch(
                 message,
-                &link,
+                link.id,
                 &registry,
                 own.as_deref(),
                 &shard.listeners,
@@ -366,11 +350,17 @@ where
             );
         })
         .await;
-        shard.disconnected(&link, &peer, ended);
-        let close_timeout = shard.server.config.close_timeout;
-        // Boxed: monoio's timer future is large and cache-line aligned, and would set the
-        // size and alignment of every connection's task for an await that happens once.
-        let _ = Box::pin(monoio::time::timeout(close_timeout, link.writer_done())).await;
+        shard.disconnected(&link, &peer);
+        // Boxed: the timer future is large and cache-line aligned, and would set the size
+        // and alignment of every connection's task for an await that happens once.
+        let close_timeout = shard.server.config.timeouts.close;
+        if Box::pin(crate::rt::timeout(close_timeout, link.writer_done()))
+            .await
+            .is_err()
+        {
+            // The peer does not take the rest of our output: drop it with the socket.
+            link.abort(End::WriteTimeout);
+        }
     }
 }
 
@@ -379,17 +369,17 @@ impl<S: Send + Sync + 'static> Shard<S> {
     fn admit(&self, info: ConnInfo, wire: Wire) -> (Rc<Link>, Peer<S>) {
         let config = &self.server.config;
         let id = self.next_id();
-        let link = Link::new(
-            id,
-            wire,
-            LinkLimits {
+        let conn = Connection::new(
+            Config {
+                wire,
+                limits: config.limits.frames(),
                 max_queued_bytes: config.limits.max_queued_bytes,
                 max_pending_queries: config.limits.max_pending_queries,
-                query_timeout: config.query_timeout,
-                close_timeout: config.close_timeout,
-                flush_delay: config.flush_delay,
+                timeouts: config.timeouts,
             },
+            Instant::now(),
         );
+        let link = Link::new(id, conn, self.timers.clone(), config.flush_delay);
         let state = (config.state)(&info);
         let peer = Peer::new(id, self.index, info, state, self.server.clone());
         let conn = Conn {
@@ -412,8 +402,9 @@ impl<S: Send + Sync + 'static> Shard<S> {
     }
 
     /// The connection ended: fail its queries, unregister it, tell the application.
-    fn disconnected(&self, link: &Rc<Link>, peer: &Peer<S>, ended: Ended) {
-        tracing::debug!(conn = link.id, %ended, "connection ended");
+    fn disconnected(&self, link: &Rc<Link>, peer: &Peer<S>) {
+        let end = link.end().unwrap_or(End::Closed(close_code::GOING_AWAY));
+        tracing::debug!(conn = link.id, %end, "connection ended");
         link.fail_queries();
         self.conns.borrow_mut().remove(&link.id);
         self.server.sessions(self.index).remove(&link.id);

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::iovec::WriteBatch;
-use crate::outgoing::ZERO_COPY_MIN;
+use super::batch::WriteBatch;
+use super::outgoing::ZERO_COPY_MIN;
 
 /// Frames waiting for the connection's writer.
 #[derive(Default)]
@@ -87,10 +87,9 @@ impl Outbox {
         guard.armed = false;
     }
 
-    /// Moves the oldest queued output into the empty `batch`, at most `max_frames`
+    /// Moves the oldest queued output into `batch` (whose contiguous part must be written), at most `max_frames`
     /// separate buffers (the contiguous small frames count as one); returns the bytes moved.
     pub(crate) fn take_into(&mut self, batch: &mut WriteBatch, max_frames: usize) -> usize {
-        debug_assert!(batch.is_empty(), "a batch is refilled only once written");
         let mut taken = 0;
         while batch.len() < max_frames {
             let Some(frame) = self.frames.pop_front() else {

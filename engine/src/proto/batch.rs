@@ -1,6 +1,6 @@
-//! A batch of outgoing frames handed to one write, the engine's only `unsafe` code:
-//! monoio's `IoVecBuf` and `IoBuf` are unsafe traits because the kernel reads the iovec
-//! array and the memory it points to while the runtime owns the batch.
+//! A batch of outgoing frames handed to one write, with the iovec array that describes it
+//! to the kernel. Handing it to the kernel is the runtime seam's job ([`crate::rt`], whose
+//! `IoBuf`/`IoVecBuf` implementations are the engine's only `unsafe` code).
 //!
 //! A batch of one buffer (the common case: small frames share the outbox's contiguous
 //! buffer) goes out with a plain `send` rather than `writev`, which spares the kernel
@@ -14,7 +14,8 @@ const MAX_KEPT_TAIL: usize = 64 * 1024;
 
 /// Frames to write with one `send` or `writev`, and the iovec array describing them:
 /// shared frames first, then the outbox's contiguous small frames (`tail`).
-pub(crate) struct WriteBatch {
+#[derive(Default)]
+pub struct WriteBatch {
     frames: Vec<Bytes>,
     tail: Vec<u8>,
     /// Bytes of `tail` already written.
@@ -22,8 +23,17 @@ pub(crate) struct WriteBatch {
     iovecs: Vec<libc::iovec>,
 }
 
+impl std::fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("buffers", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl WriteBatch {
-    pub(crate) fn new() -> Self {
+    /// An empty batch.
+    pub fn new() -> Self {
         Self {
             frames: Vec::new(),
             tail: Vec::new(),
@@ -32,12 +42,13 @@ impl WriteBatch {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether every byte was written.
+    pub fn is_empty(&self) -> bool {
         self.frames.is_empty() && self.tail_written == self.tail.len()
     }
 
     /// Separate buffers in the batch.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.frames.len() + usize::from(self.tail_written < self.tail.len())
     }
 
@@ -79,9 +90,14 @@ impl WriteBatch {
         }
     }
 
+    /// The iovec array [`WriteBatch::prepare`] built.
+    pub(crate) fn iovecs(&self) -> &[libc::iovec] {
+        &self.iovecs
+    }
+
     /// Drops the first `written` bytes: whole frames, then the front of a partial one,
     /// then the front of the tail.
-    pub(crate) fn consume(&mut self, mut written: usize) {
+    pub fn consume(&mut self, mut written: usize) {
         let mut done = 0;
         for frame in &mut self.frames {
             if written >= frame.len() {
@@ -97,47 +113,20 @@ impl WriteBatch {
         self.tail_written = (self.tail_written + written).min(self.tail.len());
     }
 
-    /// The bytes the prepared iovecs describe, in order (tests).
+    /// The unwritten bytes, buffer by buffer, in order: what a driver without iovecs
+    /// writes (and what the in-memory test harness delivers).
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        let tail = &self.tail[self.tail_written..];
+        self.frames
+            .iter()
+            .map(|f| &f[..])
+            .chain((!tail.is_empty()).then_some(tail))
+    }
+
+    /// The unwritten bytes in one buffer (tests).
     #[cfg(test)]
     pub(crate) fn iovec_bytes(&self) -> Vec<u8> {
-        let mut out: Vec<u8> = self.frames.iter().flat_map(|f| f.iter().copied()).collect();
-        out.extend_from_slice(&self.tail[self.tail_written..]);
-        out
-    }
-}
-
-// SAFETY: as for `IoVecBuf` below: the first prepared iovec points into a `Bytes` owned
-// by `frames` or into `tail`'s heap buffer, neither of which is touched until the runtime
-// returns the batch. With no prepared iovec it describes an empty buffer.
-#[allow(unsafe_code)]
-unsafe impl monoio::buf::IoBuf for WriteBatch {
-    fn read_ptr(&self) -> *const u8 {
-        self.iovecs
-            .first()
-            .map_or(std::ptr::NonNull::dangling().as_ptr(), |v| {
-                v.iov_base as *const u8
-            })
-    }
-
-    fn bytes_init(&self) -> usize {
-        self.iovecs.first().map_or(0, |v| v.iov_len)
-    }
-}
-
-// SAFETY: `iovecs` is rebuilt by `prepare` from `frames` and `tail` right before the
-// batch is given to the runtime, each entry points into a `Bytes` owned by `frames` or
-// into `tail`'s heap buffer, and none of them is touched (so nothing moves or is freed)
-// until the runtime returns the batch. Moving the `WriteBatch` itself does not move the
-// heap memory the entries point to. The kernel only reads through these pointers (send,
-// writev).
-#[allow(unsafe_code)]
-unsafe impl monoio::buf::IoVecBuf for WriteBatch {
-    fn read_iovec_ptr(&self) -> *const libc::iovec {
-        self.iovecs.as_ptr()
-    }
-
-    fn read_iovec_len(&self) -> usize {
-        self.iovecs.len()
+        self.chunks().collect::<Vec<_>>().concat()
     }
 }
 
@@ -159,36 +148,5 @@ mod tests {
         assert_eq!(batch.iovecs[0].iov_len, 2);
         batch.consume(2);
         assert!(batch.is_empty());
-    }
-
-    /// A batch of one buffer goes out with `send`, through `IoBuf`: it must describe the
-    /// unwritten rest of that buffer, whether a shared frame or the tail.
-    #[test]
-    fn a_single_buffer_batch_describes_its_unwritten_bytes() {
-        use monoio::buf::IoBuf;
-        let unwritten = |batch: &WriteBatch| {
-            // SAFETY: `read_ptr` and `bytes_init` describe memory the batch owns.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::slice::from_raw_parts(batch.read_ptr(), batch.bytes_init()).to_vec()
-            }
-        };
-        let mut batch = WriteBatch::new();
-        batch.prepare();
-        assert_eq!(unwritten(&batch), b"", "an empty batch describes nothing");
-
-        batch.push(Bytes::from_static(b"frame"));
-        batch.consume(2);
-        batch.prepare();
-        assert_eq!(batch.len(), 1);
-        assert_eq!(unwritten(&batch), b"ame");
-        batch.consume(3);
-
-        let mut tail = b"small frames".to_vec();
-        batch.swap_tail(&mut tail);
-        batch.consume(6);
-        batch.prepare();
-        assert_eq!(batch.len(), 1);
-        assert_eq!(unwritten(&batch), b"frames");
     }
 }

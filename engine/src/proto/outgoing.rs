@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use packme::{ByteString, Message, Packet};
 
-use crate::listeners::BinaryRef;
-use crate::proto::{Kind, Wire};
+use super::received::BinaryRef;
+use super::{Kind, Wire};
 
 /// A value that can be sent as one ConnectMe message.
 ///

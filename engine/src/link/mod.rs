@@ -1,0 +1,314 @@
+//! A link drives one live connection over its socket: the sans-IO
+//! [`Connection`](crate::proto::Connection) decides, the link moves bytes and time in and
+//! out of it. It owns what only a running connection has: its reader and writer tasks
+//! ([`reader`], [`writer`]), its place in the thread's timer heap ([`timers`]), and the
+//! connection's own listeners.
+//!
+//! Everything queued during one turn of the shard's loop leaves in one write ("corking"):
+//! senders only queue frames and wake the writer, which runs after the current task
+//! yields. With a flush delay the writer holds a connection's frames that long before
+//! writing, so frames queued over several turns (a stream of broadcasts) share one write.
+//!
+//! After every change to the connection the link applies what follows from it
+//! ([`Link::changed`]): the writer is woken when there is output, the reader stopped when
+//! the connection no longer receives, the writer stopped when it is aborted, and the timer
+//! moved when a deadline came earlier.
+
+pub(crate) mod reader;
+pub(crate) mod timers;
+pub(crate) mod writer;
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::proto::batch::WriteBatch;
+use crate::proto::outgoing::{FrameParts, IntoFrame};
+use crate::proto::queries::Reply;
+use crate::proto::{Connection, End};
+use crate::signal::Signal;
+use timers::Timers;
+
+/// Queued bytes at which a held queue is written without waiting out the flush delay
+/// (or half the queue limit, if that is lower, so holding never closes a healthy peer as
+/// a slow consumer): holding more saves no sends worth the latency and the memory.
+const FLUSH_NOW_BYTES: usize = 64 << 10;
+
+pub(crate) struct Link {
+    pub(crate) id: u64,
+    conn: RefCell<Connection>,
+    timers: Rc<Timers>,
+    /// The deadline the timer heap holds for this link, if any.
+    scheduled: Cell<Option<Instant>>,
+    /// How long the writer holds queued frames before writing them.
+    flush_delay: Duration,
+    writer: Cell<Option<Waker>>,
+    /// Fired when the reader must stop.
+    stop_reading: Signal,
+    /// Fired when the writer must stop, even mid-write (the connection was aborted).
+    stop_writing: Signal,
+    /// This connection's own listeners, a `ListenerCell<C>` for the endpoint's context type.
+    listeners: RefCell<Option<Rc<dyn Any>>>,
+    /// The write half of an idle connection whose writer task ended; the next frame
+    /// restarts it.
+    parked: RefCell<Option<writer::Parked>>,
+    /// Asks a waiting writer to park (set by the shard's idle sweep).
+    park_requested: Cell<bool>,
+    /// Whether anything was queued since the last idle sweep.
+    active: Cell<bool>,
+    /// Whether the writer is holding queued frames for the flush delay.
+    holding: Cell<bool>,
+    /// Fired when the writer has flushed and shut the write side down, or stopped.
+    writer_done: Signal,
+}
+
+impl Link {
+    pub(crate) fn new(
+        id: u64,
+        conn: Connection,
+        timers: Rc<Timers>,
+        flush_delay: Duration,
+    ) -> Rc<Self> {
+        let link = Rc::new(Self {
+            id,
+            conn: RefCell::new(conn),
+            timers,
+            scheduled: Cell::new(None),
+            flush_delay,
+            writer: Cell::new(None),
+            stop_reading: Signal::default(),
+            stop_writing: Signal::default(),
+            listeners: RefCell::new(None),
+            parked: RefCell::new(None),
+            park_requested: Cell::new(false),
+            active: Cell::new(false),
+            holding: Cell::new(false),
+            writer_done: Signal::default(),
+        });
+        link.reschedule();
+        link
+    }
+
+    /// A link with no socket and no timer task, over a connection with the benches'
+    /// settings (benches and unit tests).
+    pub(crate) fn detached(wire: crate::proto::Wire) -> Rc<Self> {
+        let conn = Connection::new(crate::bench_api::bench_config(wire), Instant::now());
+        Self::new(1, conn, Rc::default(), Duration::ZERO)
+    }
+
+    /// Why the connection ended, once it has.
+    pub(crate) fn end(&self) -> Option<End> {
+        self.conn.borrow().end().cloned()
+    }
+
+    // ---- sending ----
+
+    /// Queues a data frame; `false` if the connection no longer sends or the frame would
+    /// exceed the queue limit (the connection is then closed with 1008).
+    pub(crate) fn send(self: &Rc<Self>, frame: Bytes) -> bool {
+        self.send_parts(FrameParts {
+            head: frame,
+            body: None,
+        })
+    }
+
+    /// Queues a frame given as a header and a body.
+    pub(crate) fn send_parts(self: &Rc<Self>, frame: FrameParts) -> bool {
+        let queued = self.conn.borrow_mut().send_parts(frame);
+        self.queued(queued)
+    }
+
+    /// Queues a frame other connections share (a broadcast), without touching its
+    /// reference count unless it is large.
+    pub(crate) fn send_shared(self: &Rc<Self>, frame: &Bytes) -> bool {
+        let queued = self.conn.borrow_mut().send_shared(frame);
+        self.queued(queued)
+    }
+
+    /// Queues `message`, a small one encoded straight into the queue.
+    pub(crate) fn send_message<F: IntoFrame>(self: &Rc<Self>, message: F) -> bool {
+        let queued = self.conn.borrow_mut().send_message(message);
+        self.queued(queued)
+    }
+
+    /// After a send: the connection is active and its writer has work. A writer holding
+    /// for the flush delay is woken only once the queue should be written early, not for
+    /// every frame. A refused frame may have closed the connection (a slow consumer).
+    fn queued(self: &Rc<Self>, queued: bool) -> bool {
+        if !queued {
+            self.changed();
+            return false;
+        }
+        self.active.set(true);
+        if !self.holding.get() || self.conn.borrow().queued_bytes() >= self.flush_now_bytes() {
+            self.wake_writer();
+        }
+        true
+    }
+
+    /// Queued bytes at which a held queue is written without waiting out the delay.
+    fn flush_now_bytes(&self) -> usize {
+        FLUSH_NOW_BYTES.min(self.conn.borrow().max_queued_bytes() / 2)
+    }
+
+    /// Wakes the writer task, or restarts it if it was parked.
+    fn wake_writer(self: &Rc<Self>) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+            return;
+        }
+        let parked = self.parked.borrow_mut().take();
+        if let Some(resume) = parked {
+            resume(self.clone());
+        }
+    }
+
+    // ---- closing ----
+
+    /// Starts the closing handshake (see [`Connection::close`]).
+    pub(crate) fn close(self: &Rc<Self>, code: u16, reason: &str) {
+        self.conn.borrow_mut().close(Instant::now(), code, reason);
+        self.changed();
+    }
+
+    /// No more frames: the writer flushes what is queued and shuts the write side down.
+    pub(crate) fn finish(self: &Rc<Self>) {
+        self.conn.borrow_mut().finish();
+        self.changed();
+    }
+
+    /// Stops reading and writing at once.
+    pub(crate) fn abort(self: &Rc<Self>, end: End) {
+        self.conn.borrow_mut().abort(end);
+        self.changed();
+    }
+
+    /// Resolves once the writer has flushed and shut the write side down, or stopped.
+    pub(crate) async fn writer_done(&self) {
+        self.writer_done.wait().await
+    }
+
+    // ---- queries ----
+
+    /// Registers a query (its frame must be sent right after).
+    pub(crate) fn register_query(
+        self: &Rc<Self>,
+        tid: u32,
+        expected_id: u32,
+        reply: Reply,
+    ) -> bool {
+        let registered =
+            self.conn
+                .borrow_mut()
+                .register_query(Instant::now(), tid, expected_id, reply);
+        self.reschedule();
+        registered
+    }
+
+    /// Fails every pending query (the connection ended).
+    pub(crate) fn fail_queries(&self) {
+        self.conn.borrow_mut().fail_queries();
+    }
+
+    // ---- keeping the tasks and the timer in step with the connection ----
+
+    /// Applies what a change to the connection implies for the tasks and the timer.
+    pub(crate) fn changed(self: &Rc<Self>) {
+        let (receiving, aborted, output) = {
+            let conn = self.conn.borrow();
+            (conn.is_receiving(), conn.is_aborted(), conn.has_transmit())
+        };
+        if !receiving {
+            self.stop_reading.fire();
+        }
+        if aborted {
+            self.stop_writing.fire();
+        }
+        if !receiving && !output && self.parked.borrow_mut().take().is_some() {
+            // An idle connection ending (how most end: the peer closes an idle one): its
+            // parked write half is dropped here, with nothing to flush, instead of starting
+            // a task only to shut it down.
+            self.writer_done.fire();
+        } else if output || !receiving {
+            // The writer writes, or flushes and shuts down, or stops.
+            self.wake_writer();
+        }
+        self.reschedule();
+    }
+
+    /// Puts the connection's next deadline in the timer heap if it is earlier than the one
+    /// there.
+    fn reschedule(self: &Rc<Self>) {
+        let Some(at) = self.conn.borrow().poll_timeout() else {
+            return;
+        };
+        if self.scheduled.get().is_none_or(|scheduled| at < scheduled) {
+            self.scheduled.set(Some(at));
+            self.timers.schedule(at, Rc::downgrade(self));
+        }
+    }
+
+    /// The timer heap calls back for the deadline `at` (stale unless it is the one this
+    /// link last scheduled).
+    fn on_timer(self: &Rc<Self>, at: Instant) {
+        if self.scheduled.get() != Some(at) {
+            return;
+        }
+        self.scheduled.set(None);
+        self.conn.borrow_mut().handle_timeout(Instant::now());
+        self.changed();
+    }
+
+    /// Takes what the connection has to send into `batch`, as the writer does (benches).
+    pub(crate) fn take_batch(&self, batch: &mut WriteBatch) {
+        self.conn.borrow_mut().poll_transmit(Instant::now(), batch);
+    }
+
+    /// A write of the batch completed, as the writer reports it (benches).
+    pub(crate) fn transmitted(&self, drained: bool) {
+        self.conn.borrow_mut().transmitted(Instant::now(), drained);
+    }
+
+    // ---- listeners ----
+
+    /// This connection's listener table of type `T`, created on first use.
+    pub(crate) fn listeners<T: Default + 'static>(&self) -> Rc<T> {
+        let mut slot = self.listeners.borrow_mut();
+        if let Some(existing) = slot.as_ref() {
+            if let Ok(table) = existing.clone().downcast::<T>() {
+                return table;
+            }
+        }
+        let table = Rc::new(T::default());
+        *slot = Some(table.clone());
+        table
+    }
+
+    /// The listener table if one was created.
+    pub(crate) fn existing_listeners<T: 'static>(&self) -> Option<Rc<T>> {
+        self.listeners
+            .borrow()
+            .as_ref()?
+            .clone()
+            .downcast::<T>()
+            .ok()
+    }
+
+    // ---- idle ----
+
+    /// The shard's idle sweep: a connection that queued nothing since the last sweep
+    /// parks its writer task, so an idle connection keeps only its reader.
+    pub(crate) fn sweep_idle(&self) {
+        if self.active.replace(false) || !self.conn.borrow().is_open() {
+            return;
+        }
+        if let Some(w) = self.writer.take() {
+            self.park_requested.set(true);
+            w.wake();
+        }
+    }
+}

@@ -1,0 +1,658 @@
+//! One connection's rules as a state machine without I/O, in the style of quinn-proto's
+//! `Connection`: the driver hands it the bytes that arrived and the current time; it hands
+//! back received messages, the bytes to send, and the next moment it needs to be woken.
+//!
+//! Everything a connection decides lives here, so it can be tested with two endpoints wired
+//! in memory under simulated time (see the tests at the end of this file): message
+//! assembly and UTF-8, the close handshake and its timeout, pings and pongs, every limit and
+//! the close code it gives, query answers and deadlines, keepalive and the idle timeout, the
+//! body timeout (a frame or message that stalls mid-way) and the write timeout (a peer that
+//! stops reading). The driver only moves bytes and calls back at [`Connection::poll_timeout`].
+//!
+//! Nothing a peer sends can make it hold more than it received: at most one pong is ever
+//! pending (a newer ping replaces an unanswered one, as RFC 6455 section 5.5.3 allows),
+//! data is bounded by the queue limit, and a connection that can no longer make progress
+//! ends within its timeouts.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use packme::{BytesAtFront, FrameHeader, TextAtFront};
+
+use super::batch::WriteBatch;
+use super::frame::close_payload;
+use super::outbox::Outbox;
+use super::outgoing::{FrameParts, IntoFrame, ZERO_COPY_MIN};
+use super::queries::{PendingQueries, QueryError, Reply};
+use super::received::Received;
+use super::tcp::TcpDeframer;
+use super::{close_code, Decoder, Incoming, Limits, MessageReader, Next, OpCode, ProtocolError};
+use super::{Role, Wire};
+
+/// Most separate buffers handed to one write (Linux's IOV_MAX is 1024).
+const MAX_BATCH: usize = 256;
+
+/// WebSocket keepalive: a ping after `interval` without anything from the peer, and the
+/// connection closed after `timeout` without anything (a peer that vanished without a FIN,
+/// or stopped answering). ConnectMe TCP has no ping; there the driver relies on TCP
+/// keepalive for a vanished peer and the write timeout for one that stops reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence after which a ping is sent.
+    pub interval: Duration,
+    /// Silence after which the connection is closed (1001).
+    pub timeout: Duration,
+}
+
+impl Default for Keepalive {
+    /// A ping after 15 s of silence, closed after 45 s: a vanished peer is gone within a
+    /// minute (the issue every game server hits with mobile clients), while a live one
+    /// answers the ping long before; browsers and every WebSocket library answer pings by
+    /// themselves.
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+/// How long a connection may take for the things a peer could otherwise stall forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// After our close frame, how long the peer has to answer with its own.
+    pub close: Duration,
+    /// How long a query waits for its response.
+    pub query: Duration,
+    /// How long a frame or fragmented message may take from its first byte to its last
+    /// (`None`: unbounded). Bounds how long a stalled upload holds its memory.
+    pub body: Option<Duration>,
+    /// How long queued output may wait without the peer reading any of it (`None`:
+    /// unbounded). After it the connection is dropped: a peer that never reads cannot hold
+    /// its socket and queue.
+    pub write: Option<Duration>,
+    /// Pings and the idle timeout (WebSocket only; `None`: off).
+    pub keepalive: Option<Keepalive>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            close: Duration::from_secs(5),
+            query: Duration::from_secs(30),
+            body: Some(Duration::from_secs(30)),
+            write: Some(Duration::from_secs(30)),
+            keepalive: Some(Keepalive::default()),
+        }
+    }
+}
+
+/// What a connection is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// How frames are cut and built (and which end of a WebSocket this is).
+    pub wire: Wire,
+    /// Largest incoming frame and message.
+    pub limits: Limits,
+    /// Outgoing bytes queued before the peer is closed as a slow consumer (1008).
+    pub max_queued_bytes: usize,
+    /// Queries that may wait for their response at once.
+    pub max_pending_queries: usize,
+    /// The timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// Why a connection ended (the first reason wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The peer sent a close frame, with its code if it gave one.
+    PeerClosed(Option<u16>),
+    /// The peer closed the socket without a close frame.
+    Eof,
+    /// The socket failed.
+    Io(String),
+    /// The peer broke the protocol; a close with the matching code was sent.
+    Protocol(ProtocolError),
+    /// This side closed it (a close call, shutdown).
+    Closed(u16),
+    /// The peer did not answer our close frame in time.
+    CloseTimeout,
+    /// The peer read none of our output for the write timeout.
+    WriteTimeout,
+    /// Nothing arrived for the keepalive timeout.
+    IdleTimeout,
+    /// A frame or message was not completed within the body timeout.
+    BodyTimeout,
+    /// More output was queued than the queue limit allows.
+    SlowConsumer,
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PeerClosed(Some(code)) => write!(f, "peer closed with {code}"),
+            Self::PeerClosed(None) => f.write_str("peer closed without a code"),
+            Self::Eof => f.write_str("peer closed the socket"),
+            Self::Io(error) => write!(f, "socket error: {error}"),
+            Self::Protocol(error) => write!(f, "protocol error: {error}"),
+            Self::Closed(code) => write!(f, "closed by this side with {code}"),
+            Self::CloseTimeout => f.write_str("peer did not answer the close in time"),
+            Self::WriteTimeout => f.write_str("peer stopped reading (write timeout)"),
+            Self::IdleTimeout => f.write_str("nothing received for the idle timeout"),
+            Self::BodyTimeout => f.write_str("message not completed within the body timeout"),
+            Self::SlowConsumer => f.write_str("send queue limit exceeded"),
+        }
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Sending and receiving.
+    Open,
+    /// Our close frame is queued; the peer's is awaited until the deadline.
+    Closing { deadline: Instant },
+    /// Nothing more is read or queued: what is queued is written, then the write side
+    /// shuts down.
+    Flushing,
+    /// Nothing more is written: the socket is to be dropped at once.
+    Aborted,
+}
+
+/// One connection's state: see the module docs.
+pub struct Connection {
+    config: Config,
+    decoder: Decoder,
+    phase: Phase,
+    end: Option<End>,
+    out: Outbox,
+    /// Data bytes queued and not yet handed to a write (control frames not counted).
+    queued_bytes: usize,
+    /// The payload of the latest ping not answered yet.
+    pong: Option<Bytes>,
+    /// A keepalive ping waits to be written.
+    ping_due: bool,
+    /// A keepalive ping went out since the peer was last heard.
+    ping_sent: bool,
+    /// When the peer was last heard (any byte).
+    last_received: Instant,
+    /// Since when an incomplete frame or message is held.
+    partial_since: Option<Instant>,
+    /// Since when output handed to the writer waits for the peer to read it.
+    write_since: Option<Instant>,
+    queries: PendingQueries,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("wire", &self.config.wire)
+            .field("phase", &self.phase)
+            .field("end", &self.end)
+            .field("queued_bytes", &self.queued_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection that opened at `now` (after the handshake, if any).
+    pub fn new(config: Config, now: Instant) -> Self {
+        let decoder = match config.wire {
+            Wire::WsServer => Decoder::Ws(MessageReader::new(Role::Server, config.limits)),
+            Wire::WsClient => Decoder::Ws(MessageReader::new(Role::Client, config.limits)),
+            Wire::Tcp => Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
+        };
+        Self {
+            config,
+            decoder,
+            phase: Phase::Open,
+            end: None,
+            out: Outbox::default(),
+            queued_bytes: 0,
+            pong: None,
+            ping_due: false,
+            ping_sent: false,
+            last_received: now,
+            partial_since: None,
+            write_since: None,
+            queries: PendingQueries::new(config.max_pending_queries),
+        }
+    }
+
+    /// How this connection frames its messages.
+    pub fn wire(&self) -> Wire {
+        self.config.wire
+    }
+
+    /// Whether data may still be sent.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Whether the driver should go on reading.
+    pub fn is_receiving(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::Closing { .. })
+    }
+
+    /// Whether the socket must be dropped now, without writing anything more.
+    pub fn is_aborted(&self) -> bool {
+        self.phase == Phase::Aborted
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn end(&self) -> Option<&End> {
+        self.end.as_ref()
+    }
+
+    fn ended(&mut self, end: End) {
+        self.end.get_or_insert(end);
+    }
+
+    // ---- receiving ----
+
+    /// Bytes the receive buffer must hold before [`Connection::poll_received`] can make
+    /// progress (the whole frame at its front, as far as its header tells).
+    pub fn wanted(&self) -> usize {
+        self.decoder.wanted()
+    }
+
+    /// Bytes arrived at `now` (appended to the receive buffer): the peer is alive.
+    pub fn received(&mut self, now: Instant) {
+        self.last_received = now;
+        self.ping_sent = false;
+    }
+
+    /// The peer closed its side of the socket.
+    pub fn eof(&mut self) {
+        self.ended(End::Eof);
+        self.finish();
+    }
+
+    /// The socket failed: nothing more can be written.
+    pub fn io_error(&mut self, error: &std::io::Error) {
+        self.abort(End::Io(error.to_string()));
+    }
+
+    /// The next data message in `buf`, or `None` when `buf` holds no whole one or the
+    /// connection stopped receiving. Pings, pongs, close frames and query answers are
+    /// handled here and never returned.
+    #[inline]
+    pub fn poll_received<'b>(
+        &mut self,
+        now: Instant,
+        buf: &'b mut BytesMut,
+    ) -> Option<Received<'b>> {
+        while self.is_receiving() {
+            let next = match self.decoder.next(buf) {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    self.partial_since = match self.partial_since {
+                        _ if buf.is_empty() && !self.decoder.in_message() => None,
+                        Some(since) => Some(since),
+                        None => Some(now),
+                    };
+                    return None;
+                }
+                Err(error) => {
+                    self.protocol_error(error);
+                    return None;
+                }
+            };
+            if !self.decoder.in_message() {
+                self.partial_since = None;
+            }
+            match next {
+                Next::Binary(len) => {
+                    if self.answers_query(&buf[..len]) {
+                        self.complete_query(buf.split_to(len).freeze());
+                        continue;
+                    }
+                    return Some(Received::InPlace(BytesAtFront::new(buf, len)));
+                }
+                Next::Text(len) => {
+                    return match TextAtFront::new(buf, len) {
+                        Ok(text) => Some(Received::TextInPlace(text)),
+                        Err(_) => {
+                            self.protocol_error(ProtocolError::InvalidUtf8);
+                            None
+                        }
+                    }
+                }
+                Next::Taken(Incoming::Text(text)) => return Some(Received::Text(text)),
+                Next::Taken(Incoming::Binary(data)) => {
+                    if self.answers_query(&data) {
+                        self.complete_query(data);
+                        continue;
+                    }
+                    return Some(Received::Binary(data));
+                }
+                Next::Taken(Incoming::Ping(payload)) => {
+                    if self.phase == Phase::Open {
+                        self.pong = Some(payload);
+                    }
+                }
+                Next::Taken(Incoming::Pong(_)) => {}
+                Next::Taken(Incoming::Close(close)) => {
+                    self.peer_closed(close.map(|(code, _)| code));
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn protocol_error(&mut self, error: ProtocolError) {
+        tracing::debug!(%error, "peer broke the protocol");
+        self.fail(error.close_code(), &error.to_string());
+        self.ended(End::Protocol(error));
+    }
+
+    /// The peer's close frame: echo its code if we have not sent ours, then finish.
+    fn peer_closed(&mut self, code: Option<u16>) {
+        if self.phase == Phase::Open {
+            let payload = code.map(u16::to_be_bytes).unwrap_or_default();
+            let payload = if code.is_some() { &payload[..] } else { &[] };
+            self.push_control(OpCode::Close, payload);
+        }
+        self.ended(End::PeerClosed(code));
+        self.finish();
+    }
+
+    // ---- sending ----
+
+    /// Data bytes queued and not yet handed to a write.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Largest queue the connection accepts.
+    pub fn max_queued_bytes(&self) -> usize {
+        self.config.max_queued_bytes
+    }
+
+    /// Queues `message`: a small frame of known size is encoded straight into the queue's
+    /// contiguous buffer, anything else is built by [`IntoFrame::into_parts`]. `false` if
+    /// the connection no longer sends or the queue limit was exceeded (the connection is
+    /// then closed with 1008).
+    #[inline]
+    pub fn send_message<F: IntoFrame>(&mut self, message: F) -> bool {
+        let wire = self.config.wire;
+        let len = match message.payload_len() {
+            Some(len) if len < ZERO_COPY_MIN => len,
+            Some(len) => return self.send_parts(message.into_parts_sized(wire, len)),
+            None => return self.send_parts(message.into_parts(wire)),
+        };
+        let frame_len = wire.frame_len(len);
+        if !self.admit(frame_len) {
+            return false;
+        }
+        self.out.append(|out| message.write_frame(wire, len, out));
+        self.queued_bytes += frame_len;
+        true
+    }
+
+    /// Queues a frame given as a header and a body.
+    pub fn send_parts(&mut self, frame: FrameParts) -> bool {
+        let len = frame.head.len() + frame.body.as_ref().map_or(0, Bytes::len);
+        if !self.admit(len) {
+            return false;
+        }
+        match frame.body {
+            Some(body) => {
+                self.out.push_separate(frame.head);
+                self.out.push(body);
+            }
+            None => self.out.push(frame.head),
+        }
+        self.queued_bytes += len;
+        true
+    }
+
+    /// Queues a frame other connections share (a broadcast), without touching its
+    /// reference count unless it is large.
+    #[inline]
+    pub fn send_shared(&mut self, frame: &Bytes) -> bool {
+        if !self.admit(frame.len()) {
+            return false;
+        }
+        self.out.push_shared(frame);
+        self.queued_bytes += frame.len();
+        true
+    }
+
+    /// Whether a data frame of `len` bytes may be queued. Over the limit the peer is a slow
+    /// consumer: what it has not been handed yet is dropped (writing megabytes to a peer
+    /// that does not read only delays the end) and it is closed with 1008.
+    fn admit(&mut self, len: usize) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        // One frame is always accepted into an empty queue, so a single message may be as
+        // large as the message limit allows.
+        let queued = self.queued_bytes + len;
+        if self.queued_bytes > 0 && queued > self.config.max_queued_bytes {
+            tracing::warn!(queued, "send queue limit exceeded, closing slow consumer");
+            self.out = Outbox::default();
+            self.queued_bytes = 0;
+            self.fail(close_code::POLICY, "send queue limit exceeded");
+            self.ended(End::SlowConsumer);
+            return false;
+        }
+        true
+    }
+
+    /// Queues a control frame (not counted against the queue limit).
+    fn push_control(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
+        match self.config.wire.control(opcode, payload) {
+            Some(frame) => {
+                self.out.push(frame);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the closing handshake at `now`: our close frame goes out and the peer has the
+    /// close timeout to answer. On TCP, which has no close frame, what is queued is written
+    /// and the write side shut down.
+    pub fn close(&mut self, now: Instant, code: u16, reason: &str) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.ended(End::Closed(code));
+        if self.push_control(OpCode::Close, &close_payload(code, reason)) {
+            self.phase = Phase::Closing {
+                deadline: now + self.config.timeouts.close,
+            };
+        } else {
+            self.finish();
+        }
+    }
+
+    /// Sends a close and finishes without waiting for the peer's (a protocol error, a
+    /// timeout).
+    fn fail(&mut self, code: u16, reason: &str) {
+        if self.phase == Phase::Open {
+            self.push_control(OpCode::Close, &close_payload(code, reason));
+        }
+        self.finish();
+    }
+
+    /// No more frames: what is queued is written, then the write side shuts down.
+    pub fn finish(&mut self) {
+        if self.phase != Phase::Aborted {
+            self.phase = Phase::Flushing;
+        }
+    }
+
+    /// Stops at once: nothing more is read or written.
+    pub fn abort(&mut self, end: End) {
+        self.ended(end);
+        self.phase = Phase::Aborted;
+        self.out = Outbox::default();
+        self.queued_bytes = 0;
+        self.pong = None;
+        self.ping_due = false;
+    }
+
+    // ---- transmitting ----
+
+    /// Whether anything waits to be written.
+    pub fn has_transmit(&self) -> bool {
+        self.phase != Phase::Aborted
+            && (!self.out.is_empty() || self.pong.is_some() || self.ping_due)
+    }
+
+    /// Moves what waits to be written into the empty `batch`: a pending pong or keepalive
+    /// ping first (a control frame may go between whole data frames), then the oldest
+    /// queued frames, at most one write's worth. Returns the data bytes moved.
+    pub fn poll_transmit(&mut self, now: Instant, batch: &mut WriteBatch) -> usize {
+        if self.phase == Phase::Aborted {
+            return 0;
+        }
+        if let Some(payload) = self.pong.take() {
+            if let Some(frame) = self.config.wire.control(OpCode::Pong, &payload) {
+                batch.push(frame);
+            }
+        }
+        if std::mem::take(&mut self.ping_due) {
+            if let Some(frame) = self.config.wire.control(OpCode::Ping, b"") {
+                batch.push(frame);
+            }
+        }
+        let taken = self.out.take_into(batch, MAX_BATCH);
+        self.queued_bytes = self.queued_bytes.saturating_sub(taken);
+        if !batch.is_empty() && self.write_since.is_none() {
+            self.write_since = Some(now);
+        }
+        taken
+    }
+
+    /// A write completed at `now`; `drained` if the batch it came from is fully written.
+    pub fn transmitted(&mut self, now: Instant, drained: bool) {
+        self.write_since = (!drained || self.has_transmit()).then_some(now);
+    }
+
+    /// The queue went idle: give its buffers back.
+    pub fn release(&mut self) {
+        self.out.release();
+    }
+
+    // ---- queries ----
+
+    /// Registers a query at `now` (its frame must be sent right after); on failure the
+    /// reply has already been failed.
+    pub fn register_query(
+        &mut self,
+        now: Instant,
+        tid: u32,
+        expected_id: u32,
+        reply: Reply,
+    ) -> bool {
+        if self.phase != Phase::Open {
+            let _ = reply.send(Err(QueryError::NotConnected));
+            return false;
+        }
+        let deadline = now + self.config.timeouts.query;
+        self.queries.insert(tid, expected_id, reply, deadline)
+    }
+
+    /// Fails every pending query (the connection ended).
+    pub fn fail_queries(&mut self) {
+        self.queries.fail_all(QueryError::Disconnected);
+    }
+
+    fn answers_query(&self, frame: &[u8]) -> bool {
+        !self.queries.is_empty()
+            && FrameHeader::parse(frame)
+                .is_some_and(|h| self.queries.expects(h.transaction_id, h.message_id))
+    }
+
+    fn complete_query(&mut self, frame: Bytes) {
+        if let Some(h) = FrameHeader::parse(&frame) {
+            self.queries
+                .complete(h.transaction_id, h.message_id, &frame);
+        }
+    }
+
+    // ---- time ----
+
+    /// The next moment [`Connection::handle_timeout`] has something to do, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timeouts = &self.config.timeouts;
+        let mut next = self.queries.next_deadline();
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
+        match self.phase {
+            Phase::Aborted => return None,
+            Phase::Closing { deadline } => consider(Some(deadline)),
+            _ => {}
+        }
+        consider(self.write_since.zip(timeouts.write).map(|(s, t)| s + t));
+        if self.is_receiving() {
+            consider(self.partial_since.zip(timeouts.body).map(|(s, t)| s + t));
+            if let Some(keepalive) = self.keepalive() {
+                consider(Some(self.last_received + keepalive.timeout));
+                if !self.ping_sent {
+                    consider(Some(self.last_received + keepalive.interval));
+                }
+            }
+        }
+        next
+    }
+
+    /// Keepalive, where the wire has pings.
+    fn keepalive(&self) -> Option<Keepalive> {
+        self.config
+            .timeouts
+            .keepalive
+            .filter(|_| self.config.wire.is_websocket())
+    }
+
+    /// Does what is due at `now`: pings, timeouts, query deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timeouts = self.config.timeouts;
+        if let Phase::Closing { deadline } = self.phase {
+            if now >= deadline {
+                self.abort(End::CloseTimeout);
+            }
+        }
+        if self
+            .write_since
+            .zip(timeouts.write)
+            .is_some_and(|(s, t)| now >= s + t)
+        {
+            self.abort(End::WriteTimeout);
+        }
+        if self.is_receiving() {
+            if self
+                .partial_since
+                .zip(timeouts.body)
+                .is_some_and(|(s, t)| now >= s + t)
+            {
+                let reason = format!(
+                    "message not completed within {:?}",
+                    timeouts.body.unwrap_or_default()
+                );
+                self.fail(close_code::POLICY, &reason);
+                self.ended(End::BodyTimeout);
+            } else if let Some(keepalive) = self.keepalive() {
+                if now >= self.last_received + keepalive.timeout {
+                    self.fail(close_code::GOING_AWAY, "idle timeout");
+                    self.ended(End::IdleTimeout);
+                } else if !self.ping_sent && now >= self.last_received + keepalive.interval {
+                    self.ping_sent = true;
+                    self.ping_due = self.phase == Phase::Open;
+                }
+            }
+        }
+        self.queries.expire(now, timeouts.query);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! Reads and writes in the executor's owned-buffer style: a buffer is handed to the kernel
+//! and comes back with the result (completion I/O needs that; epoll works the same way).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use monoio::buf::SliceMut;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
+use monoio::BufResult;
+
+use super::net::{ReadHalf, WriteHalf};
+use crate::proto::batch::WriteBatch;
+
+/// Reads into the spare capacity of `buf`, after the bytes it already holds (monoio's
+/// `read` on a plain `BytesMut` would write from its start); the buffer comes back with
+/// the result.
+///
+/// Returns the executor's read future itself: wrapping it in an `async` block would store
+/// the read operation twice (captured, then awaited), and this future lives in every idle
+/// connection's task.
+pub(crate) fn read_more<R: ReadHalf>(
+    reader: &mut R,
+    buf: BytesMut,
+) -> impl Future<Output = (io::Result<usize>, BytesMut)> + '_ {
+    let (len, capacity) = (buf.len(), buf.capacity());
+    ReadMore {
+        read: reader.read(SliceMut::new(buf, len, capacity)),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The executor's read of a slice, giving back the whole buffer.
+    struct ReadMore<F> {
+        #[pin]
+        read: F,
+    }
+}
+
+impl<F> Future for ReadMore<F>
+where
+    F: Future<Output = BufResult<usize, SliceMut<BytesMut>>>,
+{
+    type Output = (io::Result<usize>, BytesMut);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project()
+            .read
+            .poll(cx)
+            .map(|(result, slice)| (result, slice.into_inner()))
+    }
+}
+
+/// Writes a batch: `send` for one buffer, `writev` for several. The batch comes back with
+/// the result.
+pub(crate) async fn write_batch<W: WriteHalf>(
+    writer: &mut W,
+    batch: WriteBatch,
+) -> (io::Result<usize>, WriteBatch) {
+    let prepared = Prepared::new(batch);
+    let (result, prepared) = if prepared.0.len() == 1 {
+        writer.write(prepared).await
+    } else {
+        writer.writev(prepared).await
+    };
+    (result, prepared.0)
+}
+
+/// A batch whose iovec array was just rebuilt: only this type is handed to the kernel, and
+/// the batch cannot change while wrapped, so no stale iovec can reach a write.
+struct Prepared(WriteBatch);
+
+impl Prepared {
+    fn new(mut batch: WriteBatch) -> Self {
+        batch.prepare();
+        Self(batch)
+    }
+}
+
+/// Writes all of `data` (a handshake's answer).
+pub(crate) async fn write_all<W: WriteHalf>(writer: &mut W, data: Vec<u8>) -> io::Result<()> {
+    writer.write_all(data).await.0.map(|_| ())
+}
+
+/// Shuts the write side down (the peer reads end of stream).
+pub(crate) async fn shutdown<W: WriteHalf>(writer: &mut W) {
+    let _ = AsyncWriteRent::shutdown(writer).await;
+}
+
+// SAFETY: as for `IoVecBuf` below: the first iovec points into a `Bytes` owned
+// by `frames` or into `tail`'s heap buffer, neither of which is touched until the runtime
+// returns the batch. With no prepared iovec it describes an empty buffer.
+#[allow(unsafe_code)]
+unsafe impl monoio::buf::IoBuf for Prepared {
+    fn read_ptr(&self) -> *const u8 {
+        self.0
+            .iovecs()
+            .first()
+            .map_or(std::ptr::NonNull::dangling().as_ptr(), |v| {
+                v.iov_base as *const u8
+            })
+    }
+
+    fn bytes_init(&self) -> usize {
+        self.0.iovecs().first().map_or(0, |v| v.iov_len)
+    }
+}
+
+// SAFETY: `iovecs` was rebuilt by `prepare` from `frames` and `tail` when the batch was
+// wrapped (`Prepared::new`), and the wrapped batch cannot be changed, each entry points into a `Bytes` owned by `frames` or
+// into `tail`'s heap buffer, and none of them is touched (so nothing moves or is freed)
+// until the runtime returns the batch. Moving the `WriteBatch` itself does not move the
+// heap memory the entries point to. The kernel only reads through these pointers (send,
+// writev).
+#[allow(unsafe_code)]
+unsafe impl monoio::buf::IoVecBuf for Prepared {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.0.iovecs().as_ptr()
+    }
+
+    fn read_iovec_len(&self) -> usize {
+        self.0.iovecs().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// A batch of one buffer goes out with `send`, through `IoBuf`: it must describe the
+    /// unwritten rest of that buffer, whether a shared frame or the tail.
+    #[test]
+    fn a_single_buffer_batch_describes_its_unwritten_bytes() {
+        use monoio::buf::IoBuf;
+        let unwritten = |batch: WriteBatch| {
+            let prepared = Prepared::new(batch);
+            // SAFETY: `read_ptr` and `bytes_init` describe memory the batch owns.
+            #[allow(unsafe_code)]
+            let bytes = unsafe {
+                std::slice::from_raw_parts(prepared.read_ptr(), prepared.bytes_init()).to_vec()
+            };
+            (bytes, prepared.0)
+        };
+        let (bytes, mut batch) = unwritten(WriteBatch::new());
+        assert_eq!(bytes, b"", "an empty batch describes nothing");
+
+        batch.push(Bytes::from_static(b"frame"));
+        batch.consume(2);
+        assert_eq!(batch.len(), 1);
+        let (bytes, mut batch) = unwritten(batch);
+        assert_eq!(bytes, b"ame");
+        batch.consume(3);
+
+        let mut tail = b"small frames".to_vec();
+        batch.swap_tail(&mut tail);
+        batch.consume(6);
+        assert_eq!(batch.len(), 1);
+        let (bytes, _) = unwritten(batch);
+        assert_eq!(bytes, b"frames");
+    }
+}
