@@ -179,6 +179,14 @@ pub fn parse_request(
     buf: &[u8],
     max_len: usize,
 ) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
+    // One empty line before the request line is tolerated (RFC 9112 section 2.2); a second
+    // is no HTTP request, answered at once rather than after the handshake timeout.
+    let request_line = buf.strip_prefix(b"\r\n").unwrap_or(buf);
+    if request_line.starts_with(b"\r") || request_line.starts_with(b"\n") {
+        return Err(HandshakeError::Malformed(
+            "empty line where the request line belongs".into(),
+        ));
+    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let consumed = match request.parse(buf) {
@@ -445,6 +453,27 @@ mod tests {
             );
             assert!(response.contains("Content-Length: "), "{what}");
         }
+    }
+
+    /// Blank lines are no request: refused from the bytes that arrived, without waiting
+    /// for more (issue 13: they used to wait out the 10 s handshake timeout).
+    #[test]
+    fn blank_lines_are_refused_at_once() {
+        for blank in ["\r\n\r\n", "\n\n", "\r\n\n", "\r\n\r\nGET / HTTP/1.1\r\n"] {
+            assert!(
+                matches!(
+                    parse_request(blank.as_bytes(), 8192),
+                    Err(HandshakeError::Malformed(_))
+                ),
+                "{blank:?}"
+            );
+        }
+        let one_empty_line = "\r\nGET / HTTP/1.1\r\nHost: x\r\n";
+        assert_eq!(
+            parse_request(one_empty_line.as_bytes(), 8192),
+            Ok(None),
+            "tolerated, incomplete"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::support::{connect_with, recv, server, wait_for, ws_url};
 
 #[test]
 fn clients_expose_headers_path_query_and_protocol() {
-    let server = server().start().unwrap();
+    let server = server().protocols(["v1", "v2"]).start().unwrap();
     let url = format!("ws://{}/game/lobby?room=7", server.local_addr().unwrap());
     let client = connect_with(
         Client::builder(&url)
@@ -26,7 +26,7 @@ fn clients_expose_headers_path_query_and_protocol() {
     assert_eq!(
         peer.info().protocol.as_deref(),
         Some("v2"),
-        "first offered is selected"
+        "the client's first choice among the server's is selected"
     );
     assert_eq!(client.protocol().as_deref(), Some("v2"));
     assert!(peer.info().peer_addr.is_some());
