@@ -22,9 +22,47 @@
 //! # }
 //! ```
 //!
-//! Layers, from the wire up: [`proto`] (frames, handshake, TCP framing: plain functions
-//! over byte buffers), the links and shards (private), then the API ([`server`],
-//! [`client`], [`listeners`], [`query`]).
+//! # Design
+//!
+//! Four layers, from the wire up, each in its own modules:
+//!
+//! 1. **The protocol core, without I/O** ([`proto`]). Frames, the handshake, ConnectMe's TCP
+//!    framing, and [`proto::Connection`]: one connection's every rule as a state machine in
+//!    the style of quinn-proto. Bytes and the current time go in
+//!    ([`poll_received`](proto::Connection::poll_received),
+//!    [`handle_timeout`](proto::Connection::handle_timeout)); messages, bytes to send
+//!    ([`poll_transmit`](proto::Connection::poll_transmit)) and the next deadline
+//!    ([`poll_timeout`](proto::Connection::poll_timeout)) come out. Limits and their close
+//!    codes, the close handshake, pings, keepalive, the body and write timeouts and query
+//!    deadlines all live there, and are tested with two connections wired in memory under
+//!    simulated time, with no socket and no sleep.
+//! 2. **The runtime seam** ([`rt`]). The only module that names the executor (monoio):
+//!    spawning, timers, sockets, owned-buffer reads and writes, the io_uring/epoll choice.
+//!    [`spawn`], [`sleep`] and [`timeout`] are its public part.
+//! 3. **Links and shards** (private). A link drives one connection over its socket: a
+//!    reader task, a writer task that parks when idle, and an entry in its thread's timer
+//!    heap (one sleep per thread, not a timer per connection). A shard is a pinned thread
+//!    with its own runtime, `SO_REUSEPORT` listener, connections and listener table; other
+//!    threads reach it through its mailbox.
+//! 4. **The API** ([`server`], [`client`], [`listeners`], [`query`]): ConnectMe's verbs on
+//!    `Send + Sync + Clone` handles.
+//!
+//! ## Why the defaults are what they are
+//!
+//! | what | default | why |
+//! |---|---|---|
+//! | frame and message size | 16 MiB | far above any game message, low enough that a declared length cannot exhaust memory; the receive buffer grows only with bytes that arrive |
+//! | queued output | 16 MiB | a burst to a slow client fits; past it the client is closed with 1008 and its unsent queue dropped |
+//! | keepalive | ping after 15 s of silence, close (1001) after 45 s | a peer that vanished without a FIN (a phone that lost its network) is gone within a minute; a live one answers the ping long before |
+//! | body timeout | 30 s | a frame or message must arrive whole within it, or the connection is closed with 1008: a stalled upload holds its bytes only that long |
+//! | write timeout | 30 s | output that a peer does not read for that long ends the connection (even mid-write), so a peer that never reads cannot hold its socket and queue |
+//! | close timeout | 5 s | how long the peer has to answer our close frame, and how long a closing connection may take to flush |
+//! | handshake timeout | 10 s | how long an upgrade request may take to arrive |
+//! | query timeout | 30 s | per query, to the millisecond |
+//!
+//! Every one is configurable on [`ServerBuilder`] and [`ClientBuilder`]; the timeouts with
+//! `None` turn off. ConnectMe TCP has no ping: there TCP keepalive, set on every socket with
+//! the keepalive's timing, finds a vanished peer.
 #![deny(unsafe_code)]
 
 #[doc(hidden)]
