@@ -638,11 +638,21 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
 
     /// The per-connection state factory (ConnectMe's custom client class): called once per
     /// accepted connection with what is known about it.
+    ///
+    /// # Panics
+    ///
+    /// If [`on_connect`](Self::on_connect) or [`on_disconnect`](Self::on_disconnect) was set
+    /// before: those callbacks take the peer type this call changes, so they would be lost.
+    /// Call `state` first.
     pub fn state<T: Send + Sync + 'static>(
         self,
         factory: impl Fn(&ConnInfo) -> T + Send + Sync + 'static,
     ) -> ServerBuilder<T> {
         let c = self.config;
+        assert!(
+            c.on_connect.is_none() && c.on_disconnect.is_none(),
+            "ServerBuilder::state must come before on_connect and on_disconnect, which take the peer type it changes"
+        );
         ServerBuilder {
             config: ServerConfig {
                 endpoint: c.endpoint,
@@ -689,5 +699,24 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         let server = self.build();
         server.start()?;
         Ok(server)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "state must come before on_connect")]
+    fn state_after_a_callback_is_refused_rather_than_dropping_it() {
+        let _ = Server::builder().on_connect(|_| {}).state(|_| 1u8);
+    }
+
+    #[test]
+    fn state_then_callbacks_keeps_both() {
+        let builder = Server::builder().state(|_| 1u8).on_connect(|peer| {
+            let _: &u8 = peer.state();
+        });
+        assert!(builder.config.on_connect.is_some());
     }
 }
