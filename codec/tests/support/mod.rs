@@ -10,7 +10,7 @@ use serde_json::Value;
 /// `codec/vectors/packme`, the repository's copy of the golden vectors (see
 /// `codec/vectors/README.md`): the nearest `vectors/packme` above the crate, so the same
 /// path serves `codec` and `codec/conformance`.
-pub fn vectors_dir() -> PathBuf {
+pub(crate) fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|dir| dir.join("vectors/packme"))
@@ -19,7 +19,7 @@ pub fn vectors_dir() -> PathBuf {
 }
 
 /// Every entry of `vectors.json`.
-pub fn vectors() -> Vec<Value> {
+pub(crate) fn vectors() -> Vec<Value> {
     let path = vectors_dir().join("vectors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     match serde_json::from_str(&text).expect("vectors.json parses") {
@@ -30,7 +30,7 @@ pub fn vectors() -> Vec<Value> {
 
 /// JSON equality that compares floats by bit pattern (so -0.0 differs from 0.0) and
 /// objects by key order as well as content.
-pub fn same(a: &Value, b: &Value) -> bool {
+pub(crate) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
             (Some(x), Some(y))

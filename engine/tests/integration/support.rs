@@ -15,24 +15,24 @@ use packme::{
 };
 
 /// Bound for anything a test waits for.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct GetUserRequest {
-    pub id: ByteString,
+pub(crate) struct GetUserRequest {
+    pub(crate) id: ByteString,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct GetUserResponse {
-    pub first_name: ByteString,
-    pub last_name: ByteString,
-    pub age: u8,
+pub(crate) struct GetUserResponse {
+    pub(crate) first_name: ByteString,
+    pub(crate) last_name: ByteString,
+    pub(crate) age: u8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct IntroductionMessage {
-    pub name: ByteString,
-    pub age: u8,
+pub(crate) struct IntroductionMessage {
+    pub(crate) name: ByteString,
+    pub(crate) age: u8,
 }
 
 impl Encode for GetUserRequest {
@@ -61,8 +61,8 @@ impl Request for GetUserRequest {
 
 /// The view of [`GetUserRequest`], as the generator would write it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GetUserRequestRef<'a> {
-    pub id: &'a str,
+pub(crate) struct GetUserRequestRef<'a> {
+    pub(crate) id: &'a str,
 }
 impl<'a> DecodeRef<'a> for GetUserRequestRef<'a> {
     const MIN_LEN: usize = 4;
@@ -127,7 +127,7 @@ impl Message for IntroductionMessage {
     const NAME: &'static str = "IntroductionMessage";
 }
 
-pub fn alyx() -> GetUserResponse {
+pub(crate) fn alyx() -> GetUserResponse {
     GetUserResponse {
         first_name: "Alyx".into(),
         last_name: "Vance".into(),
@@ -136,24 +136,24 @@ pub fn alyx() -> GetUserResponse {
 }
 
 /// A two-shard server on 127.0.0.1:0 with short timeouts.
-pub fn server() -> ServerBuilder<()> {
+pub(crate) fn server() -> ServerBuilder<()> {
     Server::builder()
         .shards(2)
         .pin_cores(false)
         .close_timeout(Duration::from_millis(500))
 }
 
-pub fn ws_url<S: Send + Sync + 'static>(server: &Server<S>) -> String {
+pub(crate) fn ws_url<S: Send + Sync + 'static>(server: &Server<S>) -> String {
     format!("ws://{}/", server.local_addr().expect("bound"))
 }
 
 /// Builds a client for `url`, lets `setup` add listeners, and connects.
-pub fn connect(url: &str, setup: impl FnOnce(&Client)) -> Client {
+pub(crate) fn connect(url: &str, setup: impl FnOnce(&Client)) -> Client {
     connect_with(Client::builder(url), setup)
 }
 
 /// Builds the client, lets `setup` add listeners, and connects.
-pub fn connect_with(builder: ClientBuilder, setup: impl FnOnce(&Client)) -> Client {
+pub(crate) fn connect_with(builder: ClientBuilder, setup: impl FnOnce(&Client)) -> Client {
     let client = builder.build().expect("client");
     setup(&client);
     client.connect_blocking().expect("connect");
@@ -161,13 +161,13 @@ pub fn connect_with(builder: ClientBuilder, setup: impl FnOnce(&Client)) -> Clie
 }
 
 /// The next item, or a panic naming `what` after [`WAIT`].
-pub fn recv<T>(rx: &Receiver<T>, what: &str) -> T {
+pub(crate) fn recv<T>(rx: &Receiver<T>, what: &str) -> T {
     rx.recv_timeout(WAIT)
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
 /// Polls `condition` until it holds, or panics naming `what`.
-pub fn wait_for(what: &str, condition: impl Fn() -> bool) {
+pub(crate) fn wait_for(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -177,12 +177,12 @@ pub fn wait_for(what: &str, condition: impl Fn() -> bool) {
 
 /// A hand-driven WebSocket client over a blocking socket, for sending what a real client
 /// never would.
-pub struct RawWs {
-    pub stream: TcpStream,
+pub(crate) struct RawWs {
+    pub(crate) stream: TcpStream,
 }
 
 impl RawWs {
-    pub fn connect(addr: std::net::SocketAddr) -> Self {
+    pub(crate) fn connect(addr: std::net::SocketAddr) -> Self {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream
@@ -201,7 +201,7 @@ impl RawWs {
     }
 
     /// Sends one frame, masked with a fixed key unless `masked` is false.
-    pub fn send_frame(&mut self, first_byte: u8, payload: &[u8], masked: bool) {
+    pub(crate) fn send_frame(&mut self, first_byte: u8, payload: &[u8], masked: bool) {
         let key = [0x11, 0x22, 0x33, 0x44];
         let mut frame = vec![first_byte];
         let mask_bit = if masked { 0x80 } else { 0 };
@@ -226,7 +226,7 @@ impl RawWs {
     }
 
     /// Reads one unmasked server frame: (first byte, payload).
-    pub fn read_frame(&mut self) -> (u8, Vec<u8>) {
+    pub(crate) fn read_frame(&mut self) -> (u8, Vec<u8>) {
         let mut head = [0u8; 2];
         self.stream.read_exact(&mut head).expect("frame header");
         assert_eq!(head[1] & 0x80, 0, "server frames are unmasked");
@@ -249,7 +249,7 @@ impl RawWs {
     }
 
     /// Reads the server's close frame and returns its code; then expects end of stream.
-    pub fn expect_close(&mut self) -> u16 {
+    pub(crate) fn expect_close(&mut self) -> u16 {
         let (first, payload) = self.read_frame();
         assert_eq!(first, 0x88, "expected a close frame");
         let code = u16::from_be_bytes([payload[0], payload[1]]);
@@ -261,7 +261,7 @@ impl RawWs {
 }
 
 /// Reads an HTTP response head.
-pub fn read_head(stream: &mut TcpStream) -> String {
+pub(crate) fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
