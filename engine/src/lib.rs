@@ -65,6 +65,7 @@
 //! the keepalive's timing, finds a vanished peer.
 #![deny(unsafe_code)]
 
+#[cfg(any(test, feature = "bench-api"))]
 #[doc(hidden)]
 pub mod bench_api;
 pub mod client;

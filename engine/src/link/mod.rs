@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::proto::batch::WriteBatch;
 use crate::proto::outgoing::{FrameParts, IntoFrame};
 use crate::proto::queries::Reply;
 use crate::proto::{Connection, End};
@@ -95,6 +94,7 @@ impl Link {
 
     /// A link with no socket and no timer task, over a connection with the benches'
     /// settings (benches and unit tests).
+    #[cfg(any(test, feature = "bench-api"))]
     pub(crate) fn detached(wire: crate::proto::Wire) -> Rc<Self> {
         let conn = Connection::new(crate::bench_api::bench_config(wire), Instant::now());
         Self::new(1, conn, Rc::default(), Duration::ZERO)
@@ -264,11 +264,13 @@ impl Link {
     }
 
     /// Takes what the connection has to send into `batch`, as the writer does (benches).
-    pub(crate) fn take_batch(&self, batch: &mut WriteBatch) {
+    #[cfg(any(test, feature = "bench-api"))]
+    pub(crate) fn take_batch(&self, batch: &mut crate::proto::batch::WriteBatch) {
         self.conn.borrow_mut().poll_transmit(Instant::now(), batch);
     }
 
     /// A write of the batch completed, as the writer reports it (benches).
+    #[cfg(any(test, feature = "bench-api"))]
     pub(crate) fn transmitted(&self, drained: bool) {
         self.conn.borrow_mut().transmitted(Instant::now(), drained);
     }
