@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Parser;
-use connectme::{BinaryRef, ByteString, Client, Driver, Reconnect};
+use connectme::{BinaryRef, ByteString, Client, Driver, Listeners, Reconnect};
 
 #[derive(Parser)]
 struct Args {

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Parser;
-use connectme::{Client, Packet, Peer, Server};
+use connectme::{Client, Listeners, Packet, Peer, Server};
 use examples::proto::{manifest::IntroductionMessage, registry};
 
 #[derive(Parser)]

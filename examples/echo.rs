@@ -6,7 +6,7 @@
 //! ```
 
 use clap::Parser;
-use connectme::{BinaryRef, ByteString, Driver, Server, Transport};
+use connectme::{BinaryRef, ByteString, Driver, Listeners, Server, Transport};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

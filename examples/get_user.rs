@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use connectme::{Client, Packet, Peer, Server};
+use connectme::{Client, Listeners, Packet, Peer, Server};
 use examples::proto::manifest::{
     GetUserRequest, GetUserResponse, IntroductionMessage, MathQuestionRequest,
     MathQuestionResponse, Operation,

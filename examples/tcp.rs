@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use connectme::{Client, Packet, Peer, Server, Transport};
+use connectme::{Client, Listeners, Packet, Peer, Server, Transport};
 use examples::proto::{
     manifest::{GetUserRequest, GetUserResponse},
     registry,

@@ -211,9 +211,10 @@ impl connectme::Context for Sink {
 /// `match` on the first byte calling a closure directly (what a hand-written server does).
 fn dispatch(c: &mut Criterion) {
     use connectme::bench_api::DispatchBench;
+    use connectme::Listeners;
     let mut group = c.benchmark_group("dispatch");
     let sink = Sink(std::cell::Cell::new(0));
-    let mut table = DispatchBench::<Sink>::new(packme::Registry::new());
+    let table = DispatchBench::<Sink>::new(packme::Registry::new());
     table.listen(|data: Bytes, ctx: &Sink| ctx.0.set(ctx.0.get() + data.len()));
     table.listen(|text: packme::ByteString, ctx: &Sink| ctx.0.set(ctx.0.get() + text.len()));
     // Cut from a receive buffer, as the read loop does: reference-counted, so the bench
@@ -245,7 +246,7 @@ fn dispatch(c: &mut Criterion) {
             table.received(&mut buf, message.len(), &sink);
         })
     });
-    let mut lent = DispatchBench::<Sink>::new(packme::Registry::new());
+    let lent = DispatchBench::<Sink>::new(packme::Registry::new());
     lent.listen_ref(|data: connectme::BinaryRef, ctx: &Sink| ctx.0.set(ctx.0.get() + data.len()));
     group.bench_function("in_place_to_listen_ref", |b| {
         b.iter(|| {
@@ -262,7 +263,7 @@ fn dispatch(c: &mut Criterion) {
         ("split_off_to_byte_string_listener", false),
         ("in_place_to_string_listener", true),
     ] {
-        let mut texts = DispatchBench::<Sink>::new(packme::Registry::new());
+        let texts = DispatchBench::<Sink>::new(packme::Registry::new());
         if strings {
             texts.listen(|text: String, ctx: &Sink| ctx.0.set(ctx.0.get() + text.len()));
         } else {
@@ -284,7 +285,7 @@ fn dispatch(c: &mut Criterion) {
     use benches::proto::world::WorldStateMessage;
     let mut group = c.benchmark_group("dispatch_packme_world_state_64");
     let frame = packme::Packet::new(benches::world_state(64), 7).to_bytes();
-    let mut owned = DispatchBench::<Sink>::new(packme::Registry::new());
+    let owned = DispatchBench::<Sink>::new(packme::Registry::new());
     owned.listen(|state: packme::Packet<WorldStateMessage>, ctx: &Sink| {
         let names: usize = state
             .entities
@@ -297,7 +298,7 @@ fn dispatch(c: &mut Criterion) {
     group.bench_function("packet_listener", |b| {
         b.iter(|| owned.binary(black_box(frame.clone()), &sink))
     });
-    let mut viewed = DispatchBench::<Sink>::new(packme::Registry::new());
+    let viewed = DispatchBench::<Sink>::new(packme::Registry::new());
     viewed.listen_view::<WorldStateMessage, _, _>(|state, ctx: &Sink| {
         let names: usize = state
             .entities

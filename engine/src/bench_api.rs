@@ -2,22 +2,21 @@
 //! dispatch, cross-shard broadcast fan-out). Not part of the public API: hidden from the
 //! docs, no stability promise.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use packme::{ByteString, BytesAtFront, HasView, Packet, Registry, TextAtFront};
+use packme::{ByteString, BytesAtFront, Registry, RegistryError, TextAtFront};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::link::Link;
-use crate::listeners::{
-    dispatch, handler, ref_handler, view_handler, Context, Key, Listen, ListenerCell, Reply,
-};
+use crate::listeners::{dispatch, Context, Handler, Host, Key, ListenerCell};
 use crate::mailbox::{mailbox, Mailbox};
 use crate::proto::batch::WriteBatch;
 use crate::proto::outgoing::shard_local;
-use crate::proto::received::{BinaryRef, Received};
+use crate::proto::received::Received;
 use crate::proto::{Config, Limits, Timeouts, Wire};
 use crate::rt::Driver;
 
@@ -38,12 +37,36 @@ pub(crate) fn bench_config(wire: Wire) -> Config {
 }
 
 /// A connection's dispatch path without sockets: a link, a registry and the
-/// endpoint-wide listener table.
+/// endpoint-wide listener table. Listeners are added with the same verbs as on a server
+/// ([`Listeners`](crate::Listeners)).
 pub struct DispatchBench<C> {
     link: Rc<Link>,
-    registry: Registry,
+    registry: RefCell<Registry>,
     listeners: ListenerCell<C>,
-    next_id: u64,
+    next_id: Cell<u64>,
+}
+
+impl<C: Context + 'static> Host for DispatchBench<C> {
+    type Context = C;
+
+    fn add_handler(&self, key: Key, registry: Registry, handler: Handler<C>) -> u64 {
+        let _ = self.add_registry(&registry);
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        self.listeners
+            .apply(move |table| table.add(key, id, handler));
+        id
+    }
+
+    fn remove_handler(&self, key: Key, id: u64) {
+        self.listeners.apply(move |table| {
+            table.remove(key, id);
+        });
+    }
+
+    fn add_registry(&self, registry: &Registry) -> Result<(), RegistryError> {
+        self.registry.borrow_mut().merge(registry)
+    }
 }
 
 impl<C: Context + 'static> DispatchBench<C> {
@@ -51,51 +74,10 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn new(registry: Registry) -> Self {
         Self {
             link: Link::detached(Wire::WsServer),
-            registry,
+            registry: RefCell::new(registry),
             listeners: ListenerCell::default(),
-            next_id: 0,
+            next_id: Cell::new(0),
         }
-    }
-
-    /// Adds a listener, as `Server::listen` does.
-    pub fn listen<T, R, F>(&mut self, f: F)
-    where
-        T: Listen,
-        R: Reply,
-        F: Fn(T, &C) -> R + Send + Sync + 'static,
-    {
-        self.next_id += 1;
-        let (id, h) = (self.next_id, handler::<T, C, R, F>(f));
-        T::register(&mut self.registry);
-        self.listeners
-            .apply(move |table| table.add(T::key(), id, h));
-    }
-
-    /// Adds a listener for PackMe message `M` read as its view, as `Server::listen_view`
-    /// does.
-    pub fn listen_view<M, R, F>(&mut self, f: F)
-    where
-        M: HasView + Send + Sync + 'static,
-        R: Reply,
-        F: for<'a> Fn(Packet<M::View<'a>>, &C) -> R + Send + Sync + 'static,
-    {
-        self.next_id += 1;
-        let (id, h) = (self.next_id, view_handler::<M, C, R, F>(f));
-        Packet::<M>::register(&mut self.registry);
-        self.listeners
-            .apply(move |table| table.add(Key::Message(M::ID), id, h));
-    }
-
-    /// Adds a binary listener that is lent each message, as `Server::listen_ref` does.
-    pub fn listen_ref<R, F>(&mut self, f: F)
-    where
-        R: Reply,
-        F: Fn(BinaryRef<'_>, &C) -> R + Send + Sync + 'static,
-    {
-        self.next_id += 1;
-        let (id, h) = (self.next_id, ref_handler(f));
-        self.listeners
-            .apply(move |table| table.add(Key::Binary, id, h));
     }
 
     /// Dispatches the binary message of `len` bytes at the front of `buf` as the read loop
@@ -104,8 +86,8 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn received(&self, buf: &mut BytesMut, len: usize, ctx: &C) {
         dispatch(
             Received::InPlace(BytesAtFront::new(buf, len)),
-            self.link.id,
-            &self.registry,
+            &self.link,
+            &self.registry.borrow(),
             None,
             &self.listeners,
             ctx,
@@ -121,8 +103,8 @@ impl<C: Context + 'static> DispatchBench<C> {
         };
         dispatch(
             Received::TextInPlace(text),
-            self.link.id,
-            &self.registry,
+            &self.link,
+            &self.registry.borrow(),
             None,
             &self.listeners,
             ctx,
@@ -133,8 +115,8 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn binary(&self, frame: Bytes, ctx: &C) {
         dispatch(
             Received::Binary(frame),
-            self.link.id,
-            &self.registry,
+            &self.link,
+            &self.registry.borrow(),
             None,
             &self.listeners,
             ctx,
@@ -145,8 +127,8 @@ impl<C: Context + 'static> DispatchBench<C> {
     pub fn text(&self, text: ByteString, ctx: &C) {
         dispatch(
             Received::Text(text),
-            self.link.id,
-            &self.registry,
+            &self.link,
+            &self.registry.borrow(),
             None,
             &self.listeners,
             ctx,

@@ -17,21 +17,16 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use bytes::BytesMut;
-use packme::{HasView, Message, Packet, Registry, RegistryError, Request};
+use packme::{Message, Packet, Registry, RegistryError, Request};
 
 use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
 use crate::link::timers::Timers;
 use crate::link::{writer, Link};
-use crate::listeners::{
-    dispatch, handler, ref_handler, registry_of, view_handler, Context, Handler, Key, Listen,
-    ListenerCell, ListenerId, Reply,
-};
+use crate::listeners::{dispatch, Context, Handler, Host, Key, ListenerCell};
 use crate::mailbox::{mailbox, Inbox, Mailbox};
 use crate::proto::handshake::{self, HandshakeError};
 use crate::proto::outgoing::IntoFrame;
-use crate::proto::received::BinaryRef;
 use crate::proto::{close_code, Config, Connection, End, Keepalive, Timeouts, Wire};
 use crate::query::{query_channel, Query, QueryError};
 use crate::reconnect::Reconnect;
@@ -342,76 +337,6 @@ impl Client {
         query
     }
 
-    /// Adds PackMe message types (a generated `registry()`).
-    pub fn register(&self, registry: &Registry) -> Result<(), RegistryError> {
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .merge(registry)?;
-        let registry = registry.clone();
-        self.post(move |local| {
-            // Cannot collide: every change to this copy went through the checked one.
-            let _ = local.registry.borrow_mut().merge(&registry);
-        });
-        Ok(())
-    }
-
-    /// Adds a listener for messages of type `T`; listeners survive reconnects.
-    pub fn listen<T, R, F>(&self, f: F) -> ListenerId<T>
-    where
-        T: Listen,
-        R: Reply,
-        F: Fn(T, &Client) -> R + Send + Sync + 'static,
-    {
-        let handler = handler::<T, Client, R, F>(f);
-        ListenerId::new(self.add_listener(T::key(), registry_of::<T>(), handler))
-    }
-
-    /// Adds a listener for binary messages that borrows each message for the call (see
-    /// [`Server::listen_ref`](crate::Server::listen_ref)); it survives reconnects.
-    /// Cancel it as a `Bytes` listener.
-    pub fn listen_ref<R, F>(&self, f: F) -> ListenerId<Bytes>
-    where
-        R: Reply,
-        F: Fn(BinaryRef<'_>, &Client) -> R + Send + Sync + 'static,
-    {
-        ListenerId::new(self.add_listener(Key::Binary, Registry::new(), ref_handler(f)))
-    }
-
-    /// Adds a listener for PackMe message `M`, read as its view (see
-    /// [`Server::listen_view`](crate::Server::listen_view)); it survives reconnects.
-    /// Cancel it as a `Packet<M>` listener.
-    pub fn listen_view<M, R, F>(&self, f: F) -> ListenerId<Packet<M>>
-    where
-        M: HasView + Send + Sync + 'static,
-        R: Reply,
-        F: for<'a> Fn(Packet<M::View<'a>>, &Client) -> R + Send + Sync + 'static,
-    {
-        let handler = view_handler::<M, _, _, _>(f);
-        ListenerId::new(self.add_listener(Key::Message(M::ID), registry_of::<Packet<M>>(), handler))
-    }
-
-    fn add_listener(&self, key: Key, registry: Registry, handler: Handler<Client>) -> u64 {
-        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
-        self.post(move |local| {
-            let _ = local.registry.borrow_mut().merge(&registry);
-            local
-                .listeners
-                .apply(move |table| table.add(key, id, handler));
-        });
-        id
-    }
-
-    /// Removes a listener.
-    pub fn cancel<T: Listen>(&self, listener: ListenerId<T>) {
-        self.post(move |local| {
-            local.listeners.apply(move |table| {
-                table.remove(T::key(), listener.id);
-            })
-        });
-    }
-
     /// Closes the connection (normal close) and stops reconnecting. Returns at once.
     pub fn close(&self) {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
@@ -434,6 +359,48 @@ impl Client {
                 link.abort(End::Closed(close_code::NORMAL));
             }
         });
+    }
+}
+
+/// The listener verbs ([`Listeners`](crate::Listeners)) of a client: its listeners survive
+/// reconnects; a change takes effect once the client's thread runs it, shortly after the
+/// call returns.
+impl Host for Client {
+    type Context = Client;
+
+    fn add_handler(&self, key: Key, registry: Registry, handler: Handler<Client>) -> u64 {
+        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
+        self.post(move |local| {
+            let _ = local.registry.borrow_mut().merge(&registry);
+            local
+                .listeners
+                .apply(move |table| table.add(key, id, handler));
+        });
+        id
+    }
+
+    fn remove_handler(&self, key: Key, id: u64) {
+        self.post(move |local| {
+            local.listeners.apply(move |table| {
+                table.remove(key, id);
+            })
+        });
+    }
+
+    /// Checked here against every type registered so far, so a collision is reported at
+    /// the call; the client thread's copy is updated through the mailbox.
+    fn add_registry(&self, registry: &Registry) -> Result<(), RegistryError> {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(registry)?;
+        let registry = registry.clone();
+        self.post(move |local| {
+            // Cannot collide: every change to this copy went through the checked one.
+            let _ = local.registry.borrow_mut().merge(&registry);
+        });
+        Ok(())
     }
 }
 
@@ -732,7 +699,7 @@ async fn session<T: Stream>(
     }
     read_loop(&mut reader, buf, &link, |message| {
         let registry = local.registry.borrow();
-        dispatch(message, link.id, &registry, None, &local.listeners, client);
+        dispatch(message, &link, &registry, None, &local.listeners, client);
     })
     .await;
     let end = link.end().unwrap_or(End::Closed(close_code::NORMAL));
@@ -757,6 +724,7 @@ async fn session<T: Stream>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Listeners;
 
     #[test]
     fn register_reports_a_collision_at_the_call() {

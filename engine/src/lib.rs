@@ -7,7 +7,7 @@
 //! [`Client`] are `Send + Sync + Clone` handles usable from any thread.
 //!
 //! ```no_run
-//! use connectme::{ByteString, Client, Peer, Server};
+//! use connectme::{ByteString, Client, Listeners, Peer, Server};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::builder().addr("127.0.0.1:9000")?.build();
@@ -80,7 +80,7 @@ pub mod server;
 mod signal;
 
 pub use client::{Client, ClientBuilder, ConnectError, Target};
-pub use listeners::{Context, Listen, ListenerId, Reply};
+pub use listeners::{Context, Listen, ListenerId, Listeners, Reply};
 pub use packme::{ByteString, Packet, Registry};
 pub use proto::outgoing::{Frame, FrameParts, IntoFrame};
 pub use proto::received::BinaryRef;

@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
 use crossbeam_channel::Receiver;
-use packme::{HasView, Message, Packet, Registry, RegistryError};
+use packme::{Message, Packet, Registry, RegistryError};
 use socket2::{Domain, Socket, Type};
 use std::rc::Rc;
 
@@ -28,18 +27,14 @@ use config::ServerConfig;
 pub(crate) use shard::guard;
 use shard::{Job, Shard, ShardListener, ShardStart};
 
-use crate::listeners::{
-    handler, ref_handler, registry_of, view_handler, Handler, Key, Listen, ListenerId, Listeners,
-    Reply,
-};
+use crate::listeners::{Handler, HandlerTable, Host, Key};
 use crate::mailbox::{mailbox, Mailbox};
 use crate::proto::outgoing::{Frame, IntoFrame};
-use crate::proto::received::BinaryRef;
 use crate::proto::Wire;
 use crate::proto::{Keepalive, Timeouts};
 use crate::rt::Driver;
 
-type ListenerOp<S> = Arc<dyn Fn(&mut Listeners<Peer<S>>) + Send + Sync>;
+type ListenerOp<S> = Arc<dyn Fn(&mut HandlerTable<Peer<S>>) + Send + Sync>;
 /// A broadcast filter: which peers receive the frame.
 pub(crate) type PeerFilter<S> = dyn Fn(&Peer<S>) -> bool + Send + Sync;
 
@@ -191,7 +186,7 @@ impl<S: Send + Sync + 'static> Server<S> {
                 mailbox: tx,
                 sessions: Mutex::new(HashMap::new()),
             });
-            let mut table = Listeners::default();
+            let mut table = HandlerTable::default();
             for (_, op) in &setup.listeners {
                 op(&mut table);
             }
@@ -266,25 +261,6 @@ impl<S: Send + Sync + 'static> Server<S> {
         self.shared.driver.get().copied()
     }
 
-    /// Adds PackMe message types (a generated `registry()`), shared by every connection.
-    /// Binary messages starting with a registered id are decoded as PackMe.
-    pub fn register(&self, registry: &Registry) -> Result<(), RegistryError> {
-        let mut setup = self.shared.setup();
-        setup.registry.merge(registry)?;
-        if setup.started {
-            let registry = registry.clone();
-            let acks = self.shared.post_to_all(move || {
-                let registry = registry.clone();
-                Box::new(move |shard: &Rc<Shard<S>>| {
-                    let _ = shard.registry.borrow_mut().merge(&registry);
-                })
-            });
-            drop(setup);
-            self.shared.wait_acks(acks);
-        }
-        Ok(())
-    }
-
     fn change_listeners(&self, id: u64, op: ListenerOp<S>, add: bool) {
         let mut setup = self.shared.setup();
         if add {
@@ -300,75 +276,6 @@ impl<S: Send + Sync + 'static> Server<S> {
             drop(setup);
             self.shared.wait_acks(acks);
         }
-    }
-
-    /// Adds a server-wide listener for messages of type `T` (`String`, `ByteString`,
-    /// `Bytes`, `Vec<u8>` or `Packet<M>`), called with the message and the peer that sent
-    /// it, after that peer's own listeners. The handler's return value is sent back to the
-    /// peer when it is a packet (see [`Reply`]).
-    ///
-    /// On a running server, the call returns once every shard has the listener (called
-    /// from a handler, it takes effect right after that handler returns).
-    pub fn listen<T, R, F>(&self, f: F) -> ListenerId<T>
-    where
-        T: Listen,
-        R: Reply,
-        F: Fn(T, &Peer<S>) -> R + Send + Sync + 'static,
-    {
-        self.register_listened::<T>();
-        ListenerId::new(self.add_listener(T::key(), handler::<T, Peer<S>, R, F>(f)))
-    }
-
-    /// Adds a server-wide listener for binary messages that are lent for the call
-    /// ([`BinaryRef`]). While every binary listener borrows (these, and `Vec<u8>` ones), a
-    /// message under 1 KiB is read where it arrived in the receive buffer: no allocation
-    /// and no reference count, which is most of what a small echo costs in user space.
-    /// Cancel it as a `Bytes` listener.
-    pub fn listen_ref<R, F>(&self, f: F) -> ListenerId<Bytes>
-    where
-        R: Reply,
-        F: Fn(BinaryRef<'_>, &Peer<S>) -> R + Send + Sync + 'static,
-    {
-        ListenerId::new(self.add_listener(Key::Binary, ref_handler(f)))
-    }
-
-    /// Adds a server-wide listener for PackMe message `M` that reads it as its generated
-    /// view (`M::View`, e.g. `GetUserRequestRef<'_>`): strings borrow the received frame
-    /// for the call, with no reference count each. Answer a request with
-    /// `request.answer(..)`. Cancel it as a `Packet<M>` listener.
-    pub fn listen_view<M, R, F>(&self, f: F) -> ListenerId<Packet<M>>
-    where
-        M: HasView + Send + Sync + 'static,
-        R: Reply,
-        F: for<'a> Fn(Packet<M::View<'a>>, &Peer<S>) -> R + Send + Sync + 'static,
-    {
-        self.register_listened::<Packet<M>>();
-        ListenerId::new(self.add_listener(Key::Message(M::ID), view_handler::<M, _, _, _>(f)))
-    }
-
-    /// Registers the PackMe types listeners of `T` decode.
-    fn register_listened<T: Listen>(&self) {
-        let registry = registry_of::<T>();
-        if !registry.is_empty() {
-            let _ = self.register(&registry);
-        }
-    }
-
-    fn add_listener(&self, key: Key, handler: Handler<Peer<S>>) -> u64 {
-        let id = self.shared.next_listener_id();
-        let op: ListenerOp<S> = Arc::new(move |table| table.add(key, id, handler.clone()));
-        self.change_listeners(id, op, true);
-        id
-    }
-
-    /// Removes a server-wide listener; like [`Server::listen`], in effect on every shard
-    /// when the call returns.
-    pub fn cancel<T: Listen>(&self, listener: ListenerId<T>) {
-        let id = listener.id;
-        let op: ListenerOp<S> = Arc::new(move |table| {
-            table.remove(T::key(), id);
-        });
-        self.change_listeners(id, op, false);
     }
 
     /// Encodes `message` once and sends the same bytes to every connected client.
@@ -438,6 +345,49 @@ impl<S: Send + Sync + 'static> Server<S> {
         for shard in 0..self.shared.config.shards {
             self.shared.post(shard, Box::new(|shard| shard.shutdown()));
         }
+    }
+}
+
+/// The listener verbs ([`Listeners`](crate::Listeners)) of a server: server-wide
+/// listeners, called after a connection's own; on a running server a change is in effect on
+/// every shard when the call returns (from a handler, right after the handler returns).
+impl<S: Send + Sync + 'static> Host for Server<S> {
+    type Context = Peer<S>;
+
+    fn add_handler(&self, key: Key, registry: Registry, handler: Handler<Peer<S>>) -> u64 {
+        if !registry.is_empty() {
+            // A collision is reported when the application registers its manifests; here
+            // the first type registered for an id keeps it.
+            let _ = self.add_registry(&registry);
+        }
+        let id = self.shared.next_listener_id();
+        let op: ListenerOp<S> = Arc::new(move |table| table.add(key, id, handler.clone()));
+        self.change_listeners(id, op, true);
+        id
+    }
+
+    fn remove_handler(&self, key: Key, id: u64) {
+        let op: ListenerOp<S> = Arc::new(move |table| {
+            table.remove(key, id);
+        });
+        self.change_listeners(id, op, false);
+    }
+
+    fn add_registry(&self, registry: &Registry) -> Result<(), RegistryError> {
+        let mut setup = self.shared.setup();
+        setup.registry.merge(registry)?;
+        if setup.started {
+            let registry = registry.clone();
+            let acks = self.shared.post_to_all(move || {
+                let registry = registry.clone();
+                Box::new(move |shard: &Rc<Shard<S>>| {
+                    let _ = shard.registry.borrow_mut().merge(&registry);
+                })
+            });
+            drop(setup);
+            self.shared.wait_acks(acks);
+        }
+        Ok(())
     }
 }
 

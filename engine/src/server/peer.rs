@@ -5,18 +5,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use packme::{HasView, Message, Packet, Request};
+use packme::{Message, Packet, Registry, RegistryError, Request};
 
 use super::shard::{with_local_link, Job};
 use super::ServerShared;
 use crate::link::Link;
-use crate::listeners::{
-    handler, ref_handler, view_handler, Context, Handler, Key, Listen, ListenerCell, ListenerId,
-    Reply,
-};
+use crate::listeners::{Context, Handler, Host, Key, ListenerCell};
 use crate::proto::outgoing::IntoFrame;
-use crate::proto::received::BinaryRef;
 use crate::proto::{close_code, handshake::Headers};
 use crate::query::{query_channel, Query};
 
@@ -178,61 +173,6 @@ impl<S: Send + Sync + 'static> Peer<S> {
         query
     }
 
-    /// Adds a listener for this connection only (called before the server-wide ones),
-    /// e.g. after the client authenticated. From a handler on the connection's shard it is
-    /// in effect for the next message; from another thread it takes effect when the shard
-    /// runs the change from its mailbox, shortly after the call returns.
-    pub fn listen<T, R, F>(&self, f: F) -> ListenerId<T>
-    where
-        T: Listen,
-        R: Reply,
-        F: Fn(T, &Peer<S>) -> R + Send + Sync + 'static,
-    {
-        ListenerId::new(self.add_listener(T::key(), handler::<T, Peer<S>, R, F>(f)))
-    }
-
-    /// Adds a listener for this connection's binary messages that borrows each message
-    /// for the call (see [`Server::listen_ref`](crate::Server::listen_ref)). Cancel it
-    /// as a `Bytes` listener.
-    pub fn listen_ref<R, F>(&self, f: F) -> ListenerId<Bytes>
-    where
-        R: Reply,
-        F: Fn(BinaryRef<'_>, &Peer<S>) -> R + Send + Sync + 'static,
-    {
-        ListenerId::new(self.add_listener(Key::Binary, ref_handler(f)))
-    }
-
-    /// Adds a listener for this connection's PackMe messages `M`, read as views (see
-    /// [`Server::listen_view`](crate::Server::listen_view)). Cancel it as a `Packet<M>`
-    /// listener.
-    pub fn listen_view<M, R, F>(&self, f: F) -> ListenerId<Packet<M>>
-    where
-        M: HasView + Send + Sync + 'static,
-        R: Reply,
-        F: for<'a> Fn(Packet<M::View<'a>>, &Peer<S>) -> R + Send + Sync + 'static,
-    {
-        ListenerId::new(self.add_listener(Key::Message(M::ID), view_handler::<M, _, _, _>(f)))
-    }
-
-    fn add_listener(&self, key: Key, handler: Handler<Peer<S>>) -> u64 {
-        let id = self.inner.server.next_listener_id();
-        self.with_link(move |link| {
-            link.listeners::<ListenerCell<Peer<S>>>()
-                .apply(move |table| table.add(key, id, handler));
-        });
-        id
-    }
-
-    /// Removes a listener added with [`Peer::listen`].
-    pub fn cancel<T: Listen>(&self, listener: ListenerId<T>) {
-        self.with_link(move |link| {
-            link.listeners::<ListenerCell<Peer<S>>>()
-                .apply(move |table| {
-                    table.remove(T::key(), listener.id);
-                });
-        });
-    }
-
     /// Closes the connection with a normal close (1000).
     pub fn close(&self) {
         self.close_with(close_code::NORMAL, "");
@@ -242,6 +182,43 @@ impl<S: Send + Sync + 'static> Peer<S> {
     pub fn close_with(&self, code: u16, reason: &str) {
         let reason = reason.to_owned();
         self.with_link(move |link| link.close(code, &reason));
+    }
+}
+
+/// The listener verbs ([`Listeners`](crate::Listeners)) of one connection: its own
+/// listeners, called before the server-wide ones (the seed's "listen once logged in"
+/// pattern). From a handler on the connection's shard a change is in effect for the next
+/// message; from another thread, once the shard runs it from its mailbox, shortly after
+/// the call returns.
+impl<S: Send + Sync + 'static> Host for Peer<S> {
+    type Context = Peer<S>;
+
+    fn add_handler(&self, key: Key, registry: Registry, handler: Handler<Peer<S>>) -> u64 {
+        if !registry.is_empty() {
+            let _ = self.add_registry(&registry);
+        }
+        let id = self.inner.server.next_listener_id();
+        self.with_link(move |link| {
+            link.listeners::<ListenerCell<Peer<S>>>()
+                .apply(move |table| table.add(key, id, handler));
+        });
+        id
+    }
+
+    fn remove_handler(&self, key: Key, id: u64) {
+        self.with_link(move |link| {
+            link.listeners::<ListenerCell<Peer<S>>>()
+                .apply(move |table| {
+                    table.remove(key, id);
+                });
+        });
+    }
+
+    fn add_registry(&self, registry: &Registry) -> Result<(), RegistryError> {
+        let server = super::Server {
+            shared: self.inner.server.clone(),
+        };
+        server.add_registry(registry)
     }
 }
 

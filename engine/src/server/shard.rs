@@ -21,7 +21,7 @@ use super::{PeerFilter, ServerShared};
 use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
 use crate::link::timers::Timers;
 use crate::link::{writer, Link};
-use crate::listeners::{dispatch, ListenerCell, Listeners};
+use crate::listeners::{dispatch, HandlerTable, ListenerCell};
 use crate::mailbox::Inbox;
 use crate::proto::outgoing::shard_local;
 use crate::proto::{close_code, handshake, Config, Connection, End, Wire};
@@ -110,7 +110,7 @@ pub(crate) struct ShardStart<S> {
     pub server: Arc<ServerShared<S>>,
     pub listener: ShardListener,
     pub inbox: Inbox<Job<S>>,
-    pub listeners: Listeners<Peer<S>>,
+    pub listeners: HandlerTable<Peer<S>>,
     pub registry: Registry,
 }
 
@@ -342,7 +342,7 @@ where
             let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
             dispatch(
                 message,
-                link.id,
+                &link,
                 &registry,
                 own.as_deref(),
                 &shard.listeners,

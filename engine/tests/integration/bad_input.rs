@@ -1,6 +1,7 @@
 //! Bad input closes or rejects only the offending connection; a well-behaved client on the
 //! same server keeps working throughout.
 
+use connectme::Listeners;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;

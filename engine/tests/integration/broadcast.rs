@@ -1,6 +1,7 @@
 //! Broadcast reaches every client exactly once, from any shard or thread, with the same
 //! bytes; a filtered broadcast reaches exactly the clients it selects.
 
+use connectme::Listeners;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::Duration;

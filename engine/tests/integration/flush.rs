@@ -1,6 +1,7 @@
 //! The flush delay: frames queued over several loop turns leave in one write once the
 //! delay has passed; a full queue and a close are written without waiting.
 
+use connectme::Listeners;
 use std::io::Read;
 use std::time::{Duration, Instant};
 

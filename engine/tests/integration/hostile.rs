@@ -6,6 +6,7 @@
 //! The timeouts are shortened so each case ends in about a second; the in-memory tests of
 //! `proto::Connection` check the same rules at their default lengths.
 
+use connectme::Listeners;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;

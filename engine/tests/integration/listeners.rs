@@ -2,6 +2,7 @@
 //! clients only" pattern, cancel, registration order, a handler that panics, and binary
 //! messages lent in place (`listen_ref`).
 
+use connectme::Listeners;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! What the server tells about its clients (headers, path, query, subprotocol, shard), a
 //! real third-party client (tungstenite), and graceful shutdown.
 
+use connectme::Listeners;
 use std::sync::mpsc;
 
 use connectme::{Client, Peer};

@@ -1,6 +1,7 @@
 //! Queries in both directions: matched by transaction id and response type, server ids
 //! from the top of the range, precise timeouts, and failure on disconnect.
 
+use connectme::Listeners;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,6 @@
 //! The client reconnects after the server restarts, and its listeners survive.
 
+use connectme::Listeners;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! server selects none of what it offered (`NoSubProtocol`), after checking that the
 //! answer is otherwise a valid 101 upgrade.
 
+use connectme::Listeners;
 use connectme::{Client, Peer, Server};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::error::{ProtocolError, SubProtocolError};

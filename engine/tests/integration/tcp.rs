@@ -1,6 +1,7 @@
 //! ConnectMe TCP framing over real sockets: payloads survive any split of the stream,
 //! strings arrive as bytes, and Unix sockets work.
 
+use connectme::Listeners;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use connectme::{BinaryRef, ByteString, Driver, Peer, Server};
+use connectme::{BinaryRef, ByteString, Driver, Listeners, Peer, Server};
 use perf::BROADCAST_TAG;
 
 #[global_allocator]
