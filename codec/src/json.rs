@@ -335,6 +335,7 @@ pub fn type_tag(value: &Value) -> Result<&str, JsonError> {
 }
 
 /// Reads the fields of a JSON object, refusing keys the class does not have.
+#[derive(Debug)]
 pub struct ObjectReader<'a> {
     map: &'a Map<String, Value>,
 }

@@ -46,6 +46,12 @@ pub struct DispatchBench<C> {
     next_id: Cell<u64>,
 }
 
+impl<C> std::fmt::Debug for DispatchBench<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispatchBench").finish_non_exhaustive()
+    }
+}
+
 impl<C: Context + 'static> Host for DispatchBench<C> {
     type Context = C;
 
@@ -151,6 +157,14 @@ pub struct FanOutBench {
     acks: Receiver<()>,
     ack: Sender<()>,
     threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FanOutBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOutBench")
+            .field("shards", &self.mailboxes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl FanOutBench {

@@ -219,6 +219,15 @@ pub struct ClientBuilder {
     config: Result<ClientConfig, ConnectError>,
 }
 
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = self.config.as_ref().map(|c| &c.target);
+        f.debug_struct("ClientBuilder")
+            .field("target", &target)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// A builder for `address` (see [`Target::parse`]).
     pub fn builder(address: &str) -> ClientBuilder {

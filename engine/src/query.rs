@@ -20,6 +20,7 @@ use crate::proto::queries::Reply;
 /// A query in flight: a future of the response. It works on any executor (and
 /// [`Query::wait`] blocks a plain thread); the timeout runs on the connection's shard.
 #[must_use = "a query does nothing useful unless awaited"]
+#[derive(Debug)]
 pub struct Query<M> {
     rx: oneshot::Receiver<Result<Bytes, QueryError>>,
     _response: PhantomData<fn() -> M>,

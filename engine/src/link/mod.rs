@@ -110,10 +110,7 @@ impl Link {
     /// Queues a data frame; `false` if the connection no longer sends or the frame would
     /// exceed the queue limit (the connection is then closed with 1008).
     pub(crate) fn send(self: &Rc<Self>, frame: Bytes) -> bool {
-        self.send_parts(FrameParts {
-            head: frame,
-            body: None,
-        })
+        self.send_parts(FrameParts::whole(frame))
     }
 
     /// Queues a frame given as a header and a body.

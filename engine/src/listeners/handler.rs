@@ -34,6 +34,14 @@ impl Context for Rc<Link> {
     }
 }
 
+impl<C> std::fmt::Debug for Handler<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("borrows", &self.borrows)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C> Clone for Handler<C> {
     fn clone(&self) -> Self {
         Self {

@@ -26,6 +26,7 @@ pub use frame::OpCode;
 pub use ws::{Incoming, Limits, MessageReader, Next, Role};
 
 /// How a connection's incoming bytes are cut into messages.
+#[derive(Debug)]
 pub enum Decoder {
     /// WebSocket frames.
     Ws(MessageReader),

@@ -20,10 +20,7 @@ pub trait IntoFrame: Sized {
     /// the whole frame in one buffer; `Bytes` payloads of a few KiB or more keep their
     /// buffer on unmasked wires instead of being copied behind a header.
     fn into_parts(self, wire: Wire) -> FrameParts {
-        FrameParts {
-            head: self.into_frame(wire),
-            body: None,
-        }
+        FrameParts::whole(self.into_frame(wire))
     }
 
     /// The payload's length, when it is known without encoding. A frame of known size
@@ -50,11 +47,41 @@ pub trait IntoFrame: Sized {
     }
 }
 
-/// A frame in one or two buffers.
+/// A frame in one or two buffers: what [`IntoFrame::into_parts`] returns, so that a large
+/// payload can leave in one vectored write behind its header without being copied.
 #[derive(Debug, Clone)]
 pub struct FrameParts {
     pub(crate) head: Bytes,
     pub(crate) body: Option<Bytes>,
+}
+
+impl FrameParts {
+    /// A frame in one buffer.
+    pub fn whole(frame: Bytes) -> Self {
+        Self {
+            head: frame,
+            body: None,
+        }
+    }
+
+    /// A frame as its header (for WebSocket and TCP alike, what [`Wire::header`] builds)
+    /// and its payload in a buffer of its own, written together without a copy.
+    pub fn split(head: Bytes, body: Bytes) -> Self {
+        Self {
+            head,
+            body: Some(body),
+        }
+    }
+
+    /// The frame's first (or only) buffer.
+    pub fn head(&self) -> &Bytes {
+        &self.head
+    }
+
+    /// The payload, when it has a buffer of its own.
+    pub fn body(&self) -> Option<&Bytes> {
+        self.body.as_ref()
+    }
 }
 
 /// Payloads from this size up are sent without copying (an extra iovec costs less than
@@ -63,16 +90,10 @@ pub(crate) const ZERO_COPY_MIN: usize = 1024;
 
 fn binary_parts(data: Bytes, wire: Wire) -> FrameParts {
     if data.len() < ZERO_COPY_MIN || wire == Wire::WsClient {
-        return FrameParts {
-            head: binary(&data, wire),
-            body: None,
-        };
+        return FrameParts::whole(binary(&data, wire));
     }
     let head = wire.header(Kind::Binary, data.len());
-    FrameParts {
-        head,
-        body: Some(data),
-    }
+    FrameParts::split(head, data)
 }
 
 fn text(s: &str, wire: Wire) -> Bytes {
@@ -137,10 +158,7 @@ impl<M: Message> IntoFrame for &Packet<M> {
         wire.write_frame(out, Kind::Binary, len, |b| self.encode(b));
     }
     fn into_parts_sized(self, wire: Wire, len: usize) -> FrameParts {
-        FrameParts {
-            head: wire.frame(Kind::Binary, len, |b| self.encode(b)),
-            body: None,
-        }
+        FrameParts::whole(wire.frame(Kind::Binary, len, |b| self.encode(b)))
     }
 }
 

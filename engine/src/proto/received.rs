@@ -9,6 +9,7 @@ use bytes::Bytes;
 use packme::{ByteString, BytesAtFront, TextAtFront};
 
 /// A received data message, whole.
+#[derive(Debug)]
 pub enum Received<'a> {
     /// A text message with a buffer of its own (it arrived in fragments).
     Text(ByteString),

@@ -74,6 +74,7 @@ pub enum Next {
     Text(usize),
 }
 
+#[derive(Debug)]
 struct Fragmented {
     text: bool,
     buf: BytesMut,
@@ -82,6 +83,7 @@ struct Fragmented {
 }
 
 /// Turns frames into messages for one connection.
+#[derive(Debug)]
 pub struct MessageReader {
     role: Role,
     limits: Limits,

@@ -145,6 +145,16 @@ pub struct Server<S = ()> {
     shared: Arc<ServerShared<S>>,
 }
 
+impl<S> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("endpoint", &self.shared.config.endpoint)
+            .field("local_addr", &self.shared.local_addr.get())
+            .field("shards", &self.shared.config.shards)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> Clone for Server<S> {
     fn clone(&self) -> Self {
         Self {
@@ -436,6 +446,18 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// Configures a [`Server`].
 pub struct ServerBuilder<S> {
     config: ServerConfig<S>,
+}
+
+impl<S> std::fmt::Debug for ServerBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("endpoint", &self.config.endpoint)
+            .field("shards", &self.config.shards)
+            .field("transport", &self.config.transport)
+            .field("limits", &self.config.limits)
+            .field("timeouts", &self.config.timeouts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerBuilder<()> {
