@@ -1,215 +1,23 @@
-//! The manifest compiler: a directory of manifests in, one resolved [`Schema`] out.
-//!
-//! All files of a set are compiled together (message ids contain the file stem, references
-//! cross files, and the wire layout of an inheritance family depends on the whole set).
-//! Every problem is reported as a [`Diagnostic`] naming the file and the key path; the
-//! compiler checks everything the references reject (spec section 2.8) and also what they
-//! miss: colliding class names, message ids and class ids, fields redeclared from any
-//! ancestor, enums with more than 256 values, and required-field cycles that no finite
-//! value could satisfy.
+//! Manifest JSON to the model: reading the set's files, then three passes over the
+//! documents: declare every node (enums, named objects, message keys) and index its tag,
+//! link `child@parent` inheritance, and define the fields (resolving `@references` across
+//! files, creating embedded classes and the message bodies with their ids). Names are
+//! normalised and checked here, where the JSON key they came from is still at hand for
+//! the diagnostic; what needs the finished set is in [`super::checks`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::checks;
+use super::diagnostic::{CompileError, Diagnostic};
+use super::model::{
+    Class, ClassId, ClassKind, Enum, EnumId, Field, ManifestFile, MessageDef, MessageKind, Schema,
+    Type, MAX_BINARY_LEN,
+};
 use crate::hash;
 use crate::names::{is_reserved, lower_camel, singular, upper_camel};
-
-/// One problem in a manifest set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// The manifest file (e.g. `rpc.json`), empty for problems with the set itself.
-    pub file: String,
-    /// Where in the file, as a key path (`get_user[1].?user`), possibly empty.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.file.is_empty(), self.path.is_empty()) {
-            (true, _) => write!(f, "{}", self.message),
-            (false, true) => write!(f, "{}: {}", self.file, self.message),
-            (false, false) => write!(f, "{}: {}: {}", self.file, self.path, self.message),
-        }
-    }
-}
-
-/// The problems that stopped a compilation (at least one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompileError(pub Vec<Diagnostic>);
-
-impl fmt::Display for CompileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for CompileError {}
-
-/// Index of a class in [`Schema::classes`].
-pub type ClassId = usize;
-/// Index of an enum in [`Schema::enums`].
-pub type EnumId = usize;
-
-/// A field's type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Type {
-    /// `bool`
-    Bool,
-    /// `int8`
-    Int8,
-    /// `uint8`
-    Uint8,
-    /// `int16`
-    Int16,
-    /// `uint16`
-    Uint16,
-    /// `int32`
-    Int32,
-    /// `uint32`
-    Uint32,
-    /// `int64`
-    Int64,
-    /// `uint64`
-    Uint64,
-    /// `float` (binary32)
-    Float,
-    /// `double` (binary64)
-    Double,
-    /// `string`
-    String,
-    /// `datetime`
-    DateTime,
-    /// `binaryN`
-    Binary(usize),
-    /// A reference to an enum.
-    Enum(EnumId),
-    /// A reference to a named object, or an embedded object.
-    Object(ClassId),
-    /// `[T]`
-    Array(Box<Type>),
-}
-
-/// The largest `binaryN` accepted (a generated `[u8; N]` lives on the stack).
-pub const MAX_BINARY_LEN: usize = 65_536;
-
-/// A field of a class (only the fields the class declares itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field {
-    /// The manifest key without `?` (the key of JSON values).
-    pub key: String,
-    /// `LC(key)`.
-    pub name: String,
-    /// Declared with a leading `?`.
-    pub optional: bool,
-    /// The type.
-    pub ty: Type,
-}
-
-/// What a class was declared as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClassKind {
-    /// A top-level object node; `tag` is its key before any `@`.
-    Named {
-        /// The node's tag.
-        tag: String,
-    },
-    /// An anonymous object inside a field.
-    Embedded,
-    /// The body of a message, request or response (index into [`Schema::messages`]).
-    Body(usize),
-}
-
-/// An object type: named object, embedded object or message body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Class {
-    /// Index into [`Schema::files`].
-    pub file: usize,
-    /// The generated class name (`UC`).
-    pub name: String,
-    /// What it was declared as.
-    pub kind: ClassKind,
-    /// The class's own fields, in declaration order.
-    pub fields: Vec<Field>,
-    /// The parent class, for `child@parent`.
-    pub parent: Option<ClassId>,
-    /// Direct descendants (classes naming this one as parent), in compilation order.
-    pub children: Vec<ClassId>,
-}
-
-/// An enum.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Enum {
-    /// Index into [`Schema::files`].
-    pub file: usize,
-    /// The generated name (`UC(key)`).
-    pub name: String,
-    /// The values as written in the manifest (JSON strings).
-    pub values: Vec<String>,
-}
-
-/// Message, request or response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    /// One-way message.
-    Message,
-    /// Request of a request/response pair.
-    Request,
-    /// Response of a request/response pair.
-    Response,
-}
-
-/// A top-level message type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageDef {
-    /// Index into [`Schema::files`].
-    pub file: usize,
-    /// The manifest key of the node.
-    pub key: String,
-    /// Message, request or response.
-    pub kind: MessageKind,
-    /// The class holding its fields.
-    pub class: ClassId,
-    /// `hash(stem + class name)`.
-    pub id: u32,
-    /// For a request, its response (index into [`Schema::messages`]).
-    pub response: Option<usize>,
-}
-
-/// A manifest file of the set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestFile {
-    /// The file name without `.json`; part of every message id.
-    pub stem: String,
-    /// Where it was read from.
-    pub path: PathBuf,
-}
-
-/// A compiled manifest set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schema {
-    /// The manifests, sorted by file name.
-    pub files: Vec<ManifestFile>,
-    /// Every object type.
-    pub classes: Vec<Class>,
-    /// Every enum.
-    pub enums: Vec<Enum>,
-    /// Every message, request and response, per file in the reference factory order
-    /// (messages, then requests, then responses).
-    pub messages: Vec<MessageDef>,
-    /// Things that compile but deserve attention (e.g. the reference's flag overflow).
-    pub warnings: Vec<Diagnostic>,
-}
 
 #[derive(Clone, Copy)]
 enum NodeKind {
@@ -353,137 +161,6 @@ impl Schema {
             .collect();
         Compiler::new(files, docs).run()
     }
-
-    /// The file name of a class's manifest (`rpc.json`).
-    pub fn file_name(&self, file: usize) -> String {
-        format!("{}.json", self.files[file].stem)
-    }
-
-    /// The chain of a class: its root ancestor first, the class itself last.
-    pub fn chain(&self, class: ClassId) -> Vec<ClassId> {
-        let mut chain = vec![class];
-        while let Some(parent) = self.classes[*chain.last().expect("non-empty")].parent {
-            chain.push(parent);
-        }
-        chain.reverse();
-        chain
-    }
-
-    /// The root of a class's inheritance family, if it belongs to one (it has a parent or
-    /// at least one descendant). Family members carry a class id on the wire.
-    pub fn family_root(&self, class: ClassId) -> Option<ClassId> {
-        let root = self.chain(class)[0];
-        (!self.classes[root].children.is_empty()).then_some(root)
-    }
-
-    /// The class id written before a family member's body: 0 for the root, otherwise
-    /// `hash(class name)`.
-    pub fn class_id(&self, class: ClassId) -> u32 {
-        match self.classes[class].parent {
-            None => 0,
-            Some(_) => hash(&self.classes[class].name),
-        }
-    }
-
-    /// The class and all its descendants, depth first (the classes a slot of this declared
-    /// type accepts).
-    pub fn with_descendants(&self, class: ClassId) -> Vec<ClassId> {
-        let mut out = vec![class];
-        let mut i = 0;
-        while i < out.len() {
-            out.extend(self.classes[out[i]].children.iter().copied());
-            i += 1;
-        }
-        out
-    }
-
-    /// The `"$type"` of a family member in JSON: its tag, or `stem:tag` when another file of
-    /// the set has an object with the same tag.
-    pub fn type_tag(&self, class: ClassId) -> String {
-        let ClassKind::Named { tag } = &self.classes[class].kind else {
-            return self.classes[class].name.clone();
-        };
-        let ambiguous = self.classes.iter().enumerate().any(|(other, c)| {
-            other != class && matches!(&c.kind, ClassKind::Named { tag: t } if t == tag)
-        });
-        if ambiguous {
-            format!("{}:{tag}", self.files[self.classes[class].file].stem)
-        } else {
-            tag.clone()
-        }
-    }
-
-    /// The fewest bytes a value of `ty` occupies (bounds array counts when decoding).
-    pub fn min_len(&self, ty: &Type) -> usize {
-        match ty {
-            Type::Bool | Type::Int8 | Type::Uint8 | Type::Enum(_) => 1,
-            Type::Int16 | Type::Uint16 => 2,
-            Type::Int32 | Type::Uint32 | Type::Float | Type::String | Type::Array(_) => 4,
-            Type::Int64 | Type::Uint64 | Type::Double | Type::DateTime => 8,
-            Type::Binary(n) => *n,
-            Type::Object(class) => match self.family_root(*class) {
-                Some(_) => self
-                    .with_descendants(*class)
-                    .into_iter()
-                    .map(|c| 4 + self.chain_min_len(c))
-                    .min()
-                    .unwrap_or(4),
-                None => self.chain_min_len(*class),
-            },
-        }
-    }
-
-    /// Minimum size of a class's body without class id: flag bytes and required fields of
-    /// every level of its chain.
-    pub fn chain_min_len(&self, class: ClassId) -> usize {
-        self.chain(class)
-            .into_iter()
-            .map(|level| {
-                let fields = &self.classes[level].fields;
-                flag_bytes(fields)
-                    + fields
-                        .iter()
-                        .filter(|f| !f.optional)
-                        .map(|f| self.min_len(&f.ty))
-                        .sum::<usize>()
-            })
-            .sum()
-    }
-
-    /// The message with this class name; `stem:Class` selects among equal names.
-    pub fn message_by_name(&self, name: &str) -> Result<&MessageDef, String> {
-        let (stem, class) = match name.rsplit_once(':') {
-            Some((stem, class)) => (Some(stem), class),
-            None => (None, name),
-        };
-        let found: Vec<&MessageDef> = self
-            .messages
-            .iter()
-            .filter(|m| {
-                self.classes[m.class].name == class
-                    && stem.is_none_or(|s| self.files[m.file].stem == s)
-            })
-            .collect();
-        match found[..] {
-            [one] => Ok(one),
-            [] => Err(format!(
-                "no message, request or response named {name:?} in the manifests"
-            )),
-            _ => Err(format!(
-                "{name:?} is declared in several manifests; write it as stem:{class}"
-            )),
-        }
-    }
-
-    /// The message with this id.
-    pub fn message_by_id(&self, id: u32) -> Option<&MessageDef> {
-        self.messages.iter().find(|m| m.id == id)
-    }
-}
-
-/// `ceil(optional fields / 8)`: the flag bytes of one class level.
-pub fn flag_bytes(fields: &[Field]) -> usize {
-    fields.iter().filter(|f| f.optional).count().div_ceil(8)
 }
 
 fn node_tag(key: &str) -> (&str, Option<&str>) {
@@ -538,9 +215,6 @@ impl<'a> Compiler<'a> {
         if self.errors.is_empty() {
             self.define_fields();
         }
-        if self.errors.is_empty() {
-            self.check_set();
-        }
         if !self.errors.is_empty() {
             return Err(CompileError(self.errors));
         }
@@ -551,7 +225,14 @@ impl<'a> Compiler<'a> {
             messages: self.messages,
             warnings: self.warnings,
         };
-        schema.warnings.extend(flag_overflow_warnings(&schema));
+        // Pass 4: what only the whole set can tell.
+        let errors = checks::set_errors(&schema);
+        if !errors.is_empty() {
+            return Err(CompileError(errors));
+        }
+        schema
+            .warnings
+            .extend(checks::flag_overflow_warnings(&schema));
         Ok(schema)
     }
 
@@ -979,179 +660,4 @@ impl<'a> Compiler<'a> {
             }
         }
     }
-
-    /// Pass 4: what only the whole set can tell.
-    fn check_set(&mut self) {
-        let classes = self.schema_classes.clone();
-        // Fields redeclared from any ancestor (the reference checks only the direct parent;
-        // a flattened Rust struct cannot hold both).
-        for class in &classes {
-            let mut ancestor = class.parent;
-            while let Some(a) = ancestor {
-                for field in &class.fields {
-                    if classes[a].fields.iter().any(|f| f.name == field.name) {
-                        self.error(
-                            class.file,
-                            format!("{}.{}", class.name, field.key),
-                            format!(
-                                "field {:?} is already declared by {}",
-                                field.name, classes[a].name
-                            ),
-                        );
-                    }
-                }
-                ancestor = classes[a].parent;
-            }
-        }
-        // Class and enum names per file.
-        let mut names: HashMap<(usize, String), usize> = HashMap::new();
-        let all_names = classes
-            .iter()
-            .map(|c| (c.file, c.name.clone()))
-            .chain(self.enums.iter().map(|e| (e.file, e.name.clone())));
-        for (file, name) in all_names {
-            *names.entry((file, name)).or_default() += 1;
-        }
-        let mut duplicated: Vec<_> = names
-            .into_iter()
-            .filter(|(_, n)| *n > 1)
-            .map(|(k, _)| k)
-            .collect();
-        duplicated.sort();
-        for (file, name) in duplicated {
-            self.error(
-                file,
-                "",
-                format!("two declarations generate the class name {name:?}"),
-            );
-        }
-        // Message ids over the set.
-        let mut ids: BTreeMap<u32, usize> = BTreeMap::new();
-        for (m, message) in self.messages.clone().iter().enumerate() {
-            if let Some(&other) = ids.get(&message.id) {
-                let (a, b) = (&self.messages[other], message);
-                let text = format!(
-                    "message id {} of {} collides with {} in {}.json",
-                    b.id, classes[b.class].name, classes[a.class].name, self.files[a.file].stem
-                );
-                self.error(b.file, b.key.as_str(), text);
-            } else {
-                ids.insert(message.id, m);
-            }
-        }
-        // Class ids within each family.
-        let schema = self.snapshot();
-        for (root, class) in classes.iter().enumerate() {
-            if class.parent.is_some() || class.children.is_empty() {
-                continue;
-            }
-            let mut seen: HashMap<u32, usize> = HashMap::new();
-            for member in schema.with_descendants(root) {
-                if let Some(other) = seen.insert(schema.class_id(member), member) {
-                    self.error(
-                        classes[member].file,
-                        "",
-                        format!(
-                            "{} and {} have the same class id {}",
-                            classes[other].name,
-                            classes[member].name,
-                            schema.class_id(member)
-                        ),
-                    );
-                }
-            }
-        }
-        // Required-field cycles: no finite value could be encoded.
-        let finite = finite_classes(&schema);
-        for (id, class) in classes.iter().enumerate() {
-            if !finite[id] && matches!(class.kind, ClassKind::Named { .. } | ClassKind::Body(_)) {
-                self.error(class.file, "", format!("every value of {} would contain itself through required fields; make one of them optional or an array", class.name));
-            }
-        }
-    }
-
-    fn snapshot(&self) -> Schema {
-        Schema {
-            files: self.files.clone(),
-            classes: self.schema_classes.clone(),
-            enums: self.enums.clone(),
-            messages: self.messages.clone(),
-            warnings: Vec::new(),
-        }
-    }
 }
-
-/// Which classes admit a finite value: every required object field (through the whole
-/// chain) must accept some finite class.
-fn finite_classes(schema: &Schema) -> Vec<bool> {
-    let n = schema.classes.len();
-    let mut finite = vec![false; n];
-    loop {
-        let mut changed = false;
-        for class in 0..n {
-            if finite[class] {
-                continue;
-            }
-            let ok = schema.chain(class).into_iter().all(|level| {
-                schema.classes[level]
-                    .fields
-                    .iter()
-                    .all(|f| match (&f.ty, f.optional) {
-                        (Type::Object(target), false) => {
-                            schema.with_descendants(*target).iter().any(|c| finite[*c])
-                        }
-                        _ => true,
-                    })
-            });
-            if ok {
-                finite[class] = true;
-                changed = true;
-            }
-        }
-        if !changed {
-            return finite;
-        }
-    }
-}
-
-/// Spec 6.7.3: chains with more optional fields than the first optional-bearing level's
-/// flag bytes can hold are encoded inconsistently by the reference. We reproduce its bytes
-/// exactly for compatibility, and say so.
-fn flag_overflow_warnings(schema: &Schema) -> Vec<Diagnostic> {
-    let mut warnings = Vec::new();
-    for (id, class) in schema.classes.iter().enumerate() {
-        if class.parent.is_none() {
-            continue;
-        }
-        let chain = schema.chain(id);
-        let total: usize = chain
-            .iter()
-            .map(|&c| {
-                schema.classes[c]
-                    .fields
-                    .iter()
-                    .filter(|f| f.optional)
-                    .count()
-            })
-            .sum();
-        let first_bytes = chain
-            .iter()
-            .map(|&c| flag_bytes(&schema.classes[c].fields))
-            .find(|&b| b > 0)
-            .unwrap_or(0);
-        if total > 8 * first_bytes {
-            warnings.push(Diagnostic {
-                file: schema.file_name(class.file),
-                path: class.name.clone(),
-                message: format!(
-                    "{} optional fields across the inheritance chain but the first level has {} flag byte(s): the reference layout (reproduced for compatibility) loses or invents optional fields past bit {}",
-                    total, first_bytes, 8 * first_bytes
-                ),
-            });
-        }
-    }
-    warnings
-}
-
-#[cfg(test)]
-mod tests;
