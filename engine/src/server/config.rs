@@ -1,14 +1,8 @@
-//! Server configuration: every option of ConnectMe's server, plus the limits and
-//! timeouts a production server needs, each with a default.
+//! The server's plain configuration types: what it speaks, where it listens, and the
+//! limits a peer is held to, each with a default.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use super::peer::{ConnInfo, Peer};
-use crate::proto::Timeouts;
-use crate::rt::Driver;
 
 /// Which protocol the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,40 +58,5 @@ impl Default for Limits {
             max_queued_bytes: 16 << 20,
             max_pending_queries: 65_536,
         }
-    }
-}
-
-pub(crate) type StateFactory<S> = Arc<dyn Fn(&ConnInfo) -> S + Send + Sync>;
-pub(crate) type PeerCallback<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
-
-pub(crate) struct ServerConfig<S> {
-    pub endpoint: Endpoint,
-    pub shards: usize,
-    pub transport: Transport,
-    pub driver: Driver,
-    pub pin_cores: bool,
-    pub ring_entries: u32,
-    pub limits: Limits,
-    /// Close, query, body and write timeouts, keepalive.
-    pub timeouts: Timeouts,
-    pub handshake_timeout: Duration,
-    pub flush_delay: Duration,
-    /// Subprotocols the server speaks: the first one the client offers among them is
-    /// selected. `None` (the default) selects none, whatever the client offers, as
-    /// tungstenite and axum do.
-    pub protocols: Option<Vec<String>>,
-    pub state: StateFactory<S>,
-    pub on_connect: Option<PeerCallback<S>>,
-    pub on_disconnect: Option<PeerCallback<S>>,
-}
-
-impl<S> ServerConfig<S> {
-    /// The subprotocol to answer with: the first one the client offers that is configured
-    /// (none unless a list is configured: a server never claims to speak a protocol just
-    /// because a client asked for it). Never required: a client offering none, or only
-    /// unknown ones, is accepted without one.
-    pub(crate) fn select_protocol(&self, offered: &[String]) -> Option<String> {
-        let supported = self.protocols.as_deref()?;
-        offered.iter().find(|p| supported.contains(p)).cloned()
     }
 }

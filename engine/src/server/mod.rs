@@ -2,14 +2,15 @@
 //! handle to the running shards with ConnectMe's verbs (`listen`, `cancel`, `register`,
 //! `broadcast`, `clients`, `close`).
 
+mod builder;
 mod config;
+mod info;
 mod peer;
 mod shard;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -20,10 +21,12 @@ use packme::{Message, Packet, Registry, RegistryError};
 use socket2::{Domain, Socket, Type};
 use std::rc::Rc;
 
+pub use builder::ServerBuilder;
 pub use config::{Endpoint, Limits, Transport};
-pub use peer::{ConnInfo, Peer};
+pub use info::ConnInfo;
+pub use peer::Peer;
 
-use config::ServerConfig;
+use builder::ServerConfig;
 pub(crate) use shard::guard;
 use shard::{Job, Shard, ShardListener, ShardStart};
 
@@ -31,7 +34,6 @@ use crate::listeners::{Handler, HandlerTable, Host, Key};
 use crate::mailbox::{mailbox, Mailbox};
 use crate::proto::outgoing::{Frame, IntoFrame};
 use crate::proto::Wire;
-use crate::proto::{Keepalive, Timeouts};
 use crate::rt::Driver;
 
 type ListenerOp<S> = Arc<dyn Fn(&mut HandlerTable<Peer<S>>) + Send + Sync>;
@@ -46,7 +48,7 @@ struct ShardHandle<S> {
 
 /// Listener changes and registrations made before start are replayed into each shard;
 /// after start they are posted to every shard. One lock orders the two.
-struct Setup<S> {
+pub(super) struct Setup<S> {
     started: bool,
     listeners: Vec<(u64, ListenerOp<S>)>,
     registry: Registry,
@@ -441,254 +443,4 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
-}
-
-/// Configures a [`Server`].
-pub struct ServerBuilder<S> {
-    config: ServerConfig<S>,
-}
-
-impl<S> std::fmt::Debug for ServerBuilder<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerBuilder")
-            .field("endpoint", &self.config.endpoint)
-            .field("shards", &self.config.shards)
-            .field("transport", &self.config.transport)
-            .field("limits", &self.config.limits)
-            .field("timeouts", &self.config.timeouts)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServerBuilder<()> {
-    fn new() -> Self {
-        let shards = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        Self {
-            config: ServerConfig {
-                endpoint: Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
-                shards,
-                transport: Transport::WebSocket,
-                driver: Driver::Auto,
-                pin_cores: true,
-                ring_entries: 1024,
-                limits: Limits::default(),
-                timeouts: Timeouts::default(),
-                handshake_timeout: Duration::from_secs(10),
-                flush_delay: Duration::ZERO,
-                protocols: None,
-                state: Arc::new(|_| ()),
-                on_connect: None,
-                on_disconnect: None,
-            },
-        }
-    }
-}
-
-impl<S: Send + Sync + 'static> ServerBuilder<S> {
-    /// Listen on a TCP address (`"0.0.0.0:9001"`, `"[::1]:0"`, `"localhost:9001"`).
-    pub fn addr(mut self, addr: impl ToSocketAddrs) -> io::Result<Self> {
-        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "address resolves to nothing")
-        })?;
-        self.config.endpoint = Endpoint::Tcp(addr);
-        Ok(self)
-    }
-
-    /// Listen on a Unix domain socket.
-    pub fn unix(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.endpoint = Endpoint::Unix(path.into());
-        self
-    }
-
-    /// Number of shards (threads, one per core). Default: the available cores.
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.config.shards = shards.max(1);
-        self
-    }
-
-    /// WebSocket (default) or ConnectMe TCP.
-    pub fn transport(mut self, transport: Transport) -> Self {
-        self.config.transport = transport;
-        self
-    }
-
-    /// I/O driver (default: `CONNECTME_DRIVER`, else io_uring where available, else epoll).
-    pub fn driver(mut self, driver: Driver) -> Self {
-        self.config.driver = driver;
-        self
-    }
-
-    /// Pin shard `i` to the `i`-th allowed core (default true).
-    pub fn pin_cores(mut self, pin: bool) -> Self {
-        self.config.pin_cores = pin;
-        self
-    }
-
-    /// Frame, message, handshake, queue and pending-query limits.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.config.limits = limits;
-        self
-    }
-
-    /// How long a server-to-client query waits for its response (default 30 s).
-    pub fn query_timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.query = timeout;
-        self
-    }
-
-    /// How long a client may take to send its upgrade request (default 10 s).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.config.handshake_timeout = timeout;
-        self
-    }
-
-    /// How long to wait for the peer's close frame after sending ours (default 5 s); also
-    /// how long a closing connection may take to flush what it queued before it is dropped.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeouts.close = timeout;
-        self
-    }
-
-    /// WebSocket keepalive (default [`Keepalive::default`]: a ping after 15 s of silence,
-    /// closed with 1001 after 45 s, so a peer that vanished without a FIN is gone within a
-    /// minute); `None` turns it off. ConnectMe TCP has no ping: there a vanished peer is
-    /// found by TCP keepalive, set on every socket with the same interval.
-    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
-        self.config.timeouts.keepalive = keepalive;
-        self
-    }
-
-    /// How long a frame or fragmented message may take from its first byte to its last
-    /// before the connection is closed with 1008 (default 30 s; `None`: unbounded). A peer
-    /// that stalls mid-message holds at most what it sent, and only this long.
-    pub fn body_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.timeouts.body = timeout;
-        self
-    }
-
-    /// How long queued output may wait without the peer reading any of it before the
-    /// connection is dropped (default 30 s; `None`: unbounded), so a peer that never reads
-    /// cannot hold its socket and queue.
-    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.timeouts.write = timeout;
-        self
-    }
-
-    /// How long each connection's outgoing frames are held before they are written
-    /// (default zero: written at the end of the loop turn that queued them). Frames
-    /// queued meanwhile leave in the same write, so a stream of broadcasts costs one
-    /// send per client per delay instead of one per message: at 200 broadcasts/s to
-    /// 1 000 clients, 20 ms halves the server's CPU per delivery (see `perf/README.md`).
-    /// Every message waits up to the delay; a queue of 64 KiB (or half
-    /// [`Limits::max_queued_bytes`], if lower), or a close, is written at once.
-    pub fn flush_delay(mut self, delay: Duration) -> Self {
-        self.config.flush_delay = delay;
-        self
-    }
-
-    /// Subprotocols the server supports, in preference order; the first one the client
-    /// offers is selected. Default: select whatever the client offers first. A client
-    /// offering none is always accepted.
-    pub fn protocols<I: IntoIterator<Item = P>, P: Into<String>>(mut self, protocols: I) -> Self {
-        self.config.protocols = Some(protocols.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Called after a client connected (and was added to [`Server::clients`]).
-    pub fn on_connect(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
-        self.config.on_connect = Some(Arc::new(f));
-        self
-    }
-
-    /// Called after a client disconnected (its pending queries already failed).
-    pub fn on_disconnect(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
-        self.config.on_disconnect = Some(Arc::new(f));
-        self
-    }
-
-    /// The per-connection state factory (ConnectMe's custom client class): called once per
-    /// accepted connection with what is known about it.
-    ///
-    /// # Panics
-    ///
-    /// If [`on_connect`](Self::on_connect) or [`on_disconnect`](Self::on_disconnect) was set
-    /// before: those callbacks take the peer type this call changes, so they would be lost.
-    /// Call `state` first.
-    pub fn state<T: Send + Sync + 'static>(
-        self,
-        factory: impl Fn(&ConnInfo) -> T + Send + Sync + 'static,
-    ) -> ServerBuilder<T> {
-        let c = self.config;
-        assert!(
-            c.on_connect.is_none() && c.on_disconnect.is_none(),
-            "ServerBuilder::state must come before on_connect and on_disconnect, which take the peer type it changes"
-        );
-        ServerBuilder {
-            config: ServerConfig {
-                endpoint: c.endpoint,
-                shards: c.shards,
-                transport: c.transport,
-                driver: c.driver,
-                pin_cores: c.pin_cores,
-                ring_entries: c.ring_entries,
-                limits: c.limits,
-                timeouts: c.timeouts,
-                handshake_timeout: c.handshake_timeout,
-                flush_delay: c.flush_delay,
-                protocols: c.protocols,
-                state: Arc::new(factory),
-                on_connect: None,
-                on_disconnect: None,
-            },
-        }
-    }
-
-    /// Builds the server without starting it (ConnectMe's `server`).
-    pub fn build(self) -> Server<S> {
-        Server {
-            shared: Arc::new(ServerShared {
-                config: self.config,
-                setup: Mutex::new(Setup {
-                    started: false,
-                    listeners: Vec::new(),
-                    registry: Registry::new(),
-                }),
-                shards: OnceLock::new(),
-                local_addr: OnceLock::new(),
-                threads: Mutex::new(Vec::new()),
-                closing: AtomicBool::new(false),
-                next_tid: AtomicU32::new(u32::MAX),
-                next_listener: AtomicU64::new(1),
-                driver: OnceLock::new(),
-            }),
-        }
-    }
-
-    /// Builds, starts and returns the running server (ConnectMe's `serve`).
-    pub fn start(self) -> io::Result<Server<S>> {
-        let server = self.build();
-        server.start()?;
-        Ok(server)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[should_panic(expected = "state must come before on_connect")]
-    fn state_after_a_callback_is_refused_rather_than_dropping_it() {
-        let _ = Server::builder().on_connect(|_| {}).state(|_| 1u8);
-    }
-
-    #[test]
-    fn state_then_callbacks_keeps_both() {
-        let builder = Server::builder().state(|_| 1u8).on_connect(|peer| {
-            let _: &u8 = peer.state();
-        });
-        assert!(builder.config.on_connect.is_some());
-    }
 }

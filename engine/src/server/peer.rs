@@ -2,34 +2,17 @@
 //! object). It is `Send + Sync + Clone`: on the connection's own shard it acts directly on
 //! the connection; from any other thread it posts the work to that shard.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use packme::{Message, Packet, Registry, RegistryError, Request};
 
-use super::shard::{with_local_link, Job};
+use super::info::ConnInfo;
 use super::ServerShared;
 use crate::link::Link;
 use crate::listeners::{Context, Handler, Host, Key, ListenerCell};
+use crate::proto::close_code;
 use crate::proto::outgoing::IntoFrame;
-use crate::proto::{close_code, handshake::Headers};
 use crate::query::{query_channel, Query};
-
-/// What the server learned about a connection when it was accepted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnInfo {
-    /// The peer's address (`None` on a Unix socket).
-    pub peer_addr: Option<SocketAddr>,
-    /// The upgrade request's path (WebSocket only).
-    pub path: String,
-    /// The upgrade request's query string, without `?`.
-    pub query: Option<String>,
-    /// The upgrade request's headers (WebSocket only; ConnectMe clients put their custom
-    /// headers here).
-    pub headers: Headers,
-    /// The subprotocol selected for this connection.
-    pub protocol: Option<String>,
-}
 
 struct PeerInner<S> {
     id: u64,
@@ -109,22 +92,10 @@ impl<S: Send + Sync + 'static> Peer<S> {
 
     /// Runs `f` on this connection's shard with its link; dropped if it has disconnected.
     fn with_link(&self, f: impl FnOnce(&std::rc::Rc<Link>) + Send + 'static) {
-        let id = self.inner.id;
-        if let Some(f) = with_local_link::<S, _>(&self.inner.server, self.inner.shard, id, f) {
-            self.post_to_link(f);
+        let (server, shard, id) = (&self.inner.server, self.inner.shard, self.inner.id);
+        if let Some(f) = server.on_local_link(shard, id, f) {
+            server.post_to_link(shard, id, f);
         }
-    }
-
-    /// Posts `f` to this connection's shard, to run there with its link.
-    fn post_to_link(&self, f: impl FnOnce(&std::rc::Rc<Link>) + Send + 'static) {
-        let id = self.inner.id;
-        let job: Job<S> = Box::new(move |shard| {
-            let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
-            if let Some(link) = link {
-                f(&link);
-            }
-        });
-        self.inner.server.post(self.inner.shard, job);
     }
 
     /// Sends a message: a string as text, bytes as binary, a [`Packet`] encoded once.
@@ -134,7 +105,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
         // queue; elsewhere it is framed here and the frame is posted.
         let mut message = Some(message);
         let (server, shard, id) = (&self.inner.server, self.inner.shard, self.inner.id);
-        let local = with_local_link::<S, _>(server, shard, id, |link| {
+        let local = server.on_local_link(shard, id, |link| {
             if let Some(message) = message.take() {
                 link.send_message(message);
             }
@@ -144,7 +115,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
         }
         let Some(message) = message else { return };
         let frame = message.into_parts(server.wire());
-        self.post_to_link(move |link| {
+        server.post_to_link(shard, id, move |link| {
             link.send_parts(frame);
         });
     }

@@ -15,8 +15,10 @@ use bytes::{Bytes, BytesMut};
 use packme::Registry;
 use rustc_hash::FxHashMap;
 
-use super::config::{ServerConfig, Transport};
-use super::peer::{ConnInfo, Peer};
+use super::builder::ServerConfig;
+use super::config::Transport;
+use super::info::ConnInfo;
+use super::peer::Peer;
 use super::{PeerFilter, ServerShared};
 use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
 use crate::link::timers::Timers;
@@ -59,32 +61,55 @@ thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with connection `id`'s link if this thread is shard `index` of `server`;
-/// otherwise hands `f` back for posting. Missing connections (already gone) drop `f`.
-pub(crate) fn with_local_link<S: 'static, F: FnOnce(&Rc<Link>)>(
-    server: &Arc<ServerShared<S>>,
-    index: usize,
-    id: u64,
-    f: F,
-) -> Option<F> {
-    let found = CURRENT.with(|current| {
-        let current = current.borrow();
-        let shard = current
-            .as_ref()
-            .filter(|c| c.server == Arc::as_ptr(server) as *const () as usize && c.index == index)
-            .and_then(|c| c.shard.downcast_ref::<Shard<S>>())?;
-        let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
-        Some(link)
-    });
-    match found {
-        // Not this shard's thread: the caller posts `f` to the shard.
-        None => Some(f),
-        Some(Some(link)) => {
-            f(&link);
-            None
+/// How a `Peer` reaches its connection, from any thread. (Methods of the server's shared
+/// state, so that the peer needs nothing of the shard's insides.)
+impl<S: Send + Sync + 'static> ServerShared<S> {
+    /// Runs `f` with connection `id`'s link if this thread is shard `index`; otherwise
+    /// hands `f` back for posting. Missing connections (already gone) drop `f`.
+    pub(super) fn on_local_link<F: FnOnce(&Rc<Link>)>(
+        self: &Arc<Self>,
+        index: usize,
+        id: u64,
+        f: F,
+    ) -> Option<F> {
+        let found = CURRENT.with(|current| {
+            let current = current.borrow();
+            let shard = current
+                .as_ref()
+                .filter(|c| c.server == Arc::as_ptr(self) as *const () as usize && c.index == index)
+                .and_then(|c| c.shard.downcast_ref::<Shard<S>>())?;
+            let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
+            Some(link)
+        });
+        match found {
+            // Not this shard's thread: the caller posts `f` to the shard.
+            None => Some(f),
+            Some(Some(link)) => {
+                f(&link);
+                None
+            }
+            // This shard, but the connection is gone.
+            Some(None) => None,
         }
-        // This shard, but the connection is gone.
-        Some(None) => None,
+    }
+
+    /// Posts `f` to shard `index`, to run there with connection `id`'s link (if it is
+    /// still there).
+    pub(super) fn post_to_link(
+        &self,
+        index: usize,
+        id: u64,
+        f: impl FnOnce(&Rc<Link>) + Send + 'static,
+    ) {
+        self.post(
+            index,
+            Box::new(move |shard| {
+                let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
+                if let Some(link) = link {
+                    f(&link);
+                }
+            }),
+        );
     }
 }
 
