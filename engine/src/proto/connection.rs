@@ -9,11 +9,13 @@
 //! body timeout (a frame or message that stalls mid-way) and the write timeout (a peer that
 //! stops reading). The driver only moves bytes and calls back at [`Connection::poll_timeout`].
 //!
-//! Nothing a peer sends can make it hold more than it received: at most one pong is ever
-//! pending (a newer ping replaces an unanswered one, as RFC 6455 section 5.5.3 allows),
+//! Nothing a peer sends can make it hold more than it received: at most
+//! [`MAX_PENDING_PONGS`] pongs wait (past that the oldest unanswered ping goes unanswered,
+//! as RFC 6455 section 5.5.3 allows: a peer flooding pings gets pongs for its latest),
 //! data is bounded by the queue limit, and a connection that can no longer make progress
 //! ends within its timeouts.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,11 @@ use super::{Role, Wire};
 
 /// Most separate buffers handed to one write (Linux's IOV_MAX is 1024).
 const MAX_BATCH: usize = 256;
+
+/// Pongs that may wait to be written. A handful of pings arriving together are each
+/// answered (the Autobahn TestSuite expects it, cases 2.10 and 2.11); a flood is answered
+/// for its latest pings only, so it cannot grow the connection's memory.
+pub const MAX_PENDING_PONGS: usize = 16;
 
 /// WebSocket keepalive: a ping after `interval` without anything from the peer, and the
 /// connection closed after `timeout` without anything (a peer that vanished without a FIN,
@@ -169,8 +176,8 @@ pub struct Connection {
     out: Outbox,
     /// Data bytes queued and not yet handed to a write (control frames not counted).
     queued_bytes: usize,
-    /// The payload of the latest ping not answered yet.
-    pong: Option<Bytes>,
+    /// The payloads of the pings not answered yet, oldest first.
+    pongs: VecDeque<Bytes>,
     /// A keepalive ping waits to be written.
     ping_due: bool,
     /// A keepalive ping went out since the peer was last heard.
@@ -210,7 +217,7 @@ impl Connection {
             end: None,
             out: Outbox::default(),
             queued_bytes: 0,
-            pong: None,
+            pongs: VecDeque::new(),
             ping_due: false,
             ping_sent: false,
             last_received: now,
@@ -329,7 +336,10 @@ impl Connection {
                 }
                 Next::Taken(Incoming::Ping(payload)) => {
                     if self.phase == Phase::Open {
-                        self.pong = Some(payload);
+                        if self.pongs.len() == MAX_PENDING_PONGS {
+                            self.pongs.pop_front();
+                        }
+                        self.pongs.push_back(payload);
                     }
                 }
                 Next::Taken(Incoming::Pong(_)) => {}
@@ -492,7 +502,7 @@ impl Connection {
         self.phase = Phase::Aborted;
         self.out = Outbox::default();
         self.queued_bytes = 0;
-        self.pong = None;
+        self.pongs = VecDeque::new();
         self.ping_due = false;
     }
 
@@ -501,7 +511,7 @@ impl Connection {
     /// Whether anything waits to be written.
     pub fn has_transmit(&self) -> bool {
         self.phase != Phase::Aborted
-            && (!self.out.is_empty() || self.pong.is_some() || self.ping_due)
+            && (!self.out.is_empty() || !self.pongs.is_empty() || self.ping_due)
     }
 
     /// Moves what waits to be written into the empty `batch`: a pending pong or keepalive
@@ -511,7 +521,7 @@ impl Connection {
         if self.phase == Phase::Aborted {
             return 0;
         }
-        if let Some(payload) = self.pong.take() {
+        for payload in self.pongs.drain(..) {
             if let Some(frame) = self.config.wire.control(OpCode::Pong, &payload) {
                 batch.push(frame);
             }

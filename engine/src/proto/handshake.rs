@@ -182,6 +182,10 @@ pub fn parse_request(
     // One empty line before the request line is tolerated (RFC 9112 section 2.2); a second
     // is no HTTP request, answered at once rather than after the handshake timeout.
     let request_line = buf.strip_prefix(b"\r\n").unwrap_or(buf);
+    if request_line == b"\r" {
+        // The start of a CRLF: the tolerated empty line, or a refused second one.
+        return Ok(None);
+    }
     if request_line.starts_with(b"\r") || request_line.starts_with(b"\n") {
         return Err(HandshakeError::Malformed(
             "empty line where the request line belongs".into(),

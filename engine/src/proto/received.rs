@@ -22,7 +22,7 @@ pub enum Received<'a> {
     TextInPlace(TextAtFront<'a>),
 }
 
-/// A binary message lent to a [`listen_ref`](crate::Server::listen_ref) handler for the
+/// A binary message lent to a [`listen_ref`](crate::Listeners::listen_ref) handler for the
 /// call. It reads as `&[u8]`; sending it ([`IntoFrame`](super::outgoing::IntoFrame)) copies a small message into the
 /// connection's queue and shares a large one without a copy; [`BinaryRef::to_bytes`]
 /// keeps it.
