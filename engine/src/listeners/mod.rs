@@ -161,7 +161,7 @@ pub(crate) fn registry_of<T: Listen>() -> Registry {
     registry
 }
 
-/// Identifies one registered listener, for [`cancel`](crate::Server::cancel).
+/// Identifies one registered listener, for [`cancel`](crate::Listeners::cancel).
 pub struct ListenerId<T> {
     pub(crate) id: u64,
     _type: PhantomData<fn() -> T>,
