@@ -36,16 +36,16 @@
 //!    codes, the close handshake, pings, keepalive, the body and write timeouts and query
 //!    deadlines all live there, and are tested with two connections wired in memory under
 //!    simulated time, with no socket and no sleep.
-//! 2. **The runtime seam** ([`rt`]). The only module that names the executor (monoio):
-//!    spawning, timers, sockets, owned-buffer reads and writes, the io_uring/epoll choice.
-//!    [`spawn`], [`sleep`] and [`timeout`] are its public part.
+//! 2. **The runtime seam** (private module `rt`). The only module that names the
+//!    executor (monoio): spawning, timers, sockets, owned-buffer reads and writes, the
+//!    io_uring/epoll choice. [`spawn`], [`sleep`] and [`timeout`] are its public part.
 //! 3. **Links and shards** (private). A link drives one connection over its socket: a
 //!    reader task, a writer task that parks when idle, and an entry in its thread's timer
 //!    heap (one sleep per thread, not a timer per connection). A shard is a pinned thread
 //!    with its own runtime, `SO_REUSEPORT` listener, connections and listener table; other
 //!    threads reach it through its mailbox.
-//! 4. **The API** ([`server`], [`client`], [`listeners`], [`query`]): ConnectMe's verbs on
-//!    `Send + Sync + Clone` handles.
+//! 4. **The API** ([`Server`], [`Peer`], [`Client`], the [`Listeners`] verbs, [`Query`]):
+//!    ConnectMe's verbs on `Send + Sync + Clone` handles.
 //!
 //! ## Why the defaults are what they are
 //!
@@ -68,24 +68,22 @@
 #[cfg(any(test, feature = "bench-api"))]
 #[doc(hidden)]
 pub mod bench_api;
-pub mod client;
+mod client;
 mod link;
-pub mod listeners;
+mod listeners;
 mod mailbox;
 pub mod proto;
-pub mod query;
-pub mod reconnect;
-pub mod rt;
-pub mod server;
+mod query;
+mod reconnect;
+mod rt;
+mod server;
 mod signal;
 
 pub use client::{Client, ClientBuilder, ConnectError, Target};
-pub use listeners::{Context, Listen, ListenerId, Listeners, Reply};
+pub use listeners::{Context, Key, Listen, ListenerId, Listeners, Raw, Reply};
 pub use packme::{ByteString, Packet, Registry};
-pub use proto::outgoing::{Frame, FrameParts, IntoFrame};
-pub use proto::received::BinaryRef;
-pub use proto::{Keepalive, Timeouts};
+pub use proto::{BinaryRef, Frame, FrameParts, IntoFrame, Keepalive, Timeouts};
 pub use query::{Query, QueryError};
 pub use reconnect::Reconnect;
-pub use rt::{sleep, spawn, timeout, Driver};
+pub use rt::{sleep, sleep_until, spawn, timeout, Driver, Elapsed, Task, DRIVER_ENV};
 pub use server::{ConnInfo, Endpoint, Limits, Peer, Server, ServerBuilder, Transport};

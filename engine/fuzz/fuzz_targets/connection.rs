@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use connectme::proto::batch::WriteBatch;
+use connectme::proto::WriteBatch;
 use connectme::proto::{Config, Connection, Keepalive, Limits, Timeouts, Wire};
 use libfuzzer_sys::fuzz_target;
 

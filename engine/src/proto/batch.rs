@@ -1,5 +1,5 @@
 //! A batch of outgoing frames handed to one write, with the iovec array that describes it
-//! to the kernel. Handing it to the kernel is the runtime seam's job ([`crate::rt`], whose
+//! to the kernel. Handing it to the kernel is the runtime seam's job (the private module `rt`, whose
 //! `IoBuf`/`IoVecBuf` implementations are the engine's only `unsafe` code).
 //!
 //! A batch of one buffer (the common case: small frames share the outbox's contiguous

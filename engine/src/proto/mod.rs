@@ -5,22 +5,25 @@
 //! where the tables of exact wire bytes are tested. The I/O layer above only moves bytes
 //! between sockets and these types.
 
-pub mod batch;
-pub mod connection;
+pub(crate) mod batch;
+mod connection;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub(crate) mod outbox;
-pub mod outgoing;
+pub(crate) mod outgoing;
 pub(crate) mod queries;
-pub mod received;
+pub(crate) mod received;
 pub mod tcp;
 pub mod ws;
 
 use bytes::{Bytes, BytesMut};
 
-pub use connection::{Config, Connection, End, Keepalive, Timeouts};
+pub use batch::WriteBatch;
+pub use connection::{Config, Connection, End, Keepalive, Timeouts, MAX_PENDING_PONGS};
+pub use outgoing::{Frame, FrameParts, IntoFrame};
+pub use received::{BinaryRef, Received};
 pub use error::{close_code, ProtocolError};
 pub use frame::OpCode;
 pub use ws::{Incoming, Limits, MessageReader, Next, Role};
