@@ -79,6 +79,7 @@ pub(super) async fn run(client: Client, inbox: Inbox<Job>) {
                 match connect_with_timeout(config, TcpStream::connect(*addr)).await {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
+                        // No ping on ConnectMe TCP: TCP keepalive finds a dead server.
                         set_tcp_keepalive(&stream, config.timeouts.keepalive);
                         session(&local, stream, &mut first).await
                     }
@@ -89,7 +90,6 @@ pub(super) async fn run(client: Client, inbox: Inbox<Job>) {
                 match connect_with_timeout(config, TcpStream::connect(connect.as_str())).await {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
-                        set_tcp_keepalive(&stream, config.timeouts.keepalive);
                         session(&local, stream, &mut first).await
                     }
                     Err(e) => Err(e),

@@ -41,6 +41,8 @@ impl Ord for Entry {
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: RefCell<BinaryHeap<Reverse<Entry>>>,
+    /// Heap size at which it is next swept of entries nobody waits for any more.
+    sweep_at: Cell<usize>,
     /// What the running sleep waits for.
     armed: Cell<Option<Instant>>,
     waker: Cell<Option<Waker>>,
@@ -56,7 +58,14 @@ impl Timers {
 
     /// Calls `link` back at `at`.
     pub(crate) fn schedule(&self, at: Instant, link: Weak<Link>) {
-        self.heap.borrow_mut().push(Reverse(Entry { at, link }));
+        {
+            let mut heap = self.heap.borrow_mut();
+            heap.push(Reverse(Entry { at, link }));
+            if heap.len() >= self.sweep_at.get() {
+                sweep(&mut heap);
+                self.sweep_at.set(2 * heap.len() + MIN_SWEEP);
+            }
+        }
         if self.armed.get().is_none_or(|armed| at < armed) {
             if let Some(waker) = self.waker.take() {
                 waker.wake();
@@ -75,6 +84,23 @@ impl Timers {
     fn earliest(&self) -> Option<Instant> {
         self.heap.borrow().peek().map(|Reverse(e)| e.at)
     }
+}
+
+/// Heap size below which stale entries are not swept.
+const MIN_SWEEP: usize = 1024;
+
+/// Drops the entries of links that are gone or wait for another deadline now. A link's
+/// entry stays in the heap until its deadline even after the link ends (a heap cannot
+/// remove from the middle): a storm of short connections, each with a keepalive deadline
+/// seconds away, would otherwise grow it by one entry per connection. Sweeping when it has
+/// doubled keeps it within twice the live entries at O(1) amortized per entry.
+fn sweep(heap: &mut BinaryHeap<Reverse<Entry>>) {
+    heap.retain(|Reverse(entry)| {
+        entry
+            .link
+            .upgrade()
+            .is_some_and(|link| link.scheduled.get() == Some(entry.at))
+    });
 }
 
 /// Fires deadlines as they come due, until the thread's timers are dropped.
@@ -113,5 +139,40 @@ async fn run(timers: Weak<Timers>) {
             Poll::Pending
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::proto::{Connection, Wire};
+
+    /// A storm of short connections leaves an entry each (their keepalive deadline, 15 s
+    /// away): the heap is swept instead of growing by one per connection.
+    #[test]
+    fn entries_of_ended_links_are_swept() {
+        let timers = Rc::new(Timers::default());
+        let live = Link::new(0, conn(), timers.clone(), Duration::ZERO);
+        for id in 1..=10_000 {
+            drop(Link::new(id, conn(), timers.clone(), Duration::ZERO));
+        }
+        let len = timers.heap.borrow().len();
+        assert!(len <= 2 * MIN_SWEEP, "{len} entries for one live link");
+        sweep(&mut timers.heap.borrow_mut());
+        assert_eq!(
+            timers.earliest(),
+            live.scheduled.get(),
+            "the live link's entry stays"
+        );
+        assert_eq!(timers.heap.borrow().len(), 1);
+    }
+
+    fn conn() -> Connection {
+        Connection::new(
+            crate::bench_api::bench_config(Wire::WsServer),
+            Instant::now(),
+        )
     }
 }

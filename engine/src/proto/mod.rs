@@ -22,10 +22,10 @@ use bytes::{Bytes, BytesMut};
 
 pub use batch::WriteBatch;
 pub use connection::{Config, Connection, End, Keepalive, Timeouts, MAX_PENDING_PONGS};
-pub use outgoing::{Frame, FrameParts, IntoFrame};
-pub use received::{BinaryRef, Received};
 pub use error::{close_code, ProtocolError};
 pub use frame::OpCode;
+pub use outgoing::{Frame, FrameParts, IntoFrame};
+pub use received::{BinaryRef, Received};
 pub use ws::{Incoming, Limits, MessageReader, Next, Role};
 
 /// How a connection's incoming bytes are cut into messages.

@@ -34,7 +34,8 @@ where
 
 /// Turns on TCP keepalive with the connection's keepalive timing: probes start after
 /// `interval` of silence and a peer that answers none is gone at `timeout`. This is how a
-/// vanished peer is found on ConnectMe TCP, which has no ping of its own.
+/// vanished peer is found on ConnectMe TCP, which has no ping of its own (WebSocket
+/// connections ping instead).
 pub(crate) fn set_tcp_keepalive(stream: &TcpStream, keepalive: Option<crate::proto::Keepalive>) {
     const PROBES: u32 = 4;
     if let Some(keepalive) = keepalive {

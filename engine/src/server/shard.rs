@@ -164,7 +164,14 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let result = match start.listener {
             ShardListener::Tcp(std) => {
                 let listener = TcpListener::from_std(std)?;
-                let keepalive = shard.server.config.timeouts.keepalive;
+                // ConnectMe TCP has no ping: TCP keepalive finds a vanished peer there.
+                // WebSocket connections have the connection's own pings instead, and skip
+                // the three setsockopt calls on every accept.
+                let config = &shard.server.config;
+                let keepalive = match config.transport {
+                    Transport::Tcp => config.timeouts.keepalive,
+                    Transport::WebSocket => None,
+                };
                 accept_loop(&shard, || async {
                     let (stream, addr) = listener.accept().await?;
                     let _ = stream.set_nodelay(true);
