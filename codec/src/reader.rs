@@ -123,9 +123,9 @@ impl<'a> Reader<'a> {
         if text.is_empty() {
             return Ok(ByteString::new());
         }
-        Ok(crate::utf8::validated(
-            self.frame.slice(start..start + text.len()),
-        ))
+        // SAFETY: `str` just validated exactly these bytes of the immutable frame.
+        #[allow(unsafe_code)]
+        Ok(unsafe { crate::utf8::validated(self.frame.slice(start..start + text.len())) })
     }
 
     /// Reads a uint32 length and that many bytes of UTF-8, borrowed from the frame: the

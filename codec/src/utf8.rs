@@ -22,7 +22,9 @@ pub fn utf8_string(bytes: Bytes) -> Result<ByteString, Utf8Error> {
     if as_str(&bytes).is_none() {
         return Err(Utf8Error);
     }
-    Ok(validated(bytes))
+    // SAFETY: `as_str` just accepted exactly these bytes, and `Bytes` is immutable.
+    #[allow(unsafe_code)]
+    Ok(unsafe { validated(bytes) })
 }
 
 /// `bytes` as text if they are UTF-8, borrowed.
@@ -43,15 +45,16 @@ pub(crate) fn as_str(bytes: &[u8]) -> Option<&str> {
 
 /// Wraps `bytes`, which the caller has validated as UTF-8.
 ///
-/// Callers ([`utf8_string`] and [`crate::Reader::string`]) call this right after
-/// [`as_str`] accepted exactly these bytes; [`TextAtFront::take`] after its constructor
-/// did, holding the buffer exclusively in between.
+/// # Safety
+///
+/// `bytes` must be valid UTF-8. Callers ([`utf8_string`] and [`crate::Reader::string`])
+/// call this right after [`as_str`] accepted exactly these bytes; [`TextAtFront::take`]
+/// after its constructor did, holding the buffer exclusively in between.
 #[allow(unsafe_code)]
 #[inline]
-pub(crate) fn validated(bytes: Bytes) -> ByteString {
+pub(crate) unsafe fn validated(bytes: Bytes) -> ByteString {
     debug_assert!(std::str::from_utf8(&bytes).is_ok());
-    // SAFETY: every caller validated `bytes` as UTF-8, and nothing could change them
-    // since: `Bytes` is immutable, and `TextAtFront` held its buffer exclusively.
+    // SAFETY: the caller guarantees `bytes` is UTF-8 (this function's contract).
     unsafe { ByteString::from_bytes_unchecked(bytes) }
 }
 
@@ -80,8 +83,12 @@ impl<'a> TextAtFront<'a> {
 
     /// The text split off the buffer as a string of its own (no copy).
     pub fn take(self) -> ByteString {
-        // Validated by `new`; split from the exclusively held buffer unchanged since.
-        validated(self.0.take())
+        // SAFETY: validated by `new`, and split off the buffer it held exclusively (so
+        // unchanged) since.
+        #[allow(unsafe_code)]
+        unsafe {
+            validated(self.0.take())
+        }
     }
 }
 

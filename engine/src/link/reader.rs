@@ -110,8 +110,8 @@ pub(crate) fn read_loop<'a, R: ReadHalf>(
 ) -> impl Future<Output = ()> + 'a {
     async move {
         let mut sizer = ReadSizer { size: MIN_READ };
+        let mut now = Instant::now();
         loop {
-            let now = Instant::now();
             loop {
                 let received = link.conn.borrow_mut().poll_received(now, &mut buf);
                 match received {
@@ -132,11 +132,12 @@ pub(crate) fn read_loop<'a, R: ReadHalf>(
                 return;
             };
             buf = returned;
+            now = Instant::now();
             match result {
                 Ok(0) => link.conn.borrow_mut().eof(),
                 Ok(n) => {
                     sizer.observe(n, offered);
-                    link.conn.borrow_mut().received(Instant::now());
+                    link.conn.borrow_mut().received(now);
                 }
                 Err(error) => link.conn.borrow_mut().io_error(&error),
             }
