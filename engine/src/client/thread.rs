@@ -59,11 +59,17 @@ pub(super) async fn run(client: Client, inbox: Inbox<Job>) {
         listeners: ListenerCell::default(),
         registry: RefCell::new(Registry::new()),
         link: RefCell::new(None),
-        timers: Timers::start(),
+        timers: Rc::default(),
         stop: Signal::default(),
         begin: Signal::default(),
         first: RefCell::new(None),
     });
+    let owner = Rc::downgrade(&local);
+    local.timers.start(Box::new(move |id| {
+        let local = owner.upgrade()?;
+        let link = local.link.borrow().clone().filter(|link| link.id == id);
+        link
+    }));
     let mailbox = crate::rt::spawn(mailbox_loop(local.clone(), inbox));
     local.begin.wait().await;
     let config = &client.inner.config;

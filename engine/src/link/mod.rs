@@ -245,7 +245,7 @@ impl Link {
         };
         if self.scheduled.get().is_none_or(|scheduled| at < scheduled) {
             self.scheduled.set(Some(at));
-            self.timers.schedule(at, Rc::downgrade(self));
+            self.timers.schedule(at, self.id);
         }
     }
 

@@ -74,9 +74,8 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
                 return;
             }
         }
-        link.conn
-            .borrow_mut()
-            .poll_transmit(Instant::now(), &mut batch);
+        let now = Instant::now();
+        link.conn.borrow_mut().poll_transmit(now, &mut batch);
         link.reschedule();
         while !batch.is_empty() {
             let written = first(write_batch(&mut writer, batch), link.stop_writing.wait()).await;
@@ -89,8 +88,10 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
             match result {
                 Ok(n) if n > 0 => {
                     batch.consume(n);
+                    // The clock is read only for a partial write (see `transmitted`).
                     let drained = batch.is_empty();
-                    link.conn.borrow_mut().transmitted(Instant::now(), drained);
+                    let at = if drained { now } else { Instant::now() };
+                    link.conn.borrow_mut().transmitted(at, drained);
                 }
                 Ok(_) => {
                     link.abort(End::Eof);

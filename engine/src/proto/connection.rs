@@ -540,8 +540,11 @@ impl Connection {
     }
 
     /// A write completed at `now`; `drained` if the batch it came from is fully written.
+    /// A partial write is progress: the write timeout counts again from `now`. A drained
+    /// batch stops it (`now` is not read then): it starts again when the next batch is
+    /// handed out.
     pub fn transmitted(&mut self, now: Instant, drained: bool) {
-        self.write_since = (!drained || self.has_transmit()).then_some(now);
+        self.write_since = (!drained).then_some(now);
     }
 
     /// The queue went idle: give its buffers back.

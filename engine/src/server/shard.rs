@@ -148,10 +148,16 @@ impl<S: Send + Sync + 'static> Shard<S> {
             conns: RefCell::new(FxHashMap::default()),
             listeners: ListenerCell::with_table(start.listeners),
             registry: RefCell::new(start.registry),
-            timers: Timers::start(),
+            timers: Rc::default(),
             stop: Signal::default(),
             next_seq: Cell::new(0),
         });
+        let owner = Rc::downgrade(&shard);
+        shard.timers.start(Box::new(move |id| {
+            let shard = owner.upgrade()?;
+            let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
+            link
+        }));
         CURRENT.with(|current| {
             *current.borrow_mut() = Some(Current {
                 server: Arc::as_ptr(&start.server) as *const () as usize,
