@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -169,7 +170,8 @@ enum Phase {
 
 /// One connection's state: see the module docs.
 pub struct Connection {
-    config: Config,
+    /// Shared by the connections of an endpoint.
+    config: Arc<Config>,
     decoder: Decoder,
     phase: Phase,
     end: Option<End>,
@@ -188,7 +190,8 @@ pub struct Connection {
     partial_since: Option<Instant>,
     /// Since when output handed to the writer waits for the peer to read it.
     write_since: Option<Instant>,
-    queries: PendingQueries,
+    /// Created by the first query: most connections never send one.
+    queries: Option<Box<PendingQueries>>,
 }
 
 impl fmt::Debug for Connection {
@@ -203,8 +206,10 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// A connection that opened at `now` (after the handshake, if any).
-    pub fn new(config: Config, now: Instant) -> Self {
+    /// A connection that opened at `now` (after the handshake, if any). An endpoint shares
+    /// one `Arc<Config>` among its connections.
+    pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
+        let config = config.into();
         let decoder = match config.wire {
             Wire::WsServer => Decoder::Ws(MessageReader::new(Role::Server, config.limits)),
             Wire::WsClient => Decoder::Ws(MessageReader::new(Role::Client, config.limits)),
@@ -223,7 +228,7 @@ impl Connection {
             last_received: now,
             partial_since: None,
             write_since: None,
-            queries: PendingQueries::new(config.max_pending_queries),
+            queries: None,
         }
     }
 
@@ -568,24 +573,30 @@ impl Connection {
             return false;
         }
         let deadline = now + self.config.timeouts.query;
-        self.queries.insert(tid, expected_id, reply, deadline)
+        let max = self.config.max_pending_queries;
+        self.queries
+            .get_or_insert_with(|| Box::new(PendingQueries::new(max)))
+            .insert(tid, expected_id, reply, deadline)
     }
 
     /// Fails every pending query (the connection ended).
     pub fn fail_queries(&mut self) {
-        self.queries.fail_all(QueryError::Disconnected);
+        if let Some(queries) = self.queries.as_mut() {
+            queries.fail_all(QueryError::Disconnected);
+        }
     }
 
     fn answers_query(&self, frame: &[u8]) -> bool {
-        !self.queries.is_empty()
-            && FrameHeader::parse(frame)
-                .is_some_and(|h| self.queries.expects(h.transaction_id, h.message_id))
+        self.queries.as_ref().is_some_and(|queries| {
+            !queries.is_empty()
+                && FrameHeader::parse(frame)
+                    .is_some_and(|h| queries.expects(h.transaction_id, h.message_id))
+        })
     }
 
     fn complete_query(&mut self, frame: Bytes) {
-        if let Some(h) = FrameHeader::parse(&frame) {
-            self.queries
-                .complete(h.transaction_id, h.message_id, &frame);
+        if let (Some(h), Some(queries)) = (FrameHeader::parse(&frame), self.queries.as_mut()) {
+            queries.complete(h.transaction_id, h.message_id, &frame);
         }
     }
 
@@ -594,7 +605,7 @@ impl Connection {
     /// The next moment [`Connection::handle_timeout`] has something to do, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeouts = &self.config.timeouts;
-        let mut next = self.queries.next_deadline();
+        let mut next = self.queries.as_ref().and_then(|q| q.next_deadline());
         let mut consider = |at: Option<Instant>| {
             if let Some(at) = at {
                 next = Some(next.map_or(at, |n| n.min(at)));
@@ -663,7 +674,9 @@ impl Connection {
                 }
             }
         }
-        self.queries.expire(now, timeouts.query);
+        if let Some(queries) = self.queries.as_mut() {
+            queries.expire(now, timeouts.query);
+        }
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Shard<S> {
     pub listeners: ListenerCell<Peer<S>>,
     pub registry: RefCell<Registry>,
     timers: Rc<Timers>,
+    /// What every connection of the shard is built from (one allocation for all of them).
+    conn_config: Arc<Config>,
     stop: Signal,
     next_seq: Cell<u64>,
 }
@@ -149,6 +151,13 @@ impl<S: Send + Sync + 'static> Shard<S> {
             listeners: ListenerCell::with_table(start.listeners),
             registry: RefCell::new(start.registry),
             timers: Rc::default(),
+            conn_config: Arc::new(Config {
+                wire: start.server.wire(),
+                limits: start.server.config.limits.frames(),
+                max_queued_bytes: start.server.config.limits.max_queued_bytes,
+                max_pending_queries: start.server.config.limits.max_pending_queries,
+                timeouts: start.server.config.timeouts,
+            }),
             stop: Signal::default(),
             next_seq: Cell::new(0),
         });
@@ -407,16 +416,8 @@ impl<S: Send + Sync + 'static> Shard<S> {
     fn admit(&self, info: ConnInfo, wire: Wire) -> (Rc<Link>, Peer<S>) {
         let config = &self.server.config;
         let id = self.next_id();
-        let conn = Connection::new(
-            Config {
-                wire,
-                limits: config.limits.frames(),
-                max_queued_bytes: config.limits.max_queued_bytes,
-                max_pending_queries: config.limits.max_pending_queries,
-                timeouts: config.timeouts,
-            },
-            Instant::now(),
-        );
+        debug_assert_eq!(wire, self.conn_config.wire);
+        let conn = Connection::new(self.conn_config.clone(), Instant::now());
         let link = Link::new(id, conn, self.timers.clone(), config.flush_delay);
         let state = (config.state)(&info);
         let peer = Peer::new(id, self.index, info, state, self.server.clone());
