@@ -164,3 +164,24 @@ impl Wire {
 fn mask_key() -> [u8; 4] {
     fastrand::u32(..).to_ne_bytes()
 }
+
+/// Client frames written by hand, for the tests of this module's parts.
+#[cfg(test)]
+pub(crate) mod test_frames {
+    use super::frame::write_header;
+    use super::mask::apply_mask;
+    use super::OpCode;
+
+    /// The masking key of RFC 6455's examples.
+    pub(crate) const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A client frame masked with [`KEY`].
+    pub(crate) fn masked(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_header(&mut out, fin, opcode, Some(KEY), payload.len());
+        let mut body = payload.to_vec();
+        apply_mask(&mut body, KEY);
+        out.extend_from_slice(&body);
+        out
+    }
+}

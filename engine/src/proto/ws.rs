@@ -271,17 +271,7 @@ fn close(payload: Bytes) -> Result<Incoming, ProtocolError> {
 mod tests {
     use super::*;
     use crate::proto::frame::write_header;
-
-    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-    fn masked(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        write_header(&mut out, fin, opcode, Some(KEY), payload.len());
-        let mut body = payload.to_vec();
-        apply_mask(&mut body, KEY);
-        out.extend_from_slice(&body);
-        out
-    }
+    use crate::proto::test_frames::{masked, KEY};
 
     fn server() -> MessageReader {
         MessageReader::new(Role::Server, Limits::default())

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::proto::frame::write_header;
-use crate::proto::mask::apply_mask;
 use crate::proto::outgoing::IntoFrame;
+use crate::proto::test_frames::masked;
 use crate::proto::Kind;
 
 /// What one side received.
@@ -89,6 +88,18 @@ fn config(wire: Wire) -> Config {
 impl Pair {
     fn ws() -> Self {
         Self::with(config(Wire::WsServer), config(Wire::WsClient))
+    }
+
+    /// Both sides without keepalive: time passes without pings.
+    fn without_keepalive() -> Self {
+        let quiet = |wire| Config {
+            timeouts: Timeouts {
+                keepalive: None,
+                ..Timeouts::default()
+            },
+            ..config(wire)
+        };
+        Self::with(quiet(Wire::WsServer), quiet(Wire::WsClient))
     }
 
     fn with(server: Config, client: Config) -> Self {
@@ -171,18 +182,6 @@ impl Pair {
     fn take_server_wire(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.wire[0])
     }
-}
-
-const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// A masked client frame.
-fn masked(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_header(&mut out, fin, opcode, Some(KEY), payload.len());
-    let mut body = payload.to_vec();
-    apply_mask(&mut body, KEY);
-    out.extend_from_slice(&body);
-    out
 }
 
 /// The frames of a server's (unmasked, small) output: opcode byte and payload.
@@ -533,20 +532,7 @@ fn a_client_notices_a_dead_server() {
 
 #[test]
 fn keepalive_can_be_turned_off_and_tcp_has_none() {
-    let quiet = Timeouts {
-        keepalive: None,
-        ..Timeouts::default()
-    };
-    let mut off = Pair::with(
-        Config {
-            timeouts: quiet,
-            ..config(Wire::WsServer)
-        },
-        Config {
-            timeouts: quiet,
-            ..config(Wire::WsClient)
-        },
-    );
+    let mut off = Pair::without_keepalive();
     let mut tcp = Pair::with(config(Wire::Tcp), config(Wire::Tcp));
     for pair in [&mut off, &mut tcp] {
         pair.client.vanished = true;
@@ -613,20 +599,7 @@ fn a_peer_that_stops_reading_is_dropped_at_the_write_timeout() {
 
 #[test]
 fn progress_on_writes_keeps_a_slow_reader() {
-    let quiet = Timeouts {
-        keepalive: None,
-        ..Timeouts::default()
-    };
-    let mut pair = Pair::with(
-        Config {
-            timeouts: quiet,
-            ..config(Wire::WsServer)
-        },
-        Config {
-            timeouts: quiet,
-            ..config(Wire::WsClient)
-        },
-    );
+    let mut pair = Pair::without_keepalive();
     for _ in 0..10 {
         pair.client.deaf = true;
         assert!(pair.server.conn.send_message("tick"));
