@@ -56,6 +56,27 @@ pub fn sleep_until(deadline: Instant) -> impl Future<Output = ()> {
     monoio::time::sleep_until(deadline.into())
 }
 
+/// Lets the thread's other tasks, and the driver's readiness events, run before this task
+/// goes on. A task whose reads never wait (a socket kept readable by a flood) otherwise
+/// holds its thread under epoll: each read completes at once, so the driver is not polled
+/// and other connections' readiness is never acted on.
+///
+/// The task is woken by a tiny task spawned behind the others. Waking itself would not do:
+/// monoio puts a task woken while it runs back at the *front* of the queue
+/// (`Schedule::yield_now`), so it would run again before anything else.
+pub(crate) async fn let_others_run() {
+    let mut queued = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut queued, true) {
+            return Poll::Ready(());
+        }
+        let waker = cx.waker().clone();
+        drop(monoio::spawn(async move { waker.wake() }));
+        Poll::Pending
+    })
+    .await
+}
+
 /// `future` did not complete within its time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("timed out")]
