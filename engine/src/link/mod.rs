@@ -20,8 +20,9 @@ pub(crate) mod writer;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
 use std::rc::Rc;
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,7 +30,6 @@ use bytes::Bytes;
 use crate::proto::outgoing::{FrameParts, IntoFrame};
 use crate::proto::queries::Reply;
 use crate::proto::{Connection, End};
-use crate::signal::Signal;
 use timers::Timers;
 
 /// Queued bytes at which a held queue is written without waiting out the flush delay
@@ -43,13 +43,14 @@ pub(crate) struct Link {
     timers: Rc<Timers>,
     /// The deadline the timer heap holds for this link, if any.
     scheduled: Cell<Option<Instant>>,
-    /// How long the writer holds queued frames before writing them.
-    flush_delay: Duration,
+    /// How long the writer holds queued frames before writing them, in microseconds
+    /// (compact: this struct is most of what an idle connection holds).
+    flush_delay_us: u32,
     writer: Cell<Option<Waker>>,
-    /// Fired when the reader must stop.
-    stop_reading: Signal,
-    /// Fired when the writer must stop, even mid-write (the connection was aborted).
-    stop_writing: Signal,
+    /// The reader, waiting for the connection to stop receiving (see `reading_stopped`).
+    reader_stop: Cell<Option<Waker>>,
+    /// The writer, waiting for the connection to be aborted (see `aborted`).
+    writer_stop: Cell<Option<Waker>>,
     /// This connection's own listeners, a `ListenerCell<C>` for the endpoint's context type.
     listeners: RefCell<Option<Rc<dyn Any>>>,
     /// The write half of an idle connection whose writer task ended; the next frame
@@ -62,7 +63,9 @@ pub(crate) struct Link {
     /// Whether the writer is holding queued frames for the flush delay.
     holding: Cell<bool>,
     /// Fired when the writer has flushed and shut the write side down, or stopped.
-    writer_done: Signal,
+    writer_done: Cell<bool>,
+    /// The task waiting for `writer_done`.
+    writer_done_waiter: Cell<Option<Waker>>,
 }
 
 impl Link {
@@ -77,16 +80,17 @@ impl Link {
             conn: RefCell::new(conn),
             timers,
             scheduled: Cell::new(None),
-            flush_delay,
+            flush_delay_us: u32::try_from(flush_delay.as_micros()).unwrap_or(u32::MAX),
             writer: Cell::new(None),
-            stop_reading: Signal::default(),
-            stop_writing: Signal::default(),
+            reader_stop: Cell::new(None),
+            writer_stop: Cell::new(None),
             listeners: RefCell::new(None),
             parked: RefCell::new(None),
             park_requested: Cell::new(false),
             active: Cell::new(false),
             holding: Cell::new(false),
-            writer_done: Signal::default(),
+            writer_done: Cell::new(false),
+            writer_done_waiter: Cell::new(None),
         });
         link.reschedule();
         link
@@ -185,8 +189,47 @@ impl Link {
     }
 
     /// Resolves once the writer has flushed and shut the write side down, or stopped.
-    pub(crate) async fn writer_done(&self) {
-        self.writer_done.wait().await
+    pub(crate) fn writer_done(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| {
+            if self.writer_done.get() {
+                return Poll::Ready(());
+            }
+            self.writer_done_waiter.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+    }
+
+    /// The writer has flushed and shut the write side down, or stopped.
+    pub(super) fn writer_finished(&self) {
+        self.writer_done.set(true);
+        wake(&self.writer_done_waiter);
+    }
+
+    /// Resolves once the connection no longer receives (the reader must stop).
+    pub(crate) fn reading_stopped(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| {
+            if !self.conn.borrow().is_receiving() {
+                return Poll::Ready(());
+            }
+            self.reader_stop.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+    }
+
+    /// Resolves once the connection is aborted (the writer must stop, even mid-write).
+    pub(crate) fn aborted(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| {
+            if self.conn.borrow().is_aborted() {
+                return Poll::Ready(());
+            }
+            self.writer_stop.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+    }
+
+    /// How long the writer holds queued frames before writing them.
+    pub(crate) fn flush_delay(&self) -> Duration {
+        Duration::from_micros(u64::from(self.flush_delay_us))
     }
 
     // ---- queries ----
@@ -220,16 +263,16 @@ impl Link {
             (conn.is_receiving(), conn.is_aborted(), conn.has_transmit())
         };
         if !receiving {
-            self.stop_reading.fire();
+            wake(&self.reader_stop);
         }
         if aborted {
-            self.stop_writing.fire();
+            wake(&self.writer_stop);
         }
         if !receiving && !output && self.parked.borrow_mut().take().is_some() {
             // An idle connection ending (how most end: the peer closes an idle one): its
             // parked write half is dropped here, with nothing to flush, instead of starting
             // a task only to shut it down.
-            self.writer_done.fire();
+            self.writer_finished();
         } else if output || !receiving {
             // The writer writes, or flushes and shuts down, or stops.
             self.wake_writer();
@@ -311,15 +354,23 @@ impl Link {
         }
     }
 }
+/// Wakes the task waiting in `slot`, if any.
+fn wake(slot: &Cell<Option<Waker>>) {
+    if let Some(waker) = slot.take() {
+        waker.wake();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Every connection holds a link for its whole life, idle or not: most of what an idle
-    /// connection costs besides the kernel's buffers. 688 bytes before the connection's
-    /// configuration was shared and its pending queries created on first use, 360 before
-    /// the connection core (whose timers it now carries instead of tasks of their own).
+    /// connection holds in the heap besides its read buffer. 360 bytes before the
+    /// connection core, 688 at first with it (the connection's state, configuration and
+    /// timers now live here), 432 since the configuration is shared and the rarely used
+    /// parts are created on first use.
     #[test]
     fn a_link_stays_small() {
         let size = std::mem::size_of::<super::Link>();
-        assert!(size <= 512, "a link grew to {size} bytes");
+        assert!(size <= 432, "a link grew to {size} bytes");
     }
 }

@@ -135,7 +135,7 @@ pub(crate) fn read_loop<'a, R: ReadHalf>(
             let wanted = link.conn.borrow().wanted().max(buf.len() + 1);
             sizer.prepare(&mut buf, wanted);
             let offered = buf.capacity() - buf.len();
-            let mut race = std::pin::pin!(first(read_more(reader, buf), link.stop_reading.wait()));
+            let mut race = std::pin::pin!(first(read_more(reader, buf), link.reading_stopped()));
             let mut waited = false;
             let outcome = std::future::poll_fn(|cx| {
                 let poll = race.as_mut().poll(cx);

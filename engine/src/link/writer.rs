@@ -78,10 +78,10 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
         link.conn.borrow_mut().poll_transmit(now, &mut batch);
         link.reschedule();
         while !batch.is_empty() {
-            let written = first(write_batch(&mut writer, batch), link.stop_writing.wait()).await;
+            let written = first(write_batch(&mut writer, batch), link.aborted()).await;
             let First::A((result, returned)) = written else {
                 // Aborted mid-write: the batch goes with the write.
-                link.writer_done.fire();
+                link.writer_finished();
                 return;
             };
             batch = returned;
@@ -105,14 +105,14 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
             }
         }
     }
-    link.writer_done.fire();
+    link.writer_finished();
 }
 
 /// Waits out the link's flush delay, letting frames gather; ends early once the queue
 /// holds enough to write at once (see `FLUSH_NOW_BYTES`) or the connection stops being
 /// open (a close goes out at once).
 async fn hold(link: &Link) {
-    let delay = link.flush_delay;
+    let delay = link.flush_delay();
     if delay.is_zero() {
         return;
     }
