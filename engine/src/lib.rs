@@ -61,7 +61,7 @@
 //! | query timeout | 30 s | per query, to the millisecond |
 //!
 //! Every one is configurable on [`ServerBuilder`] and [`ClientBuilder`]; the timeouts with
-//! `None` turn off. ConnectMe TCP has no ping: there TCP keepalive, set on every socket with
+//! `None` turn off. ConnectMe TCP has no ping: there TCP keepalive, set on its sockets with
 //! the keepalive's timing, finds a vanished peer.
 #![deny(unsafe_code)]
 

@@ -164,7 +164,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     /// WebSocket keepalive (default [`Keepalive::default`]: a ping after 15 s of silence,
     /// closed with 1001 after 45 s, so a peer that vanished without a FIN is gone within a
     /// minute); `None` turns it off. ConnectMe TCP has no ping: there a vanished peer is
-    /// found by TCP keepalive, set on every socket with the same interval.
+    /// found by TCP keepalive, set on its sockets with the same timing.
     pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
         self.config.timeouts.keepalive = keepalive;
         self
