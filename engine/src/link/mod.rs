@@ -190,13 +190,7 @@ impl Link {
 
     /// Resolves once the writer has flushed and shut the write side down, or stopped.
     pub(crate) fn writer_done(&self) -> impl Future<Output = ()> + '_ {
-        poll_fn(|cx| {
-            if self.writer_done.get() {
-                return Poll::Ready(());
-            }
-            self.writer_done_waiter.set(Some(cx.waker().clone()));
-            Poll::Pending
-        })
+        until(&self.writer_done_waiter, || self.writer_done.get())
     }
 
     /// The writer has flushed and shut the write side down, or stopped.
@@ -207,24 +201,12 @@ impl Link {
 
     /// Resolves once the connection no longer receives (the reader must stop).
     pub(crate) fn reading_stopped(&self) -> impl Future<Output = ()> + '_ {
-        poll_fn(|cx| {
-            if !self.conn.borrow().is_receiving() {
-                return Poll::Ready(());
-            }
-            self.reader_stop.set(Some(cx.waker().clone()));
-            Poll::Pending
-        })
+        until(&self.reader_stop, || !self.conn.borrow().is_receiving())
     }
 
     /// Resolves once the connection is aborted (the writer must stop, even mid-write).
     pub(crate) fn aborted(&self) -> impl Future<Output = ()> + '_ {
-        poll_fn(|cx| {
-            if self.conn.borrow().is_aborted() {
-                return Poll::Ready(());
-            }
-            self.writer_stop.set(Some(cx.waker().clone()));
-            Poll::Pending
-        })
+        until(&self.writer_stop, || self.conn.borrow().is_aborted())
     }
 
     /// How long the writer holds queued frames before writing them.
@@ -354,6 +336,21 @@ impl Link {
         }
     }
 }
+/// Resolves once `done` holds; while it does not, the waiting task's waker is kept in
+/// `slot`, where [`wake`] finds it.
+fn until<'a>(
+    slot: &'a Cell<Option<Waker>>,
+    done: impl Fn() -> bool + 'a,
+) -> impl Future<Output = ()> + 'a {
+    poll_fn(move |cx| {
+        if done() {
+            return Poll::Ready(());
+        }
+        slot.set(Some(cx.waker().clone()));
+        Poll::Pending
+    })
+}
+
 /// Wakes the task waiting in `slot`, if any.
 fn wake(slot: &Cell<Option<Waker>>) {
     if let Some(waker) = slot.take() {

@@ -26,7 +26,7 @@ use crate::link::{writer, Link};
 use crate::listeners::{dispatch, HandlerTable, ListenerCell};
 use crate::mailbox::Inbox;
 use crate::proto::outgoing::shard_local;
-use crate::proto::{close_code, handshake, Config, Connection, End, Wire};
+use crate::proto::{close_code, handshake, Config, Connection, End};
 use crate::rt::io::{shutdown, write_all};
 use crate::rt::net::{Stream, TcpListener, UnixListener};
 use crate::rt::{first, First};
@@ -313,7 +313,7 @@ async fn open<S, R, W>(
     writer: &mut W,
     buf: &mut BytesMut,
     peer_addr: Option<SocketAddr>,
-) -> Option<(ConnInfo, Wire)>
+) -> Option<ConnInfo>
 where
     R: crate::rt::net::ReadHalf,
     W: crate::rt::net::WriteHalf,
@@ -335,22 +335,18 @@ where
             let protocol = config.select_protocol(&request.protocols);
             let response = handshake::accept_response(request.key(), protocol.as_deref());
             write_all(writer, response).await.ok()?;
-            let info = ConnInfo {
+            ConnInfo {
                 peer_addr,
                 path: request.path,
                 query: request.query,
                 headers: request.headers,
                 protocol,
-            };
-            (info, Wire::WsServer)
+            }
         }
-        Transport::Tcp => (
-            ConnInfo {
-                peer_addr,
-                ..ConnInfo::default()
-            },
-            Wire::Tcp,
-        ),
+        Transport::Tcp => ConnInfo {
+            peer_addr,
+            ..ConnInfo::default()
+        },
     })
 }
 
@@ -375,8 +371,8 @@ where
         let mut buf = BytesMut::with_capacity(MIN_READ);
         let Some((link, peer)) = Box::pin(async {
             let config = &shard.server.config;
-            let (info, wire) = open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
-            Some(shard.admit(info, wire))
+            let info = open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
+            Some(shard.admit(info))
         })
         .await
         else {
@@ -413,10 +409,9 @@ where
 
 impl<S: Send + Sync + 'static> Shard<S> {
     /// Builds the link and the peer (running the state factory) and registers them.
-    fn admit(&self, info: ConnInfo, wire: Wire) -> (Rc<Link>, Peer<S>) {
+    fn admit(&self, info: ConnInfo) -> (Rc<Link>, Peer<S>) {
         let config = &self.server.config;
         let id = self.next_id();
-        debug_assert_eq!(wire, self.conn_config.wire);
         let conn = Connection::new(self.conn_config.clone(), Instant::now());
         let link = Link::new(id, conn, self.timers.clone(), config.flush_delay);
         let state = (config.state)(&info);
