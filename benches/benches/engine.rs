@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use connectme::proto::frame::{build_frame, write_header, FrameHeader, OpCode};
 use connectme::proto::mask::{apply_mask, apply_mask_bytewise};
 use connectme::proto::tcp::TcpDeframer;
-use connectme::proto::{Limits, MessageReader, Role};
+use connectme::proto::{Incoming, Limits, MessageReader, Role};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -182,7 +182,7 @@ fn tcp(c: &mut Criterion) {
                 |mut buf| {
                     let mut deframer = TcpDeframer::new(1 << 20);
                     let mut n = 0;
-                    while let Some(payload) = deframer.next(&mut buf).unwrap() {
+                    while let Some(Incoming::Binary(payload)) = deframer.next(&mut buf).unwrap() {
                         n += black_box(payload).len();
                     }
                     n

@@ -69,6 +69,7 @@
 #[doc(hidden)]
 pub mod bench_api;
 mod client;
+mod guard;
 mod link;
 mod listeners;
 mod mailbox;
@@ -77,9 +78,11 @@ mod query;
 mod reconnect;
 mod rt;
 mod server;
+mod session;
 mod signal;
 
-pub use client::{Client, ClientBuilder, ConnectError, Target};
+pub use client::{Client, ClientBuilder, ClientSessionConfig, ConnectError, SendError, Target};
+pub use guard::{Guards, RateLimit};
 pub use listeners::{Context, Key, Listen, ListenerId, Listeners, Raw, Reply};
 pub use packme::{ByteString, Packet, Registry};
 pub use proto::{BinaryRef, Frame, FrameParts, IntoFrame, Keepalive, Timeouts};
@@ -87,3 +90,4 @@ pub use query::{Query, QueryError};
 pub use reconnect::Reconnect;
 pub use rt::{sleep, sleep_until, spawn, timeout, Driver, Elapsed, Task, DRIVER_ENV};
 pub use server::{ConnInfo, Endpoint, Limits, Peer, Server, ServerBuilder, Transport};
+pub use session::{resume_error, SessionConfig, SessionId};

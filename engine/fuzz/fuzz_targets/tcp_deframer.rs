@@ -10,7 +10,8 @@
 #![no_main]
 
 use bytes::{Buf, Bytes, BytesMut};
-use connectme::proto::tcp::{TcpDeframer, PREFIX_LEN};
+use connectme::proto::tcp::{TcpDeframer, PREFIX_LEN, SESSION_BIT};
+use connectme::proto::{Incoming, Next};
 use connectme::proto::ProtocolError;
 use libfuzzer_sys::fuzz_target;
 
@@ -18,11 +19,12 @@ const MAX_PAYLOAD: usize = 1024;
 
 /// What the prefixes of `stream` describe: the payloads of the complete frames, and the
 /// error of the first bad prefix, if any.
-fn frames(stream: &[u8]) -> (Vec<&[u8]>, Option<ProtocolError>) {
+/// With `sessions`, a prefix with its top bit set is a session frame.
+fn frames(stream: &[u8], sessions: bool) -> (Vec<Incoming>, Option<ProtocolError>) {
     let mut payloads = Vec::new();
     let mut rest = stream;
     while let Some(prefix) = rest.first_chunk::<PREFIX_LEN>() {
-        let total = u64::from_be_bytes(*prefix);
+        let (total, session) = prefix_of(prefix, sessions);
         let Some(len) = total.checked_sub(PREFIX_LEN as u64) else {
             return (payloads, Some(ProtocolError::LengthBelowPrefix(total)));
         };
@@ -36,17 +38,39 @@ fn frames(stream: &[u8]) -> (Vec<&[u8]>, Option<ProtocolError>) {
         let Some(payload) = rest[PREFIX_LEN..].get(..len as usize) else {
             break;
         };
-        payloads.push(payload);
+        let payload = Bytes::copy_from_slice(payload);
+        payloads.push(if session {
+            Incoming::Session(payload)
+        } else {
+            Incoming::Binary(payload)
+        });
         rest = &rest[PREFIX_LEN + len as usize..];
     }
     (payloads, None)
 }
 
+/// A prefix's total length, and whether it marks a session frame.
+fn prefix_of(prefix: &[u8; PREFIX_LEN], sessions: bool) -> (u64, bool) {
+    let total = u64::from_be_bytes(*prefix);
+    if sessions && total & SESSION_BIT != 0 {
+        (total & !SESSION_BIT, true)
+    } else {
+        (total, false)
+    }
+}
+
 /// The deframer's `wanted` after it stopped for more bytes in `buf`.
-fn expected_wanted(buf: &[u8]) -> usize {
+fn expected_wanted(buf: &[u8], sessions: bool) -> usize {
     match buf.first_chunk::<PREFIX_LEN>() {
-        Some(prefix) => u64::from_be_bytes(*prefix) as usize,
+        Some(prefix) => prefix_of(prefix, sessions).0 as usize,
         None => PREFIX_LEN,
+    }
+}
+
+fn payload_len(incoming: &Incoming) -> usize {
+    match incoming {
+        Incoming::Binary(p) | Incoming::Session(p) => p.len(),
+        other => panic!("not from the TCP deframer: {other:?}"),
     }
 }
 
@@ -55,12 +79,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let split = mode & 1 == 0;
-    let (expected, expected_error) = frames(stream);
+    let sessions = mode & 2 != 0;
+    let (expected, expected_error) = frames(stream, sessions);
     let mut state = u32::from(*seed);
     let max_chunk = 1 + usize::from(*seed);
     let (mut taken, mut in_place) = (TcpDeframer::new(MAX_PAYLOAD), TcpDeframer::new(MAX_PAYLOAD));
+    if sessions {
+        taken.accept_session_frames();
+        in_place.accept_session_frames();
+    }
     let (mut taken_buf, mut in_place_buf) = (BytesMut::new(), BytesMut::new());
-    let (mut got_taken, mut got_in_place): (Vec<Bytes>, Vec<Bytes>) = (Vec::new(), Vec::new());
+    let (mut got_taken, mut got_in_place): (Vec<Incoming>, Vec<Incoming>) =
+        (Vec::new(), Vec::new());
     let mut error = None;
     let mut rest = stream;
     while !rest.is_empty() && error.is_none() {
@@ -71,23 +101,28 @@ fuzz_target!(|data: &[u8]| {
         in_place_buf.extend_from_slice(chunk);
         let taken_error = loop {
             match taken.next(&mut taken_buf) {
-                Ok(Some(payload)) => got_taken.push(payload),
+                Ok(Some(incoming)) => got_taken.push(incoming),
                 Ok(None) => break None,
                 Err(e) => break Some(e),
             }
         };
         let in_place_error = loop {
             match in_place.next_in_place(&mut in_place_buf) {
-                Ok(Some(len)) => {
+                Ok(Some(Next::Binary(len))) => {
                     assert!(len <= in_place_buf.len() && len <= MAX_PAYLOAD);
-                    got_in_place.push(if split {
+                    got_in_place.push(Incoming::Binary(if split {
                         in_place_buf.split_to(len).freeze()
                     } else {
                         let copy = Bytes::copy_from_slice(&in_place_buf[..len]);
                         in_place_buf.advance(len);
                         copy
-                    });
+                    }));
                 }
+                Ok(Some(Next::Taken(incoming))) => {
+                    assert!(matches!(&incoming, Incoming::Session(p) if p.len() <= MAX_PAYLOAD));
+                    got_in_place.push(incoming);
+                }
+                Ok(Some(Next::Text(_))) => panic!("text from the TCP deframer"),
                 Ok(None) => break None,
                 Err(e) => break Some(e),
             }
@@ -106,17 +141,17 @@ fuzz_target!(|data: &[u8]| {
         );
         if error.is_none() {
             // Every frame complete so far was taken; what is left is the frame to come.
-            let complete = frames(&stream[..fed]).0.len();
+            let complete = frames(&stream[..fed], sessions).0.len();
             assert_eq!(
                 got_taken.len(),
                 complete,
                 "a complete frame was left behind"
             );
-            let consumed: usize = got_taken.iter().map(|p| PREFIX_LEN + p.len()).sum();
+            let consumed: usize = got_taken.iter().map(|p| PREFIX_LEN + payload_len(p)).sum();
             assert_eq!(taken_buf.len(), fed - consumed);
             assert_eq!(taken_buf[..], in_place_buf[..]);
-            assert_eq!(taken.wanted(), expected_wanted(&taken_buf));
-            assert_eq!(in_place.wanted(), expected_wanted(&in_place_buf));
+            assert_eq!(taken.wanted(), expected_wanted(&taken_buf, sessions));
+            assert_eq!(in_place.wanted(), expected_wanted(&in_place_buf, sessions));
             assert!(taken.wanted() > taken_buf.len());
             assert!(taken.wanted() <= PREFIX_LEN + MAX_PAYLOAD);
         }

@@ -44,9 +44,13 @@ struct Side {
 }
 
 impl Side {
-    fn new(role: Role) -> Self {
+    fn new(role: Role, sessions: bool) -> Self {
+        let mut reader = MessageReader::new(role, LIMITS);
+        if sessions {
+            reader.accept_session_frames();
+        }
         Self {
-            reader: MessageReader::new(role, LIMITS),
+            reader,
             buf: BytesMut::new(),
             failed: None,
         }
@@ -120,6 +124,7 @@ fn check_limits(message: &Incoming) {
         Incoming::Ping(b) | Incoming::Pong(b) => assert!(b.len() <= MAX_CONTROL_PAYLOAD),
         Incoming::Close(Some((_, reason))) => assert!(2 + reason.len() <= MAX_CONTROL_PAYLOAD),
         Incoming::Close(None) => {}
+        Incoming::Session(b) => assert!(b.len() <= LIMITS.max_frame),
     }
 }
 
@@ -133,11 +138,12 @@ fuzz_target!(|data: &[u8]| {
         Role::Client
     };
     let split = mode & 2 == 0;
+    let sessions = mode & 4 != 0;
     let mut chunks = Chunks {
         state: u32::from(*seed),
         max: 1 + usize::from(*seed),
     };
-    let (mut taken, mut in_place) = (Side::new(role), Side::new(role));
+    let (mut taken, mut in_place) = (Side::new(role, sessions), Side::new(role, sessions));
     let (mut got_taken, mut got_in_place) = (Vec::new(), Vec::new());
     let mut rest = stream;
     while !rest.is_empty() && taken.failed.is_none() {
@@ -162,7 +168,9 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|m| match m {
             Incoming::Text(s) => s.len(),
-            Incoming::Binary(b) | Incoming::Ping(b) | Incoming::Pong(b) => b.len(),
+            Incoming::Binary(b) | Incoming::Ping(b) | Incoming::Pong(b) | Incoming::Session(b) => {
+                b.len()
+            }
             Incoming::Close(c) => c.as_ref().map_or(0, |(_, r)| 2 + r.len()),
         })
         .sum();

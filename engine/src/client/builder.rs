@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use packme::Registry;
 
+use super::session::ClientSessionConfig;
 use super::target::{ConnectError, Target};
 use super::thread::run;
 use super::{Client, ClientInner, Owner};
@@ -17,6 +18,8 @@ use crate::rt::Driver;
 use crate::server::Limits;
 
 type Callback = Arc<dyn Fn(&Client) + Send + Sync>;
+/// A callback told a code (a failed resume's).
+type CodeCallback = Arc<dyn Fn(&Client, u16) + Send + Sync>;
 
 pub(super) struct ClientConfig {
     pub(super) target: Target,
@@ -29,6 +32,8 @@ pub(super) struct ClientConfig {
     pub(super) limits: Limits,
     pub(super) on_connect: Option<Callback>,
     pub(super) on_disconnect: Option<Callback>,
+    pub(super) sessions: Option<ClientSessionConfig>,
+    pub(super) on_resume_failed: Option<CodeCallback>,
 }
 
 /// Configures a [`Client`].
@@ -51,6 +56,8 @@ impl ClientBuilder {
                 limits: Limits::default(),
                 on_connect: None,
                 on_disconnect: None,
+                sessions: None,
+                on_resume_failed: None,
             }),
         }
     }
@@ -71,6 +78,26 @@ impl ClientBuilder {
             f(config);
         }
         self
+    }
+
+    /// Asks the server for a session (the engine's session extension; see
+    /// [`ServerBuilder::sessions`](crate::ServerBuilder::sessions)): each reconnect
+    /// resumes it, the server sends again what this client did not process and this
+    /// client sends again what the server did not, so nothing is lost or repeated across
+    /// reconnects, and sends made while disconnected wait (bounded by `config`) and go
+    /// out after the resume, in order. A server without sessions is used as without this
+    /// option. On ConnectMe TCP the server must have sessions on (the hello frame is
+    /// otherwise refused).
+    pub fn sessions(self, config: ClientSessionConfig) -> Self {
+        self.with(|c| c.sessions = Some(config))
+    }
+
+    /// Called when a resume failed (with the server's code: 1004 bad credentials, 1006
+    /// unknown or expired, 1013 messages no longer available) and a new session started:
+    /// messages from the server may have been lost; this client's unacknowledged ones
+    /// were sent again on the new session.
+    pub fn on_resume_failed(self, f: impl Fn(&Client, u16) + Send + Sync + 'static) -> Self {
+        self.with(|c| c.on_resume_failed = Some(Arc::new(f)))
     }
 
     /// Adds a header to the WebSocket upgrade request.
@@ -150,6 +177,8 @@ impl ClientBuilder {
                 next_listener: AtomicU64::new(1),
                 protocol: Mutex::new(None),
                 registry: Mutex::new(Registry::new()),
+                unacked: Arc::default(),
+                session_id: Mutex::new(None),
             }),
             _owner: None,
         };

@@ -7,6 +7,7 @@
 //! back through runtime-agnostic channels.
 
 mod builder;
+mod session;
 mod target;
 mod thread;
 
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use packme::{Message, Packet, Registry, RegistryError, Request};
 
 pub use builder::ClientBuilder;
+pub use session::{ClientSessionConfig, SendError};
 pub use target::{ConnectError, Target};
 
 use builder::ClientConfig;
@@ -40,6 +42,10 @@ struct ClientInner {
     /// Every message type registered so far, so `register` can report a collision at
     /// the call (the client thread's copy is updated through the mailbox).
     registry: Mutex<Registry>,
+    /// With sessions: what the session keeps unacknowledged, checked at each send.
+    unacked: Arc<session::Unacked>,
+    /// With sessions: the current session's id.
+    session_id: Mutex<Option<crate::session::SessionId>>,
 }
 
 /// A connection to a ConnectMe server that reconnects by itself. Cheap to clone; every
@@ -140,16 +146,52 @@ impl Client {
         }
     }
 
-    /// Sends a message: a string as text, bytes as binary, a [`Packet`] as binary. Dropped
-    /// (and logged at debug level) while disconnected, as ConnectMe does.
+    /// Sends a message: a string as text, bytes as binary, a [`Packet`] as binary.
+    /// Without sessions it is dropped (and logged at debug level) while disconnected, as
+    /// ConnectMe does. With [sessions](ClientBuilder::sessions) it is kept until the
+    /// server acknowledges it and sent after a reconnect if needed; when the session's
+    /// buffer is full it is dropped with a warning: use [`Client::try_send`] to see that.
     pub fn send<F: IntoFrame>(&self, message: F) {
+        if let Err(error) = self.try_send(message) {
+            tracing::warn!(%error, "message not sent");
+        }
+    }
+
+    /// Like [`Client::send`], but says when the message was not accepted: the client is
+    /// closed, or (with sessions) the session already keeps as much unacknowledged output
+    /// as it may ([`ClientSessionConfig`]).
+    pub fn try_send<F: IntoFrame>(&self, message: F) -> Result<(), SendError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
         let frame = message.into_parts(self.inner.config.target.wire());
+        if let Some(config) = &self.inner.config.sessions {
+            let len = frame.head().len() + frame.body().map_or(0, bytes::Bytes::len);
+            self.inner.unacked.reserve(config, len)?;
+            self.post(move |local| {
+                let link = local.link.borrow().clone();
+                if let Some(session) = local.session.borrow_mut().as_mut() {
+                    session.send(link.as_ref(), frame);
+                }
+            });
+            return Ok(());
+        }
         self.post(move |local| match local.link.borrow().as_ref() {
             Some(link) => {
                 link.send_parts(frame);
             }
             None => tracing::debug!("send while disconnected: message dropped"),
         });
+        Ok(())
+    }
+
+    /// The current session's id (with sessions, once the server created it).
+    pub fn session_id(&self) -> Option<crate::session::SessionId> {
+        *self
+            .inner
+            .session_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends a PackMe message with a fresh transaction id.

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use packme::Registry;
 
 use super::builder::ClientConfig;
+use super::session::ClientSession;
 use super::target::{ConnectError, Target};
 use super::Client;
 use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
@@ -19,10 +20,12 @@ use crate::link::{writer, Link};
 use crate::listeners::{dispatch, ListenerCell};
 use crate::mailbox::Inbox;
 use crate::proto::handshake::{self, HandshakeError};
+use crate::proto::received::Received;
 use crate::proto::{close_code, Config, Connection, End};
 use crate::rt::io::write_all;
 use crate::rt::net::{set_tcp_keepalive, ReadHalf, Stream, TcpStream, UnixStream, WriteHalf};
 use crate::rt::First;
+use crate::session::wire::{Control, Resume};
 use crate::signal::Signal;
 
 pub(super) type Job = Box<dyn FnOnce(&Rc<ClientLocal>) + Send>;
@@ -39,6 +42,8 @@ pub(super) struct ClientLocal {
     pub(super) begin: Signal,
     /// Where the first attempt's outcome goes, and whether a failure stops the client.
     pub(super) first: RefCell<Option<(FirstResult, bool)>>,
+    /// With sessions: the session, kept across connections.
+    pub(super) session: RefCell<Option<ClientSession>>,
 }
 
 pub(super) type FirstResult = oneshot::Sender<Result<(), ConnectError>>;
@@ -63,6 +68,13 @@ pub(super) async fn run(client: Client, inbox: Inbox<Job>) {
         stop: Signal::default(),
         begin: Signal::default(),
         first: RefCell::new(None),
+        session: RefCell::new(
+            client
+                .inner
+                .config
+                .sessions
+                .map(|_| ClientSession::new(client.inner.unacked.clone())),
+        ),
     });
     let owner = Rc::downgrade(&local);
     local.timers.start(Box::new(move |id| {
@@ -146,16 +158,23 @@ async fn connect_with_timeout<T>(
     }
 }
 
-/// Performs the WebSocket handshake on `reader`/`writer`; returns leftover bytes.
+/// Performs the WebSocket handshake on `reader`/`writer`, offering the session extension
+/// (`session_offer`) if given; returns leftover bytes, the selected subprotocol and
+/// whether the server accepted the extension.
 async fn client_handshake<R: ReadHalf, W: WriteHalf>(
     config: &ClientConfig,
     host: &str,
     target: &str,
+    session_offer: Option<String>,
     reader: &mut R,
     writer: &mut W,
-) -> Result<(BytesMut, Option<String>), ConnectError> {
+) -> Result<(BytesMut, Option<String>, bool), ConnectError> {
     let key = handshake::new_key();
-    let request = handshake::client_request(host, target, &key, &config.headers, &config.protocols);
+    let mut headers = config.headers.clone();
+    if let Some(offer) = session_offer {
+        headers.push(("Sec-WebSocket-Extensions".into(), offer));
+    }
+    let request = handshake::client_request(host, target, &key, &headers, &config.protocols);
     write_all(writer, request).await?;
     let mut buf = BytesMut::with_capacity(MIN_READ);
     let max = config.limits.max_handshake;
@@ -176,7 +195,11 @@ async fn client_handshake<R: ReadHalf, W: WriteHalf>(
             .into());
         }
     }
-    Ok((buf, response.protocol))
+    let sessions = response
+        .headers
+        .get_all("sec-websocket-extensions")
+        .any(|value| Resume::from_extension_offer(value).is_some());
+    Ok((buf, response.protocol, sessions))
 }
 
 /// One connection: handshake, then serve until it ends. `Err` only if it never opened.
@@ -188,15 +211,21 @@ async fn session<T: Stream>(
     let client = &local.client;
     let config = &client.inner.config;
     let (mut reader, mut writer) = stream.into_split();
-    let (buf, protocol) = match &config.target {
+    let offer = local
+        .session
+        .borrow()
+        .as_ref()
+        .map(|session| session.offer());
+    let (buf, protocol, sessions) = match &config.target {
         Target::WebSocket { host, target, .. } => {
-            let handshake = client_handshake(config, host, target, &mut reader, &mut writer);
+            let offer = offer.map(|resume| Resume::extension_offer(resume.as_ref()));
+            let handshake = client_handshake(config, host, target, offer, &mut reader, &mut writer);
             match crate::rt::timeout(config.connect_timeout, handshake).await {
                 Ok(result) => result?,
                 Err(_) => return Err(ConnectError::Timeout(config.connect_timeout)),
             }
         }
-        _ => (BytesMut::with_capacity(MIN_READ), None),
+        _ => (BytesMut::with_capacity(MIN_READ), None, offer.is_some()),
     };
     let conn = Connection::new(
         Config {
@@ -209,6 +238,16 @@ async fn session<T: Stream>(
         Instant::now(),
     );
     let link = Link::new(0, conn, local.timers.clone(), Duration::ZERO);
+    if let Some(session) = local.session.borrow_mut().as_mut() {
+        if sessions {
+            link.accept_session_frames();
+            if !config.target.wire().is_websocket() {
+                link.send_session(&Control::Hello(session.offer()));
+            }
+        } else {
+            session.unsupported(&link);
+        }
+    }
     *client
         .inner
         .protocol
@@ -227,10 +266,22 @@ async fn session<T: Stream>(
         link.close(close_code::NORMAL, "");
     }
     read_loop(&mut reader, buf, &link, |message| {
-        let registry = local.registry.borrow();
-        dispatch(message, &link, &registry, None, &local.listeners, client);
+        if let Received::Session(control) = message {
+            session_control(local, &link, &control);
+            return;
+        }
+        {
+            let registry = local.registry.borrow();
+            dispatch(message, &link, &registry, None, &local.listeners, client);
+        }
+        if let Some(session) = local.session.borrow_mut().as_mut() {
+            session.received(&link);
+        }
     })
     .await;
+    if let Some(session) = local.session.borrow_mut().as_mut() {
+        session.disconnected(&link);
+    }
     let end = link.end().unwrap_or(End::Closed(close_code::NORMAL));
     tracing::debug!(%end, "client connection ended");
     // Disconnected before failing the queries: whoever sees the failure sees the state.
@@ -248,4 +299,34 @@ async fn session<T: Stream>(
         link.abort(End::WriteTimeout);
     }
     Ok(())
+}
+
+/// A session frame from the server: the session created or restored, an acknowledgement.
+fn session_control(local: &Rc<ClientLocal>, link: &Rc<Link>, bytes: &[u8]) {
+    let client = &local.client;
+    let outcome = match local.session.borrow_mut().as_mut() {
+        Some(session) => {
+            let outcome = session.control(link, bytes);
+            *client
+                .inner
+                .session_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = session.id();
+            outcome
+        }
+        None => Err(()),
+    };
+    match outcome {
+        Ok(None) => {}
+        Ok(Some(failed)) => {
+            tracing::warn!(
+                code = failed.code,
+                "session could not be resumed: a new one started"
+            );
+            if let Some(callback) = &client.inner.config.on_resume_failed {
+                crate::server::guard("on_resume_failed", || callback(client, failed.code));
+            }
+        }
+        Err(()) => link.close(close_code::PROTOCOL_ERROR, "unexpected session frame"),
+    }
 }

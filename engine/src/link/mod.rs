@@ -30,6 +30,7 @@ use bytes::Bytes;
 use crate::proto::outgoing::{FrameParts, IntoFrame};
 use crate::proto::queries::Reply;
 use crate::proto::{Connection, End};
+use crate::session::wire::Control;
 use timers::Timers;
 
 /// Queued bytes at which a held queue is written without waiting out the flush delay
@@ -166,6 +167,24 @@ impl Link {
         if let Some(resume) = parked {
             resume(self.clone());
         }
+    }
+
+    // ---- sessions ----
+
+    /// The session extension is in use on this connection: session frames are accepted.
+    pub(crate) fn accept_session_frames(&self) {
+        self.conn.borrow_mut().accept_session_frames();
+    }
+
+    /// Queues a session control message, in order with the data frames.
+    pub(crate) fn send_session(self: &Rc<Self>, control: &Control) -> bool {
+        let queued = self.conn.borrow_mut().send_session(&control.encode());
+        self.queued(queued)
+    }
+
+    /// Data messages received so far (wrapping; see [`Connection::data_received`]).
+    pub(crate) fn data_received(&self) -> u32 {
+        self.conn.borrow().data_received()
     }
 
     // ---- closing ----
@@ -310,6 +329,17 @@ impl Link {
         let table = Rc::new(T::default());
         *slot = Some(table.clone());
         table
+    }
+
+    /// Gives this link the listener table another link had (a resumed session keeps its
+    /// connection's own listeners).
+    pub(crate) fn adopt_listeners(&self, table: Option<Rc<dyn Any>>) {
+        *self.listeners.borrow_mut() = table;
+    }
+
+    /// Takes the listener table away (to give it to the link that replaces this one).
+    pub(crate) fn take_listeners(&self) -> Option<Rc<dyn Any>> {
+        self.listeners.borrow_mut().take()
     }
 
     /// The listener table if one was created.

@@ -102,6 +102,8 @@ fn dispatch_in<C>(
             return;
         }
         Received::InPlace(message) => message.take(),
+        // The session layer's own frames, taken before dispatch where sessions are on.
+        Received::Session(_) => return,
     };
     if let Some(id) = packme::FrameHeader::message_id(&frame) {
         let key = Key::Message(id);

@@ -31,7 +31,7 @@ use super::queries::{PendingQueries, QueryError, Reply};
 use super::received::Received;
 use super::tcp::TcpDeframer;
 use super::{close_code, Decoder, Incoming, Limits, MessageReader, Next, OpCode, ProtocolError};
-use super::{Role, Wire};
+use super::{Kind, Role, Wire};
 
 /// Most separate buffers handed to one write (Linux's IOV_MAX is 1024).
 const MAX_BATCH: usize = 256;
@@ -195,6 +195,9 @@ pub struct Connection {
     write_since: Option<Instant>,
     /// Created by the first query: most connections never send one.
     queries: Option<Box<PendingQueries>>,
+    /// Data messages received (query answers included; session frames not), wrapping:
+    /// the session layer numbers a peer's messages by it.
+    data_received: u32,
 }
 
 impl fmt::Debug for Connection {
@@ -232,7 +235,20 @@ impl Connection {
             partial_since: None,
             write_since: None,
             queries: None,
+            data_received: 0,
         }
+    }
+
+    /// Accepts session control frames from now on: the session extension is in use on
+    /// this connection (see `crate::session`).
+    pub fn accept_session_frames(&mut self) {
+        self.decoder.accept_session_frames();
+    }
+
+    /// Data messages received so far (query answers included), wrapping at 2^32: the
+    /// difference between two readings is how many arrived in between.
+    pub fn data_received(&self) -> u32 {
+        self.data_received
     }
 
     /// How this connection frames its messages.
@@ -317,6 +333,9 @@ impl Connection {
             if !self.decoder.in_message() {
                 self.partial_since = None;
             }
+            if !matches!(next, Next::Taken(ref incoming) if incoming.is_control()) {
+                self.data_received = self.data_received.wrapping_add(1);
+            }
             match next {
                 Next::Binary(len) => {
                     if self.answers_query(&buf[..len]) {
@@ -352,6 +371,7 @@ impl Connection {
                     }
                 }
                 Next::Taken(Incoming::Pong(_)) => {}
+                Next::Taken(Incoming::Session(payload)) => return Some(Received::Session(payload)),
                 Next::Taken(Incoming::Close(close)) => {
                     self.peer_closed(close.map(|(code, _)| code));
                     return None;
@@ -437,6 +457,23 @@ impl Connection {
         }
         self.out.push_shared(frame);
         self.queued_bytes += frame.len();
+        true
+    }
+
+    /// Queues a session control message (the session extension's own frames, in order
+    /// with the data frames), counted against the queue limit like data.
+    pub fn send_session(&mut self, payload: &[u8]) -> bool {
+        let wire = self.config.wire;
+        let frame_len = wire.frame_len(payload.len());
+        if !self.admit(frame_len) {
+            return false;
+        }
+        self.out.append(|out| {
+            wire.write_frame(out, Kind::Session, payload.len(), |b| {
+                b.extend_from_slice(payload)
+            })
+        });
+        self.queued_bytes += frame_len;
         true
     }
 

@@ -88,6 +88,12 @@ pub mod close_code {
     pub const TOO_BIG: u16 = 1009;
     /// An unexpected condition on the server.
     pub const INTERNAL: u16 = 1011;
+    /// Try again later (the session could not be resumed: its replay had a gap).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The session was resumed on another connection (websocket_core's 4003).
+    pub const REPLACED: u16 = 4003;
+    /// The session expired (websocket_core's 4005).
+    pub const SESSION_EXPIRED: u16 = 4005;
 
     /// Whether `code` may appear in a close frame on the wire (section 7.4).
     pub fn is_valid_on_wire(code: u16) -> bool {

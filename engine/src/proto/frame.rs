@@ -25,6 +25,10 @@ pub enum OpCode {
     Text,
     /// 0x2: the first frame of a binary message.
     Binary,
+    /// 0x3, reserved by RFC 6455 for extensions: a session control message of the
+    /// engine's `x-connectme-session` extension (see `crate::session`). Refused unless
+    /// the extension was negotiated.
+    Session,
     /// 0x8: close.
     Close,
     /// 0x9: ping.
@@ -39,6 +43,7 @@ impl OpCode {
             0x0 => Self::Continuation,
             0x1 => Self::Text,
             0x2 => Self::Binary,
+            0x3 => Self::Session,
             0x8 => Self::Close,
             0x9 => Self::Ping,
             0xA => Self::Pong,
@@ -52,6 +57,7 @@ impl OpCode {
             Self::Continuation => 0x0,
             Self::Text => 0x1,
             Self::Binary => 0x2,
+            Self::Session => 0x3,
             Self::Close => 0x8,
             Self::Ping => 0x9,
             Self::Pong => 0xA,
@@ -286,7 +292,7 @@ mod tests {
     fn malformed_headers_are_refused() {
         let table: &[(&[u8], ProtocolError)] = &[
             (&[0xC1, 0x00], ProtocolError::ReservedBits),
-            (&[0x83, 0x00], ProtocolError::ReservedOpcode(3)),
+            (&[0x84, 0x00], ProtocolError::ReservedOpcode(4)),
             (&[0x8B, 0x00], ProtocolError::ReservedOpcode(0xB)),
             (&[0x09, 0x00], ProtocolError::FragmentedControl),
             (

@@ -276,8 +276,9 @@ pub fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
-/// The 101 response completing the handshake, selecting `protocol` if given.
-pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
+/// The 101 response completing the handshake, selecting `protocol` and accepting
+/// `extension` if given.
+pub fn accept_response(key: &str, protocol: Option<&str>, extension: Option<&str>) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         accept_key(key)
@@ -285,6 +286,11 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
     if let Some(protocol) = protocol {
         out.push_str("Sec-WebSocket-Protocol: ");
         out.push_str(protocol);
+        out.push_str("\r\n");
+    }
+    if let Some(extension) = extension {
+        out.push_str("Sec-WebSocket-Extensions: ");
+        out.push_str(extension);
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
@@ -398,7 +404,8 @@ mod tests {
             request.headers.iter().nth(1),
             Some(("Upgrade", "websocket"))
         );
-        let response = String::from_utf8(accept_response(request.key(), Some("chat"))).unwrap();
+        let response =
+            String::from_utf8(accept_response(request.key(), Some("chat"), None)).unwrap();
         assert_eq!(
             response,
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
@@ -497,7 +504,7 @@ mod tests {
         let (parsed, _) = parse_request(&request, 8192).unwrap().unwrap();
         assert_eq!(parsed.headers.get("x-token"), Some("abc"));
         assert!(parsed.protocols.is_empty());
-        let response = accept_response(parsed.key(), None);
+        let response = accept_response(parsed.key(), None, None);
         let (answer, consumed) = parse_response(&response, &key, 8192).unwrap().unwrap();
         assert_eq!((answer.protocol, consumed), (None, response.len()));
         assert_eq!(

@@ -45,7 +45,7 @@ impl Decoder {
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Next>, ProtocolError> {
         match self {
             Self::Ws(reader) => reader.next_in_place(buf),
-            Self::Tcp(deframer) => Ok(deframer.next_in_place(buf)?.map(Next::Binary)),
+            Self::Tcp(deframer) => deframer.next_in_place(buf),
         }
     }
 
@@ -54,6 +54,14 @@ impl Decoder {
         match self {
             Self::Ws(reader) => reader.wanted(),
             Self::Tcp(deframer) => deframer.wanted(),
+        }
+    }
+
+    /// Accepts session control frames from now on (the session extension is in use).
+    pub fn accept_session_frames(&mut self) {
+        match self {
+            Self::Ws(reader) => reader.accept_session_frames(),
+            Self::Tcp(deframer) => deframer.accept_session_frames(),
         }
     }
 
@@ -74,6 +82,19 @@ pub enum Kind {
     Text,
     /// A binary message.
     Binary,
+    /// A session control message (the engine's session extension): opcode 0x3 on a
+    /// WebSocket, a length prefix with its top bit set on ConnectMe TCP.
+    Session,
+}
+
+impl Kind {
+    fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::Text,
+            Self::Binary => OpCode::Binary,
+            Self::Session => OpCode::Session,
+        }
+    }
 }
 
 /// How a connection frames outgoing messages.
@@ -115,13 +136,15 @@ impl Wire {
         len: usize,
         write_payload: impl FnOnce(&mut Vec<u8>),
     ) {
-        let opcode = match kind {
-            Kind::Text => OpCode::Text,
-            Kind::Binary => OpCode::Binary,
-        };
+        let opcode = kind.opcode();
         match self {
             Self::WsServer => frame::write_frame(out, opcode, None, len, write_payload),
             Self::WsClient => frame::write_frame(out, opcode, Some(mask_key()), len, write_payload),
+            Self::Tcp if kind == Kind::Session => {
+                let mut payload = Vec::with_capacity(len);
+                write_payload(&mut payload);
+                tcp::write_session_frame(out, &payload)
+            }
             Self::Tcp => tcp::write_frame(out, len, write_payload),
         }
     }
@@ -129,14 +152,17 @@ impl Wire {
     /// Only the header of an unmasked frame (WebSocket server) or the length prefix (TCP)
     /// for a payload of `len` bytes that is sent from its own buffer.
     pub fn header(self, kind: Kind, len: usize) -> Bytes {
-        let opcode = match kind {
-            Kind::Text => OpCode::Text,
-            Kind::Binary => OpCode::Binary,
-        };
         let mut head = BytesMut::with_capacity(frame::MAX_HEADER_LEN);
         match self {
-            Self::Tcp => head.extend_from_slice(&((tcp::PREFIX_LEN + len) as u64).to_be_bytes()),
-            _ => frame::write_header(&mut head, true, opcode, None, len),
+            Self::Tcp => {
+                let flags = if kind == Kind::Session {
+                    tcp::SESSION_BIT
+                } else {
+                    0
+                };
+                head.extend_from_slice(&(flags | (tcp::PREFIX_LEN + len) as u64).to_be_bytes())
+            }
+            _ => frame::write_header(&mut head, true, kind.opcode(), None, len),
         }
         head.freeze()
     }

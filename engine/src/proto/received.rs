@@ -20,6 +20,9 @@ pub enum Received<'a> {
     InPlace(BytesAtFront<'a>),
     /// A whole text message at the front of the receive buffer, already validated.
     TextInPlace(TextAtFront<'a>),
+    /// A session control message (the session extension's own frames): handled by the
+    /// session layer, never dispatched to listeners.
+    Session(Bytes),
 }
 
 /// A binary message lent to a [`listen_ref`](crate::Listeners::listen_ref) handler for the

@@ -9,15 +9,22 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::ProtocolError;
+use super::ws::{Incoming, Next};
 
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 8;
+
+/// The top bit of a length prefix marks a session control frame (the engine's session
+/// extension; see `crate::session`). Real lengths never reach it, and without the
+/// extension such a prefix is refused as too large, as before.
+pub const SESSION_BIT: u64 = 1 << 63;
 
 /// Takes apart a stream of length-prefixed frames.
 #[derive(Debug, Clone)]
 pub struct TcpDeframer {
     max_payload: usize,
     wanted: usize,
+    session_frames: bool,
 }
 
 impl TcpDeframer {
@@ -26,7 +33,13 @@ impl TcpDeframer {
         Self {
             max_payload,
             wanted: 0,
+            session_frames: false,
         }
+    }
+
+    /// Accepts session control frames ([`SESSION_BIT`]) from now on.
+    pub fn accept_session_frames(&mut self) {
+        self.session_frames = true;
     }
 
     /// Bytes the receive buffer must hold before the next call can make progress.
@@ -34,21 +47,29 @@ impl TcpDeframer {
         self.wanted
     }
 
-    /// The next payload in `buf`, or `Ok(None)` if the frame is not complete yet.
-    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
-        Ok(self
-            .next_in_place(buf)?
-            .map(|len| buf.split_to(len).freeze()))
+    /// The next frame in `buf` ([`Incoming::Binary`], or [`Incoming::Session`] with the
+    /// extension), or `Ok(None)` if the frame is not complete yet.
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
+        Ok(self.next_in_place(buf)?.map(|next| match next {
+            Next::Binary(len) => Incoming::Binary(buf.split_to(len).freeze()),
+            Next::Taken(incoming) => incoming,
+            Next::Text(_) => unreachable!("ConnectMe TCP has no text frames"),
+        }))
     }
 
-    /// Like [`TcpDeframer::next`], but leaves the payload at the front of `buf` and returns
-    /// its length: the caller reads it there and then splits it off or advances past it.
-    pub fn next_in_place(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, ProtocolError> {
+    /// Like [`TcpDeframer::next`], but a data payload stays at the front of `buf`
+    /// ([`Next::Binary`] with its length): the caller reads it there and then splits it off
+    /// or advances past it. A session frame is taken ([`Next::Taken`]).
+    pub fn next_in_place(&mut self, buf: &mut BytesMut) -> Result<Option<Next>, ProtocolError> {
         let Some(prefix) = buf.first_chunk::<PREFIX_LEN>() else {
             self.wanted = PREFIX_LEN;
             return Ok(None);
         };
-        let total = u64::from_be_bytes(*prefix);
+        let mut total = u64::from_be_bytes(*prefix);
+        let session = self.session_frames && total & SESSION_BIT != 0;
+        if session {
+            total &= !SESSION_BIT;
+        }
         if total < PREFIX_LEN as u64 {
             return Err(ProtocolError::LengthBelowPrefix(total));
         }
@@ -66,7 +87,12 @@ impl TcpDeframer {
         }
         self.wanted = 0;
         buf.advance(PREFIX_LEN);
-        Ok(Some(len as usize))
+        let len = len as usize;
+        Ok(Some(if session {
+            Next::Taken(Incoming::Session(buf.split_to(len).freeze()))
+        } else {
+            Next::Binary(len)
+        }))
     }
 }
 
@@ -82,7 +108,24 @@ pub fn build_frame(len: usize, write_payload: impl FnOnce(&mut Vec<u8>)) -> Byte
 /// Appends one frame (prefix, then the `len` bytes `write_payload` writes) to `out`.
 #[inline]
 pub fn write_frame(out: &mut Vec<u8>, len: usize, write_payload: impl FnOnce(&mut Vec<u8>)) {
-    out.extend_from_slice(&((PREFIX_LEN + len) as u64).to_be_bytes());
+    write_prefixed(out, 0, len, write_payload);
+}
+
+/// Appends one session control frame (prefix with [`SESSION_BIT`], then the payload).
+pub fn write_session_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    write_prefixed(out, SESSION_BIT, payload.len(), |b| {
+        b.extend_from_slice(payload)
+    });
+}
+
+#[inline]
+fn write_prefixed(
+    out: &mut Vec<u8>,
+    flags: u64,
+    len: usize,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) {
+    out.extend_from_slice(&(flags | (PREFIX_LEN + len) as u64).to_be_bytes());
     let start = out.len();
     write_payload(out);
     debug_assert_eq!(
@@ -124,7 +167,7 @@ mod tests {
                 let mut got = Vec::new();
                 for chunk in [&stream[..first], &stream[first..second], &stream[second..]] {
                     buf.extend_from_slice(chunk);
-                    while let Some(p) = deframer.next(&mut buf).unwrap() {
+                    while let Some(Incoming::Binary(p)) = deframer.next(&mut buf).unwrap() {
                         got.push(p.to_vec());
                     }
                 }
@@ -139,11 +182,35 @@ mod tests {
         buf.extend_from_slice(&build_frame(2, |b| b.extend_from_slice(b"hi")));
         buf.extend_from_slice(&[0, 0, 0]);
         let mut deframer = TcpDeframer::new(100);
-        assert_eq!(deframer.next_in_place(&mut buf), Ok(Some(2)));
+        assert_eq!(deframer.next_in_place(&mut buf), Ok(Some(Next::Binary(2))));
         assert_eq!(&buf[..], b"hi\0\0\0");
         buf.advance(2);
         assert_eq!(deframer.next_in_place(&mut buf), Ok(None));
         assert_eq!(buf.len(), 3, "a partial prefix stays");
+    }
+
+    #[test]
+    fn session_frames_are_told_apart_by_the_top_bit_once_accepted() {
+        let mut stream = Vec::new();
+        write_frame(&mut stream, 2, |b| b.extend_from_slice(b"hi"));
+        write_session_frame(&mut stream, b"\x05ack");
+        assert_eq!(&stream[10..18], &[0x80, 0, 0, 0, 0, 0, 0, 12]);
+        write_frame(&mut stream, 0, |_| {});
+        let mut deframer = TcpDeframer::new(100);
+        deframer.accept_session_frames();
+        let mut buf = BytesMut::from(&stream[..]);
+        let mut got = Vec::new();
+        while let Some(incoming) = deframer.next(&mut buf).unwrap() {
+            got.push(incoming);
+        }
+        assert_eq!(
+            got,
+            [
+                Incoming::Binary(Bytes::from_static(b"hi")),
+                Incoming::Session(Bytes::from_static(b"\x05ack")),
+                Incoming::Binary(Bytes::new()),
+            ]
+        );
     }
 
     #[test]
@@ -159,6 +226,16 @@ mod tests {
             deframer.next(&mut huge),
             Err(ProtocolError::FrameTooLarge { .. })
         ));
+        let mut session = Vec::new();
+        write_session_frame(&mut session, b"ack");
+        let mut session = BytesMut::from(&session[..]);
+        assert!(
+            matches!(
+                deframer.next(&mut session),
+                Err(ProtocolError::FrameTooLarge { .. })
+            ),
+            "a session frame without the extension is refused as before"
+        );
         let mut over = BytesMut::from(&(8u64 + 101).to_be_bytes()[..]);
         assert_eq!(
             deframer.next(&mut over),

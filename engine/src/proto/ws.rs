@@ -57,6 +57,16 @@ pub enum Incoming {
     Pong(Bytes),
     /// A close frame: status code and reason, if the peer gave one.
     Close(Option<(u16, ByteString)>),
+    /// A session control message (opcode 0x3, or a ConnectMe TCP frame whose length has
+    /// its top bit set), only where the session extension was negotiated.
+    Session(Bytes),
+}
+
+impl Incoming {
+    /// Ping, pong, close and session frames: everything but data messages.
+    pub fn is_control(&self) -> bool {
+        !matches!(self, Self::Text(_) | Self::Binary(_))
+    }
 }
 
 /// What [`MessageReader::next_in_place`] (and [`crate::proto::Decoder::next`]) found.
@@ -90,6 +100,8 @@ pub struct MessageReader {
     fragmented: Option<Fragmented>,
     /// Total bytes (header + payload) the frame at the front of the buffer needs.
     wanted: usize,
+    /// Whether session control frames (opcode 0x3) are accepted.
+    session_frames: bool,
 }
 
 impl MessageReader {
@@ -100,7 +112,14 @@ impl MessageReader {
             limits,
             fragmented: None,
             wanted: 0,
+            session_frames: false,
         }
+    }
+
+    /// Accepts session control frames (opcode 0x3) from now on: the session extension
+    /// was negotiated. Without it they are a reserved opcode (1002).
+    pub fn accept_session_frames(&mut self) {
+        self.session_frames = true;
     }
 
     /// Bytes the receive buffer must hold before the next call can make progress; lets the
@@ -145,6 +164,14 @@ impl MessageReader {
                     max: self.limits.max_frame,
                 });
             }
+            if header.opcode == OpCode::Session {
+                if !self.session_frames {
+                    return Err(ProtocolError::ReservedOpcode(OpCode::Session.bits()));
+                }
+                if !header.fin {
+                    return Err(ProtocolError::FragmentedControl);
+                }
+            }
             let len = header.payload_len as usize;
             let total = header.header_len + len;
             if buf.len() < total {
@@ -178,6 +205,7 @@ impl MessageReader {
         match header.opcode {
             OpCode::Ping => Ok(Some(Incoming::Ping(payload.freeze()))),
             OpCode::Pong => Ok(Some(Incoming::Pong(payload.freeze()))),
+            OpCode::Session => Ok(Some(Incoming::Session(payload.freeze()))),
             OpCode::Close => close(payload.freeze()).map(Some),
             OpCode::Text | OpCode::Binary => {
                 if self.fragmented.is_some() {

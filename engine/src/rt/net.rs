@@ -44,3 +44,49 @@ pub(crate) fn set_tcp_keepalive(stream: &TcpStream, keepalive: Option<crate::pro
         let _ = stream.set_tcp_keepalive(Some(keepalive.interval), Some(every), Some(PROBES));
     }
 }
+
+/// A stream that can be handed to another shard's thread as its file descriptor (a
+/// session's resume lands on the shard that holds the session). Taking the descriptor
+/// out deregisters it from this thread's driver.
+pub(crate) trait Transferable: Sized {
+    /// The descriptor, no longer known to this thread's driver.
+    fn into_owned_fd(self) -> std::os::fd::OwnedFd;
+    /// The stream again, registered with the calling thread's driver.
+    fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self>;
+}
+
+impl Transferable for TcpStream {
+    fn into_owned_fd(self) -> std::os::fd::OwnedFd {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: `into_raw_fd` gives up the stream's ownership of the descriptor, which
+        // is open; the `OwnedFd` becomes its only owner.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(self.into_raw_fd())
+        }
+    }
+
+    fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self> {
+        Self::from_std(std::net::TcpStream::from(fd))
+    }
+}
+
+impl Transferable for UnixStream {
+    fn into_owned_fd(self) -> std::os::fd::OwnedFd {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: as for `TcpStream` above.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(self.into_raw_fd())
+        }
+    }
+
+    fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self> {
+        Self::from_std(std::os::unix::net::UnixStream::from(fd))
+    }
+}
+
+/// An accepted stream: read and written whole during the opening, then split, or handed
+/// to another shard.
+pub(crate) trait Accepted: Stream + Transferable + ReadHalf + WriteHalf + 'static {}
+impl<T: Stream + Transferable + ReadHalf + WriteHalf + 'static> Accepted for T {}

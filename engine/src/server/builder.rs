@@ -17,6 +17,7 @@ use super::peer::Peer;
 use super::{Server, ServerShared, Setup};
 use crate::proto::{Keepalive, Timeouts};
 use crate::rt::Driver;
+use crate::session::SessionConfig;
 
 pub(crate) type StateFactory<S> = Arc<dyn Fn(&ConnInfo) -> S + Send + Sync>;
 pub(crate) type PeerCallback<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
@@ -40,6 +41,8 @@ pub(crate) struct ServerConfig<S> {
     pub state: StateFactory<S>,
     pub on_connect: Option<PeerCallback<S>>,
     pub on_disconnect: Option<PeerCallback<S>>,
+    /// Sessions for the clients that ask for them; `None`: off.
+    pub sessions: Option<SessionConfig>,
 }
 
 impl<S> ServerConfig<S> {
@@ -91,6 +94,7 @@ impl ServerBuilder<()> {
                 state: Arc::new(|_| ()),
                 on_connect: None,
                 on_disconnect: None,
+                sessions: None,
             },
         }
     }
@@ -207,6 +211,25 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// Offers sessions to the clients that ask for them (the engine's [`Client`] with
+    /// [`ClientBuilder::sessions`]): a dropped connection suspends its session for
+    /// [`SessionConfig::ttl`] instead of ending it, and a reconnect resumes it without
+    /// losing or repeating a message either way. Clients that do not ask (every real
+    /// ConnectMe client) are served exactly as without it. With sessions, `on_connect`
+    /// and `on_disconnect` mark a session's start and end, not each connection's, and a
+    /// [`Peer`] stays valid across its client's reconnects.
+    ///
+    /// On ConnectMe TCP, which has no handshake, a client with sessions opens with a hello
+    /// frame, so a server with sessions admits a TCP client once its first frame arrives
+    /// (within the handshake timeout).
+    ///
+    /// [`Client`]: crate::Client
+    /// [`ClientBuilder::sessions`]: crate::ClientBuilder::sessions
+    pub fn sessions(mut self, config: SessionConfig) -> Self {
+        self.config.sessions = Some(config);
+        self
+    }
+
     /// Called after a client connected (and was added to [`Server::clients`]).
     pub fn on_connect(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
         self.config.on_connect = Some(Arc::new(f));
@@ -252,6 +275,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 state: Arc::new(factory),
                 on_connect: None,
                 on_disconnect: None,
+                sessions: c.sessions,
             },
         }
     }
@@ -273,6 +297,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 next_tid: AtomicU32::new(u32::MAX),
                 next_listener: AtomicU64::new(1),
                 driver: OnceLock::new(),
+                session_index: Mutex::default(),
             }),
         }
     }

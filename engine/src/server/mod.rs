@@ -35,6 +35,8 @@ use crate::mailbox::{mailbox, Mailbox};
 use crate::proto::outgoing::{Frame, IntoFrame};
 use crate::proto::Wire;
 use crate::rt::Driver;
+use crate::session::SessionId;
+use rustc_hash::FxHashMap;
 
 type ListenerOp<S> = Arc<dyn Fn(&mut HandlerTable<Peer<S>>) + Send + Sync>;
 /// A broadcast filter: which peers receive the frame.
@@ -64,6 +66,8 @@ pub(crate) struct ServerShared<S> {
     next_tid: AtomicU32,
     next_listener: AtomicU64,
     driver: OnceLock<Driver>,
+    /// Every session by its public id: where a resume finds it, whichever shard it is on.
+    session_index: Mutex<FxHashMap<SessionId, Peer<S>>>,
 }
 
 impl<S: Send + Sync + 'static> ServerShared<S> {
@@ -131,6 +135,28 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client holding session `id`, if it exists.
+    fn session_peer(&self, id: &SessionId) -> Option<Peer<S>> {
+        self.session_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Adds (`Some`) or removes (`None`) session `id` in the index.
+    fn index_session(&self, id: SessionId, peer: Option<Peer<S>>) {
+        let mut index = self.session_index.lock().unwrap_or_else(|e| e.into_inner());
+        match peer {
+            Some(peer) => {
+                index.insert(id, peer);
+            }
+            None => {
+                index.remove(&id);
+            }
+        }
     }
 
     fn setup(&self) -> MutexGuard<'_, Setup<S>> {

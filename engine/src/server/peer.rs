@@ -7,12 +7,13 @@ use std::sync::Arc;
 use packme::{Message, Packet, Registry, RegistryError, Request};
 
 use super::info::ConnInfo;
+use super::shard::Conn;
 use super::ServerShared;
-use crate::link::Link;
 use crate::listeners::{Context, Handler, Host, Key, ListenerCell};
 use crate::proto::close_code;
 use crate::proto::outgoing::IntoFrame;
-use crate::query::{query_channel, Query};
+use crate::proto::FrameParts;
+use crate::query::{query_channel, Query, QueryError};
 
 struct PeerInner<S> {
     id: u64,
@@ -69,12 +70,14 @@ impl<S: Send + Sync + 'static> Peer<S> {
         self.inner.id
     }
 
-    /// The shard (core) that owns this connection.
+    /// The shard (core) that owns this client. A session stays on the shard that created
+    /// it: a resume that arrives on another is handed over to it.
     pub fn shard(&self) -> usize {
         self.inner.shard
     }
 
-    /// Address, path, query, headers and subprotocol of the connection.
+    /// Address, path, query, headers and subprotocol of the connection (for a session,
+    /// of the connection that created it).
     pub fn info(&self) -> &ConnInfo {
         &self.inner.info
     }
@@ -90,33 +93,35 @@ impl<S: Send + Sync + 'static> Peer<S> {
         &self.inner.state
     }
 
-    /// Runs `f` on this connection's shard with its link; dropped if it has disconnected.
-    fn with_link(&self, f: impl FnOnce(&std::rc::Rc<Link>) + Send + 'static) {
-        let (server, shard, id) = (&self.inner.server, self.inner.shard, self.inner.id);
-        if let Some(f) = server.on_local_link(shard, id, f) {
-            server.post_to_link(shard, id, f);
+    /// Runs `f` on this client's shard with its entry; dropped if it is gone.
+    fn with_conn(&self, f: impl FnOnce(&mut Conn<S>) + Send + 'static) {
+        let server = &self.inner.server;
+        if let Some(f) = server.on_local_conn(self.shard(), self.inner.id, f) {
+            server.post_to_conn(self.shard(), self.inner.id, f);
         }
     }
 
     /// Sends a message: a string as text, bytes as binary, a [`Packet`] encoded once.
-    /// Dropped silently if the connection is closing or gone.
+    /// Dropped silently if the client is closing or gone. With a session, the message is
+    /// numbered and kept for replay, and reaches the client even across a reconnect.
     pub fn send<F: IntoFrame>(&self, message: F) {
-        // On the connection's own shard a small message is encoded straight into its
-        // queue; elsewhere it is framed here and the frame is posted.
+        // On the client's own shard a small message is encoded straight into its queue;
+        // elsewhere it is framed here and the frame is posted.
         let mut message = Some(message);
-        let (server, shard, id) = (&self.inner.server, self.inner.shard, self.inner.id);
-        let local = server.on_local_link(shard, id, |link| {
+        let server = &self.inner.server;
+        let wire = server.wire();
+        let local = server.on_local_conn(self.shard(), self.inner.id, |conn| {
             if let Some(message) = message.take() {
-                link.send_message(message);
+                conn.send_message(wire, message);
             }
         });
         if local.is_none() {
             return;
         }
         let Some(message) = message else { return };
-        let frame = message.into_parts(server.wire());
-        server.post_to_link(shard, id, move |link| {
-            link.send_parts(frame);
+        let frame = message.into_parts(wire);
+        server.post_to_conn(self.shard(), self.inner.id, move |conn| {
+            conn.send_parts(frame)
         });
     }
 
@@ -136,12 +141,28 @@ impl<S: Send + Sync + 'static> Peer<S> {
         let tid = self.inner.server.next_transaction_id();
         let frame = Packet::new(request, tid).into_frame(self.inner.server.wire());
         let (reply, query) = query_channel();
-        self.with_link(move |link| {
-            if link.register_query(tid, <R::Response as Message>::ID, reply) {
-                link.send(frame);
+        self.with_conn(move |conn| match conn.link.clone() {
+            Some(link) => {
+                if link.register_query(tid, <R::Response as Message>::ID, reply) {
+                    conn.send_parts(FrameParts::whole(frame));
+                }
+            }
+            None => {
+                let _ = reply.send(Err(QueryError::NotConnected));
             }
         });
         query
+    }
+
+    /// Drops the client's current connection at once, without a close handshake, as a
+    /// network failure would. A session is kept (suspended) for the client to resume; a
+    /// client without one is gone. Meant for tests and for kicking a stuck socket.
+    pub fn disconnect(&self) {
+        self.with_conn(|conn| {
+            if let Some(link) = &conn.link {
+                link.abort(crate::proto::End::Closed(close_code::GOING_AWAY));
+            }
+        });
     }
 
     /// Closes the connection with a normal close (1000).
@@ -149,10 +170,18 @@ impl<S: Send + Sync + 'static> Peer<S> {
         self.close_with(close_code::NORMAL, "");
     }
 
-    /// Closes the connection with `code` and `reason`.
+    /// Closes the connection with `code` and `reason`. A session ends with it (it is not
+    /// kept for a resume).
     pub fn close_with(&self, code: u16, reason: &str) {
         let reason = reason.to_owned();
-        self.with_link(move |link| link.close(code, &reason));
+        self.with_conn(move |conn| {
+            if let Some(session) = conn.session.as_mut() {
+                session.closing = true;
+            }
+            if let Some(link) = &conn.link {
+                link.close(code, &reason);
+            }
+        });
     }
 }
 
@@ -169,19 +198,23 @@ impl<S: Send + Sync + 'static> Host for Peer<S> {
             let _ = self.add_registry(&registry);
         }
         let id = self.inner.server.next_listener_id();
-        self.with_link(move |link| {
-            link.listeners::<ListenerCell<Peer<S>>>()
-                .apply(move |table| table.add(key, id, handler));
+        self.with_conn(move |conn| {
+            if let Some(link) = &conn.link {
+                link.listeners::<ListenerCell<Peer<S>>>()
+                    .apply(move |table| table.add(key, id, handler));
+            }
         });
         id
     }
 
     fn remove_handler(&self, key: Key, id: u64) {
-        self.with_link(move |link| {
-            link.listeners::<ListenerCell<Peer<S>>>()
-                .apply(move |table| {
-                    table.remove(key, id);
-                });
+        self.with_conn(move |conn| {
+            if let Some(link) = &conn.link {
+                link.listeners::<ListenerCell<Peer<S>>>()
+                    .apply(move |table| {
+                        table.remove(key, id);
+                    });
+            }
         });
     }
 

@@ -25,19 +25,84 @@ use crate::link::timers::Timers;
 use crate::link::{writer, Link};
 use crate::listeners::{dispatch, HandlerTable, ListenerCell};
 use crate::mailbox::Inbox;
-use crate::proto::outgoing::shard_local;
-use crate::proto::{close_code, handshake, Config, Connection, End};
+use crate::proto::outgoing::{shard_local, IntoFrame};
+use crate::proto::received::Received;
+use crate::proto::{close_code, handshake, tcp, Config, Connection, End, FrameParts, Wire};
 use crate::rt::io::{shutdown, write_all};
-use crate::rt::net::{Stream, TcpListener, UnixListener};
+use crate::rt::net::{Accepted, Stream, TcpListener, UnixListener};
 use crate::rt::{first, First};
+use crate::session::replay::ReplayError;
+use crate::session::wire::{Control, Resume, EXTENSION};
+use crate::session::{resume_error, ServerSession, ACK_EVERY};
 use crate::signal::Signal;
 
 /// Work posted to a shard from another thread.
 pub(crate) type Job<S> = Box<dyn FnOnce(&Rc<Shard<S>>) + Send>;
 
+/// One client on its shard: its peer, its live connection, and its session if it has one.
 pub(crate) struct Conn<S> {
     pub peer: Peer<S>,
-    pub link: Rc<Link>,
+    /// The live connection; `None` while a session is suspended.
+    pub link: Option<Rc<Link>>,
+    /// The client's session, if it negotiated the session extension: every data message
+    /// sent to it is numbered and kept for replay.
+    pub session: Option<Box<ServerSession>>,
+}
+
+impl<S> Conn<S> {
+    /// Whether `link` is this client's current connection.
+    fn is_current(&self, link: &Rc<Link>) -> bool {
+        self.link.as_ref().is_some_and(|l| Rc::ptr_eq(l, link))
+    }
+
+    /// Sends `message`: encoded straight into the connection's queue, or, with a session,
+    /// encoded once, kept for replay and queued (or only kept while suspended).
+    pub(crate) fn send_message<F: IntoFrame>(&mut self, wire: Wire, message: F) {
+        match &mut self.session {
+            None => {
+                if let Some(link) = &self.link {
+                    link.send_message(message);
+                }
+            }
+            Some(_) => self.send_parts(message.into_parts(wire)),
+        }
+    }
+
+    /// Sends a frame built elsewhere.
+    pub(crate) fn send_parts(&mut self, frame: FrameParts) {
+        if let Some(session) = &mut self.session {
+            session.replay.push(frame.clone());
+        }
+        if let Some(link) = &self.link {
+            link.send_parts(frame);
+        }
+    }
+
+    /// Sends a frame other clients share (a broadcast).
+    pub(crate) fn send_shared(&mut self, frame: &Bytes) {
+        if let Some(session) = &mut self.session {
+            session.replay.push(FrameParts::whole(frame.clone()));
+        }
+        if let Some(link) = &self.link {
+            link.send_shared(frame);
+        }
+    }
+}
+
+/// A session taken from its entry to be resumed on another connection.
+pub(crate) struct Taken<S> {
+    peer: Peer<S>,
+    session: Box<ServerSession>,
+    /// The session's own listeners, as they were on its last connection.
+    listeners: Option<Rc<dyn Any>>,
+}
+
+/// What the opening of a connection produced.
+struct Opened {
+    info: ConnInfo,
+    /// The session extension's offer: `None` without it; `Some(Err(()))` for a malformed
+    /// resume.
+    offer: Option<Result<Option<Resume>, ()>>,
 }
 
 pub(crate) struct Shard<S> {
@@ -63,52 +128,50 @@ thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
-/// How a `Peer` reaches its connection, from any thread. (Methods of the server's shared
+/// How a `Peer` reaches its client, from any thread. (Methods of the server's shared
 /// state, so that the peer needs nothing of the shard's insides.)
 impl<S: Send + Sync + 'static> ServerShared<S> {
-    /// Runs `f` with connection `id`'s link if this thread is shard `index`; otherwise
-    /// hands `f` back for posting. Missing connections (already gone) drop `f`.
-    pub(super) fn on_local_link<F: FnOnce(&Rc<Link>)>(
+    /// Runs `f` with client `id`'s entry if this thread is shard `index`; otherwise hands
+    /// `f` back for posting. A missing client (gone, or moved to another shard) drops `f`
+    /// here.
+    pub(super) fn on_local_conn<F: FnOnce(&mut Conn<S>)>(
         self: &Arc<Self>,
         index: usize,
         id: u64,
         f: F,
     ) -> Option<F> {
-        let found = CURRENT.with(|current| {
+        let shard = CURRENT.with(|current| {
             let current = current.borrow();
-            let shard = current
+            current
                 .as_ref()
                 .filter(|c| c.server == Arc::as_ptr(self) as *const () as usize && c.index == index)
-                .and_then(|c| c.shard.downcast_ref::<Shard<S>>())?;
-            let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
-            Some(link)
+                .and_then(|c| c.shard.clone().downcast::<Shard<S>>().ok())
         });
-        match found {
+        match shard {
             // Not this shard's thread: the caller posts `f` to the shard.
             None => Some(f),
-            Some(Some(link)) => {
-                f(&link);
+            Some(shard) => {
+                if let Some(conn) = shard.conns.borrow_mut().get_mut(&id) {
+                    f(conn);
+                }
                 None
             }
-            // This shard, but the connection is gone.
-            Some(None) => None,
         }
     }
 
-    /// Posts `f` to shard `index`, to run there with connection `id`'s link (if it is
-    /// still there).
-    pub(super) fn post_to_link(
+    /// Posts `f` to shard `index`, to run there with client `id`'s entry (if it is still
+    /// there).
+    pub(super) fn post_to_conn(
         &self,
         index: usize,
         id: u64,
-        f: impl FnOnce(&Rc<Link>) + Send + 'static,
+        f: impl FnOnce(&mut Conn<S>) + Send + 'static,
     ) {
         self.post(
             index,
             Box::new(move |shard| {
-                let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
-                if let Some(link) = link {
-                    f(&link);
+                if let Some(conn) = shard.conns.borrow_mut().get_mut(&id) {
+                    f(conn);
                 }
             }),
         );
@@ -164,7 +227,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let owner = Rc::downgrade(&shard);
         shard.timers.start(Box::new(move |id| {
             let shard = owner.upgrade()?;
-            let link = shard.conns.borrow().get(&id).map(|c| c.link.clone());
+            let link = shard.conns.borrow().get(&id).and_then(|c| c.link.clone());
             link
         }));
         CURRENT.with(|current| {
@@ -213,39 +276,36 @@ impl<S: Send + Sync + 'static> Shard<S> {
     /// Sends one pre-encoded frame to every connection that passes `filter`.
     pub(crate) fn broadcast(&self, frame: Bytes, filter: Option<&PeerFilter<S>>) {
         let frame = shard_local(frame);
-        for conn in self.conns.borrow().values() {
+        for conn in self.conns.borrow_mut().values_mut() {
             if filter.is_none_or(|keep| keep(&conn.peer)) {
-                conn.link.send_shared(&frame);
+                conn.send_shared(&frame);
             }
         }
     }
 
     /// Closes every connection with 1001 and waits (bounded) until they are gone.
     async fn drain(&self) {
-        let links: Vec<_> = self
-            .conns
-            .borrow()
-            .values()
-            .map(|c| c.link.clone())
-            .collect();
-        for link in links {
+        for link in self.links() {
             link.close(close_code::GOING_AWAY, "server shutting down");
         }
         let deadline =
             Instant::now() + self.server.config.timeouts.close + Duration::from_millis(500);
-        while !self.conns.borrow().is_empty() && Instant::now() < deadline {
+        while !self.links().is_empty() && Instant::now() < deadline {
             crate::rt::sleep(Duration::from_millis(5)).await;
         }
-        let left: Vec<_> = self
-            .conns
-            .borrow()
-            .values()
-            .map(|c| c.link.clone())
-            .collect();
-        for link in left {
+        for link in self.links() {
             link.abort(End::CloseTimeout);
         }
         crate::rt::sleep(Duration::from_millis(1)).await;
+    }
+
+    /// The live connections.
+    fn links(&self) -> Vec<Rc<Link>> {
+        self.conns
+            .borrow()
+            .values()
+            .filter_map(|c| c.link.clone())
+            .collect()
     }
 
     fn next_id(&self) -> u64 {
@@ -273,9 +333,15 @@ async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
         if shard.stop.is_fired() {
             return;
         }
-        for conn in shard.conns.borrow().values() {
-            conn.link.sweep_idle();
+        for link in shard
+            .conns
+            .borrow()
+            .values()
+            .filter_map(|c| c.link.as_ref())
+        {
+            link.sweep_idle();
         }
+        shard.expire_sessions(Instant::now());
     }
 }
 
@@ -290,7 +356,7 @@ async fn accept_failed(error: io::Error) {
 async fn accept_loop<S, T, F, Fut>(shard: &Rc<Shard<S>>, mut accept: F) -> io::Result<()>
 where
     S: Send + Sync + 'static,
-    T: Stream + 'static,
+    T: Accepted,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = io::Result<(T, Option<SocketAddr>)>>,
 {
@@ -305,82 +371,177 @@ where
     }
 }
 
-/// The opening: the WebSocket handshake (answering a bad one with an HTTP error), or
-/// nothing for TCP. `None` if the connection must be dropped.
-async fn open<S, R, W>(
+/// The opening: the WebSocket handshake (answering a bad one with an HTTP error), or for
+/// TCP with sessions on, the client's first frame (a session hello, or its first message,
+/// which stays in `buf`). `None` if the connection must be dropped.
+async fn open<S, T>(
     config: &ServerConfig<S>,
-    reader: &mut R,
-    writer: &mut W,
+    stream: &mut T,
     buf: &mut BytesMut,
     peer_addr: Option<SocketAddr>,
-) -> Option<ConnInfo>
+) -> Option<Opened>
 where
-    R: crate::rt::net::ReadHalf,
-    W: crate::rt::net::WriteHalf,
+    T: crate::rt::net::ReadHalf + crate::rt::net::WriteHalf,
 {
     Some(match config.transport {
         Transport::WebSocket => {
             let max = config.limits.max_handshake;
-            let request = read_head(reader, buf, |b| handshake::parse_request(b, max));
+            let request = read_head(stream, buf, |b| handshake::parse_request(b, max));
             let request = match crate::rt::timeout(config.handshake_timeout, request).await {
                 Ok(Ok(request)) => request,
                 Ok(Err(HeadError::Invalid(error))) => {
                     tracing::debug!(?peer_addr, %error, "handshake refused");
-                    let _ = write_all(writer, error.http_response()).await;
-                    shutdown(writer).await;
+                    let _ = write_all(stream, error.http_response()).await;
+                    shutdown(stream).await;
                     return None;
                 }
                 Ok(Err(HeadError::Io(_))) | Err(_) => return None,
             };
+            let offer = config.sessions.and_then(|_| {
+                request
+                    .headers
+                    .get_all("sec-websocket-extensions")
+                    .find_map(Resume::from_extension_offer)
+            });
             let protocol = config.select_protocol(&request.protocols);
-            let response = handshake::accept_response(request.key(), protocol.as_deref());
-            write_all(writer, response).await.ok()?;
-            ConnInfo {
-                peer_addr,
-                path: request.path,
-                query: request.query,
-                headers: request.headers,
-                protocol,
+            let extension = offer.is_some().then_some(EXTENSION);
+            let response =
+                handshake::accept_response(request.key(), protocol.as_deref(), extension);
+            write_all(stream, response).await.ok()?;
+            Opened {
+                info: ConnInfo {
+                    peer_addr,
+                    path: request.path,
+                    query: request.query,
+                    headers: request.headers,
+                    protocol,
+                },
+                offer,
             }
         }
-        Transport::Tcp => ConnInfo {
-            peer_addr,
-            ..ConnInfo::default()
-        },
+        Transport::Tcp => {
+            let offer = match config.sessions {
+                None => None,
+                Some(_) => {
+                    let hello = read_head(stream, buf, tcp_hello);
+                    match crate::rt::timeout(config.handshake_timeout, hello).await {
+                        Ok(Ok(offer)) => offer,
+                        Ok(Err(_)) | Err(_) => return None,
+                    }
+                }
+            };
+            Opened {
+                info: ConnInfo {
+                    peer_addr,
+                    ..ConnInfo::default()
+                },
+                offer,
+            }
+        }
     })
 }
 
-/// Serves one accepted connection until it ends.
+/// Recognises a session hello as the first ConnectMe TCP frame: `Some(offer)` and its
+/// length, or `None` and nothing consumed when the first frame is a plain message.
+#[allow(clippy::type_complexity)]
+fn tcp_hello(buf: &[u8]) -> Result<Option<(Option<Result<Option<Resume>, ()>>, usize)>, ()> {
+    /// A hello is a tag and at most 40 bytes.
+    const MAX_HELLO: u64 = (tcp::PREFIX_LEN + 64) as u64;
+    let Some(prefix) = buf.first_chunk::<{ tcp::PREFIX_LEN }>() else {
+        return Ok(None);
+    };
+    let total = u64::from_be_bytes(*prefix);
+    if total & tcp::SESSION_BIT == 0 {
+        return Ok(Some((None, 0)));
+    }
+    let total = total & !tcp::SESSION_BIT;
+    if !(tcp::PREFIX_LEN as u64..=MAX_HELLO).contains(&total) {
+        return Err(());
+    }
+    let Some(frame) = buf.get(..total as usize) else {
+        return Ok(None);
+    };
+    match Control::decode(&frame[tcp::PREFIX_LEN..]) {
+        Some(Control::Hello(resume)) => Ok(Some((Some(Ok(resume)), frame.len()))),
+        _ => Err(()),
+    }
+}
+
+/// Serves one accepted connection: its opening, then (on this shard, or on the one that
+/// holds the session it resumes) the rest of its life.
+async fn serve<S, T>(shard: Rc<Shard<S>>, mut stream: T, peer_addr: Option<SocketAddr>)
+where
+    S: Send + Sync + 'static,
+    T: Accepted,
+{
+    let mut buf = BytesMut::with_capacity(MIN_READ);
+    let opened = Box::pin(async {
+        let config = &shard.server.config;
+        open(config, &mut stream, &mut buf, peer_addr).await
+    })
+    .await;
+    let Some(opened) = opened else { return };
+    if let Some(owner) = shard.resume_elsewhere(&opened) {
+        hand_off(&shard, owner, stream, buf, opened);
+        return;
+    }
+    serve_opened(shard, stream, buf, opened).await;
+}
+
+/// Hands an opened connection to shard `owner`, which holds the session it resumes: a
+/// session never changes shards, so everything sent to it stays in one shard's order.
+fn hand_off<S, T>(shard: &Shard<S>, owner: usize, stream: T, buf: BytesMut, opened: Opened)
+where
+    S: Send + Sync + 'static,
+    T: Accepted,
+{
+    let fd = stream.into_owned_fd();
+    shard.server.post(
+        owner,
+        Box::new(move |owner| match T::from_owned_fd(fd) {
+            Ok(stream) => drop(crate::rt::spawn(serve_opened(
+                owner.clone(),
+                stream,
+                buf,
+                opened,
+            ))),
+            Err(error) => tracing::warn!(%error, "a resuming connection could not be handed over"),
+        }),
+    );
+}
+
+/// Serves an opened connection until it ends.
 ///
 /// Every idle connection keeps this task for its whole life, so its state is kept small:
-/// everything that is only needed once (the handshake, building the peer, the bounded
-/// wait for the writer at the end) happens in a boxed future or a plain function whose
-/// state is freed afterwards, and this is a function returning an `async move` block
-/// rather than an `async fn`, which would hold the stream a second time, unused.
-fn serve<S, T>(
+/// everything that is only needed once (building the peer, the bounded wait for the
+/// writer at the end) happens in a boxed future or a plain function whose state is freed
+/// afterwards, and this is a function returning an `async move` block rather than an
+/// `async fn`, which would hold the stream a second time, unused.
+fn serve_opened<S, T>(
     shard: Rc<Shard<S>>,
     stream: T,
-    peer_addr: Option<SocketAddr>,
+    buf: BytesMut,
+    opened: Opened,
 ) -> impl Future<Output = ()>
 where
     S: Send + Sync + 'static,
     T: Stream,
 {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, writer) = stream.into_split();
     async move {
-        let mut buf = BytesMut::with_capacity(MIN_READ);
-        let Some((link, peer)) = Box::pin(async {
-            let config = &shard.server.config;
-            let info = open(config, &mut reader, &mut writer, &mut buf, peer_addr).await?;
-            Some(shard.admit(info))
-        })
-        .await
-        else {
-            return;
-        };
+        let (link, peer, sessioned) = shard.admit(opened);
         writer::attach(writer, &link);
-        shard.connected(&link, &peer);
         read_loop(&mut reader, buf, &link, |message| {
+            if sessioned {
+                if let Received::Session(control) = message {
+                    shard.session_control(&link, &control);
+                    return;
+                }
+                if !shard.session_received(&link) {
+                    // Replaced by a resume: the session lives on another connection now.
+                    return;
+                }
+            }
             let registry = shard.registry.borrow();
             let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
             dispatch(
@@ -408,21 +569,235 @@ where
 }
 
 impl<S: Send + Sync + 'static> Shard<S> {
-    /// Builds the link and the peer (running the state factory) and registers them.
-    fn admit(&self, info: ConnInfo) -> (Rc<Link>, Peer<S>) {
-        let config = &self.server.config;
-        let id = self.next_id();
-        let conn = Connection::new(self.conn_config.clone(), Instant::now());
-        let link = Link::new(id, conn, self.timers.clone(), config.flush_delay);
-        let state = (config.state)(&info);
-        let peer = Peer::new(id, self.index, info, state, self.server.clone());
-        let conn = Conn {
-            peer: peer.clone(),
-            link: link.clone(),
+    /// Admits an opened connection: a plain client, a new session, or a resumed one.
+    /// Returns its link, its peer, and whether it has a session.
+    fn admit(&self, opened: Opened) -> (Rc<Link>, Peer<S>, bool) {
+        let refused = match opened.offer {
+            None => {
+                let (link, peer) = self.admit_plain(opened.info);
+                return (link, peer, false);
+            }
+            Some(Err(())) => Some(resume_error::BAD_CREDENTIALS),
+            Some(Ok(None)) => None,
+            Some(Ok(Some(resume))) => match self.take_session(&resume) {
+                Ok(taken) => {
+                    let (link, peer) = self.attach_resumed(taken, resume.last_seq);
+                    return (link, peer, true);
+                }
+                Err(code) => Some(code),
+            },
         };
-        self.conns.borrow_mut().insert(id, conn);
-        self.server.sessions(self.index).insert(id, peer.clone());
+        let (link, peer) = self.admit_session(opened.info, refused);
+        (link, peer, true)
+    }
+
+    fn new_link(&self, id: u64) -> Rc<Link> {
+        let conn = Connection::new(self.conn_config.clone(), Instant::now());
+        Link::new(
+            id,
+            conn,
+            self.timers.clone(),
+            self.server.config.flush_delay,
+        )
+    }
+
+    /// A client without a session: the link and the peer (running the state factory),
+    /// registered, and the application told.
+    fn admit_plain(&self, info: ConnInfo) -> (Rc<Link>, Peer<S>) {
+        let id = self.next_id();
+        let link = self.new_link(id);
+        let state = (self.server.config.state)(&info);
+        let peer = Peer::new(id, self.index, info, state, self.server.clone());
+        self.insert(Conn {
+            peer: peer.clone(),
+            link: Some(link.clone()),
+            session: None,
+        });
+        self.connected(&link, &peer);
         (link, peer)
+    }
+
+    /// A client with a new session, announced to it first (with the code of the resume
+    /// it asked for, if that failed).
+    fn admit_session(&self, info: ConnInfo, refused: Option<u16>) -> (Rc<Link>, Peer<S>) {
+        let config = self.server.config.sessions.unwrap_or_default();
+        let id = self.next_id();
+        let link = self.new_link(id);
+        link.accept_session_frames();
+        let state = (self.server.config.state)(&info);
+        let peer = Peer::new(id, self.index, info, state, self.server.clone());
+        let session = Box::new(ServerSession::new(&config, None));
+        link.send_session(&Control::Created {
+            id: session.id,
+            secret: session.secret,
+            user: session.user.clone(),
+            refused,
+        });
+        self.server.index_session(session.id, Some(peer.clone()));
+        self.insert(Conn {
+            peer: peer.clone(),
+            link: Some(link.clone()),
+            session: Some(session),
+        });
+        self.connected(&link, &peer);
+        (link, peer)
+    }
+
+    fn insert(&self, conn: Conn<S>) {
+        let (id, peer) = (conn.peer.id(), conn.peer.clone());
+        self.conns.borrow_mut().insert(id, conn);
+        self.server.sessions(self.index).insert(id, peer);
+    }
+
+    /// Which other shard holds the session this opening resumes, if another does.
+    fn resume_elsewhere(&self, opened: &Opened) -> Option<usize> {
+        let Some(Ok(Some(resume))) = &opened.offer else {
+            return None;
+        };
+        let owner = self.server.session_peer(&resume.id)?.shard();
+        (owner != self.index).then_some(owner)
+    }
+
+    /// Takes the session `resume` names (it lives on this shard), replacing its live
+    /// connection if it has one.
+    fn take_session(&self, resume: &Resume) -> Result<Taken<S>, u16> {
+        let peer = self
+            .server
+            .session_peer(&resume.id)
+            .ok_or(resume_error::UNKNOWN_SESSION)?;
+        self.detach_for_resume(&peer, resume)
+    }
+
+    /// Checks a resume against the session it names and, if it may proceed, takes the
+    /// session out of this shard: a live connection is told it was replaced (4003).
+    /// A resume past what the replay buffer still holds ends the session (1013).
+    fn detach_for_resume(&self, peer: &Peer<S>, resume: &Resume) -> Result<Taken<S>, u16> {
+        let key = peer.id();
+        let mut conns = self.conns.borrow_mut();
+        let conn = conns.get_mut(&key).ok_or(resume_error::UNKNOWN_SESSION)?;
+        let session = conn.session.as_ref().ok_or(resume_error::UNKNOWN_SESSION)?;
+        if session.closing || session.id != resume.id {
+            return Err(resume_error::UNKNOWN_SESSION);
+        }
+        if !session.secret.matches(&resume.secret) {
+            return Err(resume_error::BAD_CREDENTIALS);
+        }
+        let replayable = session.replay.after(resume.last_seq).map(|_| ());
+        match replayable {
+            Ok(()) => {}
+            Err(ReplayError::Unknown) => return Err(resume_error::BAD_CREDENTIALS),
+            Err(ReplayError::Gap) => {
+                let conn = conns.remove(&key).expect("found above");
+                drop(conns);
+                tracing::debug!(session = %resume.id, "resume past the replay buffer: session ended");
+                self.end_session(conn, close_code::TRY_AGAIN_LATER, "resume gap");
+                return Err(resume_error::GAP);
+            }
+        }
+        let mut conn = conns.remove(&key).expect("found above");
+        drop(conns);
+        self.server.sessions(self.index).remove(&key);
+        let mut session = conn.session.take().expect("checked above");
+        let mut listeners = None;
+        if let Some(old) = conn.link.take() {
+            session.received_before = session.received(old.data_received());
+            listeners = old.take_listeners();
+            self.replaced(old);
+        }
+        Ok(Taken {
+            peer: conn.peer,
+            session,
+            listeners,
+        })
+    }
+
+    /// A connection whose session was resumed elsewhere: it is told and closed (4003),
+    /// and dropped if its peer does not answer within the close timeout. (Its entry in the
+    /// timer heap now finds the new connection, so its own close timeout is kept here.)
+    fn replaced(&self, old: Rc<Link>) {
+        old.fail_queries();
+        old.close(close_code::REPLACED, "replaced_by_reconnection");
+        let close_timeout = self.server.config.timeouts.close;
+        drop(crate::rt::spawn(async move {
+            crate::rt::sleep(close_timeout).await;
+            old.abort(End::CloseTimeout);
+        }));
+    }
+
+    /// Puts a taken session on a new connection here: restored, then every message the
+    /// client has not processed, in order, then live traffic.
+    fn attach_resumed(&self, taken: Taken<S>, last_seq: u64) -> (Rc<Link>, Peer<S>) {
+        let Taken {
+            peer,
+            mut session,
+            listeners,
+        } = taken;
+        let key = peer.id();
+        let link = self.new_link(key);
+        link.accept_session_frames();
+        link.adopt_listeners(listeners);
+        session.received_mark = link.data_received();
+        session.suspended_since = None;
+        session.replay.ack(last_seq);
+        let replay: Vec<FrameParts> = session
+            .replay
+            .after(last_seq)
+            .map(|frames| frames.cloned().collect())
+            .unwrap_or_default();
+        link.send_session(&Control::Restored {
+            last_seq,
+            replayed: replay.len() as u64,
+            received: session.received_before,
+        });
+        for frame in replay {
+            link.send_parts(frame);
+        }
+        tracing::debug!(session = %session.id, last_seq, "session resumed");
+        self.insert(Conn {
+            peer: peer.clone(),
+            link: Some(link.clone()),
+            session: Some(session),
+        });
+        if self.stop.is_fired() {
+            link.close(close_code::GOING_AWAY, "server shutting down");
+        }
+        (link, peer)
+    }
+
+    /// A session frame from the client: an acknowledgement. Anything else breaks the
+    /// extension's protocol (1002).
+    fn session_control(&self, link: &Rc<Link>, bytes: &[u8]) {
+        match Control::decode(bytes) {
+            Some(Control::Ack { seq }) => {
+                let mut conns = self.conns.borrow_mut();
+                if let Some(session) = conns
+                    .get_mut(&link.id)
+                    .filter(|c| c.is_current(link))
+                    .and_then(|c| c.session.as_mut())
+                {
+                    session.replay.ack(seq);
+                }
+            }
+            _ => link.close(close_code::PROTOCOL_ERROR, "unexpected session frame"),
+        }
+    }
+
+    /// Before a data message of a session is dispatched: acknowledges the client's
+    /// messages every [`ACK_EVERY`]. `false` if `link` is no longer the session's
+    /// connection (its messages are not the session's any more).
+    fn session_received(&self, link: &Rc<Link>) -> bool {
+        let mut conns = self.conns.borrow_mut();
+        let Some(conn) = conns.get_mut(&link.id).filter(|c| c.is_current(link)) else {
+            return false;
+        };
+        if let Some(session) = conn.session.as_mut() {
+            let received = session.received(link.data_received());
+            if received >= session.acked + ACK_EVERY {
+                session.acked = received;
+                link.send_session(&Control::Ack { seq: received });
+            }
+        }
+        true
     }
 
     /// The connection is open: tell the application (and close it if we are stopping).
@@ -435,17 +810,83 @@ impl<S: Send + Sync + 'static> Shard<S> {
         }
     }
 
-    /// The connection ended: fail its queries, unregister it, tell the application.
+    /// A connection ended: its queries fail; a session is suspended until it is resumed
+    /// or expires; a client without one is gone (unregistered, the application told). A
+    /// connection replaced by a resume changes nothing of its former session.
     fn disconnected(&self, link: &Rc<Link>, peer: &Peer<S>) {
         let end = link.end().unwrap_or(End::Closed(close_code::GOING_AWAY));
         tracing::debug!(conn = link.id, %end, "connection ended");
         link.fail_queries();
-        self.conns.borrow_mut().remove(&link.id);
-        self.server.sessions(self.index).remove(&link.id);
-        if let Some(on_disconnect) = &self.server.config.on_disconnect {
-            guard("on_disconnect", || on_disconnect(peer));
+        let mut conns = self.conns.borrow_mut();
+        let Some(conn) = conns.get_mut(&link.id).filter(|c| c.is_current(link)) else {
+            drop(conns);
+            link.finish();
+            return;
+        };
+        let suspend = !self.stop.is_fired() && conn.session.as_ref().is_some_and(|s| !s.closing);
+        if suspend {
+            let session = conn.session.as_mut().expect("checked above");
+            session.received_before = session.received(link.data_received());
+            session.suspended_since = Some(Instant::now());
+            conn.link = None;
+            tracing::debug!(session = %session.id, "session suspended");
+            drop(conns);
+        } else {
+            let conn = conns.remove(&link.id).expect("found above");
+            drop(conns);
+            self.forget(&conn);
+            if let Some(on_disconnect) = &self.server.config.on_disconnect {
+                guard("on_disconnect", || on_disconnect(peer));
+            }
         }
         link.finish();
+    }
+
+    /// Removes a client's registrations (the client list, the session index).
+    fn forget(&self, conn: &Conn<S>) {
+        self.server.sessions(self.index).remove(&conn.peer.id());
+        if let Some(session) = &conn.session {
+            self.server.index_session(session.id, None);
+        }
+    }
+
+    /// Ends a session taken out of the table: its connection, if any, is closed with
+    /// `code`, and the application is told the client is gone.
+    fn end_session(&self, conn: Conn<S>, code: u16, reason: &str) {
+        self.forget(&conn);
+        if let Some(link) = &conn.link {
+            link.close(code, reason);
+        }
+        if let Some(on_disconnect) = &self.server.config.on_disconnect {
+            guard("on_disconnect", || on_disconnect(&conn.peer));
+        }
+    }
+
+    /// Ends the suspended sessions whose time to be resumed is over (and those the
+    /// application closed while suspended).
+    fn expire_sessions(&self, now: Instant) {
+        let Some(config) = self.server.config.sessions else {
+            return;
+        };
+        let expired: Vec<u64> = self
+            .conns
+            .borrow()
+            .iter()
+            .filter(|(_, c)| {
+                c.session.as_ref().is_some_and(|s| {
+                    s.suspended_since
+                        .is_some_and(|since| s.closing || now >= since + config.ttl)
+                })
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            let conn = self.conns.borrow_mut().remove(&id);
+            if let Some(conn) = conn {
+                tracing::debug!(conn = id, "suspended session expired");
+                self.end_session(conn, close_code::SESSION_EXPIRED, "session expired");
+            }
+        }
     }
 }
 

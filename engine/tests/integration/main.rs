@@ -9,6 +9,7 @@ mod listeners;
 mod peers;
 mod query;
 mod reconnect;
+mod sessions;
 mod subprotocols;
 mod support;
 mod tcp;

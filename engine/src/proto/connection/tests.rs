@@ -16,6 +16,7 @@ use crate::proto::Kind;
 enum Got {
     Text(String),
     Binary(Vec<u8>),
+    Session(Vec<u8>),
 }
 
 /// One end of the pair.
@@ -58,6 +59,7 @@ impl Side {
                 Received::TextInPlace(text) => Got::Text(text.as_str().to_owned()),
                 Received::Binary(data) => Got::Binary(data.to_vec()),
                 Received::InPlace(data) => Got::Binary(data.as_bytes().to_vec()),
+                Received::Session(data) => Got::Session(data.to_vec()),
             });
         }
     }
@@ -738,4 +740,45 @@ fn a_packet_is_measured_once_whatever_its_size() {
         expected.extend_from_slice(&packet.message.body);
         assert_eq!(batch.iovec_bytes(), expected, "{size}-byte packet's frame");
     }
+}
+
+/// Session control frames (the session extension) travel both ways in order with data,
+/// are not counted as data messages, and are a protocol error (1002) where the extension
+/// is not in use.
+#[test]
+fn session_frames_travel_in_order_and_are_not_counted_as_data() {
+    for (server, client) in [(Wire::WsServer, Wire::WsClient), (Wire::Tcp, Wire::Tcp)] {
+        let mut pair = Pair::with(config(server), config(client));
+        pair.server.conn.accept_session_frames();
+        pair.client.conn.accept_session_frames();
+        assert!(pair.server.conn.send_session(b"created"));
+        assert!(pair.server.conn.send_message(Bytes::from_static(b"one")));
+        assert!(pair.client.conn.send_message(Bytes::from_static(b"two")));
+        assert!(pair.client.conn.send_session(b"ack"));
+        pair.drive();
+        assert_eq!(
+            pair.client.got,
+            [
+                Got::Session(b"created".to_vec()),
+                Got::Binary(b"one".to_vec())
+            ]
+        );
+        assert_eq!(
+            pair.server.got,
+            [Got::Binary(b"two".to_vec()), Got::Session(b"ack".to_vec())]
+        );
+        assert_eq!(pair.client.conn.data_received(), 1);
+        assert_eq!(pair.server.conn.data_received(), 1);
+        if server == Wire::WsServer {
+            let wire = pair.take_server_wire();
+            assert_eq!(&wire[..9], b"\x83\x07created", "opcode 0x3, unmasked");
+        }
+    }
+
+    let mut pair = Pair::ws();
+    pair.client.conn.accept_session_frames();
+    assert!(pair.client.conn.send_session(b"ack"));
+    pair.drive();
+    assert_eq!(close_code_in(&pair.take_server_wire()), Some(1002));
+    assert!(pair.server.got.is_empty());
 }

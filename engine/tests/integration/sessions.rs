@@ -1,0 +1,267 @@
+//! Sessions that survive reconnects: every message either way arrives once and in order
+//! across connections killed at random points (by the client, by the server, or left
+//! half-open behind a proxy), over WebSocket and ConnectMe TCP, on two shards.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use connectme::{
+    resume_error, Client, ClientSessionConfig, Listeners, Peer, Reconnect, SessionConfig, Transport,
+};
+
+use crate::support::{recv, server, wait_for, WAIT};
+
+fn fast_reconnect() -> Reconnect {
+    Reconnect::Backoff {
+        initial: Duration::from_millis(5),
+        max: Duration::from_millis(50),
+        factor: 2.0,
+    }
+}
+
+/// A TCP proxy in front of the server that can cut the client's side of the current
+/// connection while leaving the server's side open and silent: to the server the old
+/// connection is half-open, and it learns of the reconnect only from the resume.
+struct Proxy {
+    addr: SocketAddr,
+    current: Arc<Mutex<Option<(TcpStream, TcpStream)>>>,
+    zombies: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let current = Arc::new(Mutex::new(None));
+        let zombies = Arc::new(Mutex::new(Vec::new()));
+        let slot = current.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(upstream) = TcpStream::connect(target) else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                *slot.lock().unwrap() =
+                    Some((client.try_clone().unwrap(), upstream.try_clone().unwrap()));
+                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                pump(upstream, client);
+            }
+        });
+        Self {
+            addr,
+            current,
+            zombies,
+        }
+    }
+
+    /// Cuts the client's side; the server's side stays open, unread and unwritten.
+    fn half_open(&self) {
+        if let Some((client, upstream)) = self.current.lock().unwrap().take() {
+            let _ = client.shutdown(Shutdown::Both);
+            self.zombies.lock().unwrap().push(upstream);
+        }
+    }
+}
+
+/// Copies `from` into `to` until either fails; a cut client side stops both pumps
+/// without closing the upstream socket (the proxy keeps a clone of it).
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// How a connection is killed.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// The client drops it without a close (a reset from the client's side).
+    Client,
+    /// The server drops it without a close.
+    Server,
+    /// Behind the proxy: the client's side is cut, the server's left half-open.
+    HalfOpen,
+}
+
+/// 10 000 numbered messages from the server (direct sends and broadcasts mixed) and 2 000
+/// from the client, with the connection killed 50 times at random points: each side
+/// receives every number once, in order.
+fn chaos(transport: Transport) {
+    const FROM_SERVER: u32 = 10_000;
+    const FROM_CLIENT: u32 = 2_000;
+    const KILLS: u32 = 50;
+    let (peer_tx, peer_rx) = mpsc::channel::<Peer>();
+    let peer_tx = Mutex::new(peer_tx);
+    let disconnects = Arc::new(AtomicUsize::new(0));
+    let d = disconnects.clone();
+    let server = server()
+        .transport(transport)
+        .sessions(SessionConfig::default())
+        .on_connect(move |peer| {
+            let _ = peer_tx.lock().unwrap().send(peer.clone());
+        })
+        .on_disconnect(move |_| {
+            d.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    let (server_got_tx, server_got) = mpsc::channel::<u32>();
+    server.listen(move |bytes: bytes::Bytes, _: &Peer| {
+        let n = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+        let _ = server_got_tx.send(n);
+    });
+    server.start().unwrap();
+    let target = server.local_addr().unwrap();
+    let proxy = Proxy::start(target);
+    let url = match transport {
+        Transport::WebSocket => format!("ws://{}/", proxy.addr),
+        Transport::Tcp => format!("tcp://{}", proxy.addr),
+    };
+    let (client_got_tx, client_got) = mpsc::channel::<u32>();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let c = connections.clone();
+    let client = Client::builder(&url)
+        .reconnect(fast_reconnect())
+        .sessions(ClientSessionConfig::default())
+        .on_connect(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    client.listen(move |bytes: bytes::Bytes, _: &Client| {
+        let n = u32::from_be_bytes(bytes[..4].try_into().unwrap());
+        let _ = client_got_tx.send(n);
+    });
+    client.connect_blocking().unwrap();
+    let peer = recv(&peer_rx, "the session's peer");
+
+    let sender = {
+        let (server, peer, client) = (server.clone(), peer.clone(), client.clone());
+        std::thread::spawn(move || {
+            let mut rng = fastrand::Rng::with_seed(7);
+            let mut from_client = 1;
+            for n in 1..=FROM_SERVER {
+                let payload = bytes::Bytes::copy_from_slice(&n.to_be_bytes());
+                if rng.u8(..) < 32 {
+                    server.broadcast(payload);
+                } else {
+                    peer.send(payload);
+                }
+                if n % 5 == 0 && from_client <= FROM_CLIENT {
+                    while client
+                        .try_send(bytes::Bytes::copy_from_slice(&from_client.to_be_bytes()))
+                        .is_err()
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    from_client += 1;
+                }
+                if n % 64 == 0 {
+                    // Let the kills land at different points of the stream.
+                    std::thread::sleep(Duration::from_micros(rng.u64(0..400)));
+                }
+            }
+        })
+    };
+    let mut rng = fastrand::Rng::with_seed(11);
+    for kill in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(rng.u64(2..12)));
+        match [Kill::Client, Kill::Server, Kill::HalfOpen][kill as usize % 3] {
+            Kill::Client => client.disconnect(),
+            Kill::Server => peer.disconnect(),
+            Kill::HalfOpen => proxy.half_open(),
+        }
+    }
+    sender.join().unwrap();
+
+    let expect_in_order = |rx: &mpsc::Receiver<u32>, count: u32, side: &str| {
+        for expected in 1..=count {
+            let got = rx
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("{side}: message {expected} never arrived"));
+            assert_eq!(got, expected, "{side}: out of order, lost or repeated");
+        }
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "{side}: a message arrived twice"
+        );
+    };
+    expect_in_order(&client_got, FROM_SERVER, "client");
+    expect_in_order(&server_got, FROM_CLIENT, "server");
+    assert_eq!(
+        disconnects.load(Ordering::SeqCst),
+        0,
+        "the session never ended"
+    );
+    assert!(peer_rx.try_recv().is_err(), "no second session was created");
+    let connections = connections.load(Ordering::SeqCst);
+    assert!(
+        connections > KILLS as usize / 2,
+        "only {connections} connections: the kills did not land"
+    );
+    client.close();
+    server.close();
+    server.wait();
+}
+
+#[test]
+fn chaos_resume_over_websocket_loses_and_repeats_nothing() {
+    chaos(Transport::WebSocket);
+}
+
+#[test]
+fn chaos_resume_over_tcp_loses_and_repeats_nothing() {
+    chaos(Transport::Tcp);
+}
+
+/// A client whose session expired meanwhile is told (1006) and starts a new one; a real
+/// ConnectMe client (no extension) is served as before on a server with sessions.
+#[test]
+fn an_expired_session_is_reported_and_a_new_one_starts() {
+    let server = server()
+        .sessions(SessionConfig {
+            ttl: Duration::from_millis(100),
+            ..SessionConfig::default()
+        })
+        .start()
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let (failed_tx, failed) = mpsc::channel();
+    let failed_tx = Mutex::new(failed_tx);
+    let client = Client::builder(&url)
+        .reconnect(Reconnect::Fixed(Duration::from_millis(1500)))
+        .sessions(ClientSessionConfig::default())
+        .on_resume_failed(move |_, code| {
+            let _ = failed_tx.lock().unwrap().send(code);
+        })
+        .build()
+        .unwrap();
+    client.connect_blocking().unwrap();
+    wait_for("session created", || client.session_id().is_some());
+    let first = client.session_id().unwrap();
+    client.disconnect();
+    assert_eq!(
+        recv(&failed, "the failed resume"),
+        resume_error::UNKNOWN_SESSION
+    );
+    wait_for("new session", || {
+        client.session_id().is_some_and(|id| id != first)
+    });
+    assert_eq!(server.clients().len(), 1, "the expired session is gone");
+    client.close();
+    server.close();
+    server.wait();
+}
