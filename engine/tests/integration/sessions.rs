@@ -265,3 +265,187 @@ fn an_expired_session_is_reported_and_a_new_one_starts() {
     server.close();
     server.wait();
 }
+
+/// A raw WebSocket client speaking the session extension by hand, to check its bytes.
+struct RawSession {
+    ws: crate::support::RawWs,
+}
+
+/// What a `created` message says.
+struct Created {
+    id: String,
+    secret: String,
+    refused: u16,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RawSession {
+    /// Upgrades with the extension offered (and `resume`, `id.secret.last`, if given);
+    /// the server must accept it.
+    fn open(addr: SocketAddr, resume: Option<&str>) -> Self {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let offer = match resume {
+            Some(r) => format!("x-connectme-session; resume={r}"),
+            None => "x-connectme-session".to_owned(),
+        };
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Extensions: {offer}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let head = crate::support::read_head(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        assert!(
+            head.contains("Sec-WebSocket-Extensions: x-connectme-session\r\n"),
+            "{head}"
+        );
+        Self {
+            ws: crate::support::RawWs { stream },
+        }
+    }
+
+    /// The next frame must be a session frame (opcode 0x3): its payload.
+    fn control(&mut self) -> Vec<u8> {
+        let (first, payload) = self.ws.read_frame();
+        assert_eq!(first, 0x83, "a session frame");
+        payload
+    }
+
+    fn created(&mut self) -> Created {
+        let p = self.control();
+        assert_eq!((p[0], p.len()), (3, 35), "created, without a user");
+        Created {
+            id: hex(&p[1..17]),
+            secret: hex(&p[17..33]),
+            refused: u16::from_be_bytes([p[33], p[34]]),
+        }
+    }
+
+    fn text(&mut self) -> String {
+        let (first, payload) = self.ws.read_frame();
+        assert_eq!(first, 0x81, "a text frame");
+        String::from_utf8(payload).unwrap()
+    }
+}
+
+/// Starts a server with sessions (replay bound `replay`) whose clients' peers arrive on
+/// the returned channel.
+fn session_server(replay: usize) -> (connectme::Server, mpsc::Receiver<Peer>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = server()
+        .sessions(SessionConfig {
+            replay_messages: replay,
+            ..SessionConfig::default()
+        })
+        .on_connect(move |peer| {
+            let _ = tx.lock().unwrap().send(peer.clone());
+        })
+        .start()
+        .unwrap();
+    (server, rx)
+}
+
+/// The exact bytes of a resume: `restored` (last seq, replayed, received), then the
+/// missed messages in order; a wrong secret is 1004 and starts a new session.
+#[test]
+fn resume_on_the_raw_wire_replays_exactly_what_was_missed() {
+    let (server, peers) = session_server(4096);
+    let addr = server.local_addr().unwrap();
+    let mut first = RawSession::open(addr, None);
+    let created = first.created();
+    assert_eq!(created.refused, 0);
+    let peer = recv(&peers, "the session");
+    for text in ["a", "b", "c", "d", "e"] {
+        peer.send(text);
+    }
+    assert_eq!(first.text(), "a");
+    assert_eq!(first.text(), "b");
+    drop(first);
+    wait_for("suspended", || server.clients().len() == 1);
+
+    let wrong = format!("{}.{}.2", created.id, "00".repeat(16));
+    let mut refused = RawSession::open(addr, Some(&wrong));
+    let fresh = refused.created();
+    assert_eq!(fresh.refused, resume_error::BAD_CREDENTIALS);
+    assert_ne!(fresh.id, created.id, "a new session");
+    drop(refused);
+
+    let mut resumed = RawSession::open(addr, Some(&format!("{}.{}.2", created.id, created.secret)));
+    let restored = resumed.control();
+    let mut expected = vec![4u8];
+    for n in [2u64, 3, 0] {
+        expected.extend_from_slice(&n.to_be_bytes());
+    }
+    assert_eq!(
+        restored, expected,
+        "restored: last seq 2, 3 replayed, 0 received"
+    );
+    assert_eq!(
+        [resumed.text(), resumed.text(), resumed.text()],
+        ["c", "d", "e"]
+    );
+    peer.send("f");
+    assert_eq!(
+        resumed.text(),
+        "f",
+        "the same peer reaches the resumed session"
+    );
+    server.close();
+    server.wait();
+}
+
+/// A resume that needs messages the bounded buffer dropped fails with 1013 and ends the
+/// session (a second try is 1006): the client is never given a silent gap.
+#[test]
+fn a_resume_past_the_replay_buffer_is_a_gap_never_silent() {
+    let (server, peers) = session_server(2);
+    let addr = server.local_addr().unwrap();
+    let mut first = RawSession::open(addr, None);
+    let created = first.created();
+    let peer = recv(&peers, "the session");
+    drop(first);
+    wait_for("suspended", || server.clients().len() == 1);
+    for text in ["a", "b", "c"] {
+        peer.send(text);
+    }
+    let creds = format!("{}.{}.0", created.id, created.secret);
+    let mut gap = RawSession::open(addr, Some(&creds));
+    assert_eq!(gap.created().refused, resume_error::GAP);
+    let mut again = RawSession::open(addr, Some(&creds));
+    assert_eq!(again.created().refused, resume_error::UNKNOWN_SESSION);
+    server.close();
+    server.wait();
+}
+
+/// Two connections resuming one session: the later one gets it, the earlier one is told
+/// with close 4003 (a half-open connection the server had not noticed is replaced the
+/// same way).
+#[test]
+fn a_second_resume_replaces_the_first_connection_with_4003() {
+    let (server, peers) = session_server(4096);
+    let addr = server.local_addr().unwrap();
+    let mut first = RawSession::open(addr, None);
+    let created = first.created();
+    let peer = recv(&peers, "the session");
+    let creds = format!("{}.{}.0", created.id, created.secret);
+    let mut a = RawSession::open(addr, Some(&creds));
+    assert_eq!(a.control()[0], 4, "restored");
+    assert_eq!(
+        first.ws.expect_close(),
+        4003,
+        "the original connection is replaced"
+    );
+    let mut b = RawSession::open(addr, Some(&creds));
+    assert_eq!(b.control()[0], 4, "restored again");
+    assert_eq!(a.ws.expect_close(), 4003);
+    peer.send("only b");
+    assert_eq!(b.text(), "only b");
+    server.close();
+    server.wait();
+}
