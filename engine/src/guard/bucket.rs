@@ -144,6 +144,7 @@ impl TokenBucket {
     }
 
     /// Tokens available at `now` (0 to `burst`).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn available(&self, limit: &RateLimit, now: Instant) -> u32 {
         let interval = limit.interval().as_nanos();
         if interval == 0 {

@@ -13,8 +13,10 @@
 //!   `admit` hands out a `Permit` that gives the connection back when dropped.
 //! - `Refusal` and `http_refusal`: which guard said no, and the HTTP response that says so
 //!   (503, 429 with `Retry-After`, 403), in the format of the handshake's own errors.
-// wired into the server by the sessions work
-#![allow(dead_code, unused_imports)]
+//!
+//! The server wires them in: [`ServerBuilder::guards`](crate::ServerBuilder::guards) and
+//! [`ServerBuilder::message_rate`](crate::ServerBuilder::message_rate) configure them,
+//! [`Server::refusals`](crate::Server::refusals) counts what they refused.
 
 mod admission;
 mod bucket;
@@ -25,5 +27,9 @@ pub use admission::Guards;
 pub(crate) use admission::{AdmissionControl, Permit};
 pub use bucket::RateLimit;
 pub(crate) use bucket::TokenBucket;
-pub(crate) use origin::AllowedOrigins;
-pub(crate) use refusal::{http_refusal, Refusal, RefusedBy};
+// Public through `Server::refusals`; `lib.rs` does not re-export it yet.
+#[allow(unreachable_pub)]
+pub use refusal::Refusals;
+// `http_refusal` answers the upgrade's other refusals (authentication) in the same format.
+#[allow(unused_imports)]
+pub(crate) use refusal::{http_refusal, Refusal, RefusalCounters, RefusedBy};

@@ -7,6 +7,7 @@
 //! status instead of a reset, and a 429 says when to come back.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Longest body kept: the reason is a short diagnostic, not a payload.
@@ -75,6 +76,68 @@ impl Refusal {
     /// The complete HTTP response for this refusal.
     pub(crate) fn http_response(&self) -> Vec<u8> {
         http_refusal(self.status(), self.reason(), self.retry_after)
+    }
+}
+
+/// How many connections and messages a server's guards refused since it was built
+/// ([`Server::refusals`](crate::Server::refusals)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusals {
+    /// Connections refused by [`Guards::max_connections`](crate::Guards::max_connections)
+    /// (503).
+    pub connections: u64,
+    /// Connections refused by
+    /// [`Guards::max_connections_per_ip`](crate::Guards::max_connections_per_ip) (503).
+    pub connections_per_ip: u64,
+    /// Connections refused by
+    /// [`Guards::handshakes_per_ip`](crate::Guards::handshakes_per_ip) (429).
+    pub handshake_rate: u64,
+    /// WebSocket upgrades refused by
+    /// [`Guards::allowed_origins`](crate::Guards::allowed_origins) (403).
+    pub origin: u64,
+    /// Messages dropped by
+    /// [`ServerBuilder::message_rate`](crate::ServerBuilder::message_rate).
+    pub messages: u64,
+}
+
+/// The counters behind [`Refusals`], shared by the shards. Touched only when something is
+/// refused.
+#[derive(Debug, Default)]
+pub(crate) struct RefusalCounters {
+    connections: AtomicU64,
+    connections_per_ip: AtomicU64,
+    handshake_rate: AtomicU64,
+    origin: AtomicU64,
+    messages: AtomicU64,
+}
+
+impl RefusalCounters {
+    /// Counts a refused connection.
+    pub(crate) fn connection(&self, by: RefusedBy) {
+        let counter = match by {
+            RefusedBy::Connections => &self.connections,
+            RefusedBy::ConnectionsPerIp => &self.connections_per_ip,
+            RefusedBy::HandshakeRate => &self.handshake_rate,
+            RefusedBy::Origin => &self.origin,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a message dropped by the message rate.
+    pub(crate) fn message(&self) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub(crate) fn snapshot(&self) -> Refusals {
+        Refusals {
+            connections: self.connections.load(Ordering::Relaxed),
+            connections_per_ip: self.connections_per_ip.load(Ordering::Relaxed),
+            handshake_rate: self.handshake_rate.load(Ordering::Relaxed),
+            origin: self.origin.load(Ordering::Relaxed),
+            messages: self.messages.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use packme::Registry;
 
@@ -15,12 +15,14 @@ use super::config::{Endpoint, Limits, Transport};
 use super::info::ConnInfo;
 use super::peer::Peer;
 use super::{Server, ServerShared, Setup};
+use crate::guard::{AdmissionControl, Guards, RateLimit, RefusalCounters};
 use crate::proto::{Keepalive, Timeouts};
 use crate::rt::Driver;
 use crate::session::SessionConfig;
 
 pub(crate) type StateFactory<S> = Arc<dyn Fn(&ConnInfo) -> S + Send + Sync>;
 pub(crate) type PeerCallback<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
+pub(crate) type RateLimitedCallback<S> = Arc<dyn Fn(&Peer<S>, Duration) + Send + Sync>;
 
 pub(crate) struct ServerConfig<S> {
     pub endpoint: Endpoint,
@@ -43,6 +45,11 @@ pub(crate) struct ServerConfig<S> {
     pub on_disconnect: Option<PeerCallback<S>>,
     /// Sessions for the clients that ask for them; `None`: off.
     pub sessions: Option<SessionConfig>,
+    /// Connection caps, handshake rate and origin check.
+    pub guards: Guards,
+    /// Each client's message rate; `None`: unlimited.
+    pub message_rate: Option<RateLimit>,
+    pub on_rate_limited: Option<RateLimitedCallback<S>>,
 }
 
 impl<S> ServerConfig<S> {
@@ -95,6 +102,9 @@ impl ServerBuilder<()> {
                 on_connect: None,
                 on_disconnect: None,
                 sessions: None,
+                guards: Guards::default(),
+                message_rate: None,
+                on_rate_limited: None,
             },
         }
     }
@@ -230,6 +240,48 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// Connection guards: caps on open connections (in total and per address), a
+    /// handshake rate per address and an `Origin` allow-list (see [`Guards`] for each
+    /// default and why). Every accepted connection is admitted before its upgrade is read
+    /// and holds its place until it closes; a refused WebSocket gets an HTTP error (503
+    /// for a cap, 429 with `Retry-After` for the rate, 403 for the origin, never a 101), a
+    /// refused ConnectMe TCP connection is closed. Default: [`Guards::default`]; loopback
+    /// peers skip the per-address guards unless [`Guards::exempt_loopback`] is false.
+    /// [`Server::refusals`] counts the refusals.
+    pub fn guards(mut self, guards: Guards) -> Self {
+        self.config.guards = guards;
+        self
+    }
+
+    /// Limits how many messages each client may send (default: unlimited). The budget is
+    /// the client's: with a session it survives reconnects (a resume does not refill
+    /// it), otherwise it is the connection's. A message over the rate is dropped, not
+    /// dispatched: a client with a session is told (the session extension's
+    /// `rate_limited` control message, with the time until a message would pass), and
+    /// [`on_rate_limited`](Self::on_rate_limited) is called, so that an application whose
+    /// clients are plain ConnectMe clients can answer in its own protocol.
+    ///
+    /// There is no default rate because the right one is the game's: a shooter's inputs
+    /// arrive at 60 per second, a lobby's chat at one, and a guessed limit would silently
+    /// drop a plain client's messages (ConnectMe's protocol cannot tell it). Count what
+    /// your clients send and allow a few times that, with a burst for a reconnect's
+    /// catch-up.
+    pub fn message_rate(mut self, limit: RateLimit) -> Self {
+        self.config.message_rate = Some(limit);
+        self
+    }
+
+    /// Called for each message dropped by the [message rate](Self::message_rate), with
+    /// the time until the client's next message would pass. Runs on the client's shard,
+    /// before its next message is read: keep it short.
+    pub fn on_rate_limited(
+        mut self,
+        f: impl Fn(&Peer<S>, Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.on_rate_limited = Some(Arc::new(f));
+        self
+    }
+
     /// Called after a client connected (and was added to [`Server::clients`]).
     pub fn on_connect(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
         self.config.on_connect = Some(Arc::new(f));
@@ -247,17 +299,17 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     ///
     /// # Panics
     ///
-    /// If [`on_connect`](Self::on_connect) or [`on_disconnect`](Self::on_disconnect) was set
-    /// before: those callbacks take the peer type this call changes, so they would be lost.
-    /// Call `state` first.
+    /// If [`on_connect`](Self::on_connect), [`on_disconnect`](Self::on_disconnect) or
+    /// [`on_rate_limited`](Self::on_rate_limited) was set before: those callbacks take the
+    /// peer type this call changes, so they would be lost. Call `state` first.
     pub fn state<T: Send + Sync + 'static>(
         self,
         factory: impl Fn(&ConnInfo) -> T + Send + Sync + 'static,
     ) -> ServerBuilder<T> {
         let c = self.config;
         assert!(
-            c.on_connect.is_none() && c.on_disconnect.is_none(),
-            "ServerBuilder::state must come before on_connect and on_disconnect, which take the peer type it changes"
+            c.on_connect.is_none() && c.on_disconnect.is_none() && c.on_rate_limited.is_none(),
+            "ServerBuilder::state must come before on_connect, on_disconnect and on_rate_limited, which take the peer type it changes"
         );
         ServerBuilder {
             config: ServerConfig {
@@ -276,14 +328,20 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 on_connect: None,
                 on_disconnect: None,
                 sessions: c.sessions,
+                guards: c.guards,
+                message_rate: c.message_rate,
+                on_rate_limited: None,
             },
         }
     }
 
     /// Builds the server without starting it (ConnectMe's `server`).
     pub fn build(self) -> Server<S> {
+        let admission = AdmissionControl::new(&self.config.guards, Instant::now());
         Server {
             shared: Arc::new(ServerShared {
+                admission,
+                refusals: RefusalCounters::default(),
                 config: self.config,
                 setup: Mutex::new(Setup {
                     started: false,

@@ -30,6 +30,7 @@ use builder::ServerConfig;
 pub(crate) use shard::guard;
 use shard::{Job, Shard, ShardListener, ShardStart};
 
+use crate::guard::{AdmissionControl, RefusalCounters, Refusals};
 use crate::listeners::{Handler, HandlerTable, Host, Key};
 use crate::mailbox::{mailbox, Mailbox};
 use crate::proto::outgoing::{Frame, IntoFrame};
@@ -68,6 +69,10 @@ pub(crate) struct ServerShared<S> {
     driver: OnceLock<Driver>,
     /// Every session by its public id: where a resume finds it, whichever shard it is on.
     session_index: Mutex<FxHashMap<SessionId, Peer<S>>>,
+    /// The connection guards, shared by the shards.
+    admission: AdmissionControl,
+    /// What the guards refused.
+    refusals: RefusalCounters,
 }
 
 impl<S: Send + Sync + 'static> ServerShared<S> {
@@ -292,6 +297,12 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// The bound TCP address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.shared.local_addr.get().copied()
+    }
+
+    /// How many connections and messages the [guards](ServerBuilder::guards) and the
+    /// [message rate](ServerBuilder::message_rate) refused so far.
+    pub fn refusals(&self) -> Refusals {
+        self.shared.refusals.snapshot()
     }
 
     /// The I/O driver the shards run on (known once started).

@@ -15,11 +15,11 @@ use bytes::{Bytes, BytesMut};
 use packme::Registry;
 use rustc_hash::FxHashMap;
 
-use super::builder::ServerConfig;
 use super::config::Transport;
 use super::info::ConnInfo;
 use super::peer::Peer;
 use super::{PeerFilter, ServerShared};
+use crate::guard::{Permit, Refusal, TokenBucket};
 use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
 use crate::link::timers::Timers;
 use crate::link::{writer, Link};
@@ -28,7 +28,7 @@ use crate::mailbox::Inbox;
 use crate::proto::outgoing::{shard_local, IntoFrame};
 use crate::proto::received::Received;
 use crate::proto::{close_code, handshake, tcp, Config, Connection, End, FrameParts, Wire};
-use crate::rt::io::{shutdown, write_all};
+use crate::rt::io::{read_more, shutdown, write_all};
 use crate::rt::net::{Accepted, Stream, TcpListener, UnixListener};
 use crate::rt::{first, First};
 use crate::session::replay::ReplayError;
@@ -87,6 +87,16 @@ impl<S> Conn<S> {
             link.send_shared(frame);
         }
     }
+}
+
+/// What to do with a data message that arrived on a session's connection.
+enum Arrival {
+    /// Dispatch it.
+    Dispatch,
+    /// Drop it: the connection was replaced by a resume.
+    Replaced,
+    /// Drop it: over the message rate; a message would pass after this long.
+    RateLimited(Duration),
 }
 
 /// A session taken from its entry to be resumed on another connection.
@@ -175,6 +185,14 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
                 }
             }),
         );
+    }
+}
+
+impl<S> ServerShared<S> {
+    /// A connection a guard refused: logged and counted.
+    fn refused(&self, refusal: &Refusal, peer_addr: Option<SocketAddr>) {
+        tracing::debug!(?peer_addr, %refusal, "connection refused");
+        self.refusals.connection(refusal.by);
     }
 }
 
@@ -341,7 +359,13 @@ async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
         {
             link.sweep_idle();
         }
-        shard.expire_sessions(Instant::now());
+        let now = Instant::now();
+        shard.expire_sessions(now);
+        if shard.index == 0 {
+            // Forgets the addresses whose handshake budget refilled, also when no
+            // connection arrives to sweep them.
+            shard.server.admission.sweep(now);
+        }
     }
 }
 
@@ -375,7 +399,7 @@ where
 /// TCP with sessions on, the client's first frame (a session hello, or its first message,
 /// which stays in `buf`). `None` if the connection must be dropped.
 async fn open<S, T>(
-    config: &ServerConfig<S>,
+    server: &ServerShared<S>,
     stream: &mut T,
     buf: &mut BytesMut,
     peer_addr: Option<SocketAddr>,
@@ -383,6 +407,7 @@ async fn open<S, T>(
 where
     T: crate::rt::net::ReadHalf + crate::rt::net::WriteHalf,
 {
+    let config = &server.config;
     Some(match config.transport {
         Transport::WebSocket => {
             let max = config.limits.max_handshake;
@@ -397,6 +422,12 @@ where
                 }
                 Ok(Err(HeadError::Io(_))) | Err(_) => return None,
             };
+            if let Err(refusal) = server.admission.check_origin(request.headers.get("origin")) {
+                server.refused(&refusal, peer_addr);
+                let _ = write_all(stream, refusal.http_response()).await;
+                shutdown(stream).await;
+                return None;
+            }
             let offer = config.sessions.and_then(|_| {
                 request
                     .headers
@@ -467,31 +498,83 @@ fn tcp_hello(buf: &[u8]) -> Result<Option<(Option<Result<Option<Resume>, ()>>, u
     }
 }
 
-/// Serves one accepted connection: its opening, then (on this shard, or on the one that
-/// holds the session it resumes) the rest of its life.
+/// Serves one accepted connection: its admission by the guards, its opening, then (on
+/// this shard, or on the one that holds the session it resumes) the rest of its life,
+/// holding its permit throughout.
 async fn serve<S, T>(shard: Rc<Shard<S>>, mut stream: T, peer_addr: Option<SocketAddr>)
 where
     S: Send + Sync + 'static,
     T: Accepted,
 {
+    let server = &shard.server;
+    let permit = match server
+        .admission
+        .admit(peer_addr.map(|a| a.ip()), Instant::now())
+    {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            server.refused(&refusal, peer_addr);
+            Box::pin(refuse(server.config.transport, &mut stream, &refusal)).await;
+            return;
+        }
+    };
     let mut buf = BytesMut::with_capacity(MIN_READ);
-    let opened = Box::pin(async {
-        let config = &shard.server.config;
-        open(config, &mut stream, &mut buf, peer_addr).await
-    })
-    .await;
+    let opened =
+        Box::pin(async { open(&shard.server, &mut stream, &mut buf, peer_addr).await }).await;
     let Some(opened) = opened else { return };
     if let Some(owner) = shard.resume_elsewhere(&opened) {
-        hand_off(&shard, owner, stream, buf, opened);
+        hand_off(&shard, owner, stream, buf, opened, permit);
         return;
     }
-    serve_opened(shard, stream, buf, opened).await;
+    serve_opened(shard, stream, buf, opened, permit).await;
+}
+
+/// How long a refused WebSocket connection may take to take its answer and close.
+const LINGER: Duration = Duration::from_secs(1);
+/// Most bytes read and discarded from a refused WebSocket connection.
+const LINGER_BYTES: usize = 16 << 10;
+
+/// Answers a connection a guard refused, before its upgrade request was read. A WebSocket
+/// client gets the HTTP error, then a write shutdown; what it sends meanwhile (its
+/// request) is read and discarded until it closes, within [`LINGER`] and
+/// [`LINGER_BYTES`], because closing a socket with unread input resets the connection,
+/// which can destroy the answer before the client reads it. Not reading the request first
+/// means the answer is immediate and a refused client holds no socket longer than that.
+/// ConnectMe TCP has no way to say why: the connection is just closed.
+async fn refuse<T: Accepted>(transport: Transport, stream: &mut T, refusal: &Refusal) {
+    if transport != Transport::WebSocket {
+        return;
+    }
+    let answer = async {
+        if write_all(stream, refusal.http_response()).await.is_err() {
+            return;
+        }
+        shutdown(stream).await;
+        let mut buf = BytesMut::with_capacity(MIN_READ);
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            buf.clear();
+            let (result, returned) = read_more(stream, buf).await;
+            buf = returned;
+            match result {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = crate::rt::timeout(LINGER, answer).await;
 }
 
 /// Hands an opened connection to shard `owner`, which holds the session it resumes: a
 /// session never changes shards, so everything sent to it stays in one shard's order.
-fn hand_off<S, T>(shard: &Shard<S>, owner: usize, stream: T, buf: BytesMut, opened: Opened)
-where
+fn hand_off<S, T>(
+    shard: &Shard<S>,
+    owner: usize,
+    stream: T,
+    buf: BytesMut,
+    opened: Opened,
+    permit: Permit,
+) where
     S: Send + Sync + 'static,
     T: Accepted,
 {
@@ -504,6 +587,7 @@ where
                 stream,
                 buf,
                 opened,
+                permit,
             ))),
             Err(error) => tracing::warn!(%error, "a resuming connection could not be handed over"),
         }),
@@ -522,6 +606,7 @@ fn serve_opened<S, T>(
     stream: T,
     buf: BytesMut,
     opened: Opened,
+    permit: Permit,
 ) -> impl Future<Output = ()>
 where
     S: Send + Sync + 'static,
@@ -529,16 +614,32 @@ where
 {
     let (mut reader, writer) = stream.into_split();
     async move {
+        // The connection's place in the guards' caps, given back when it ends.
+        let _permit = permit;
         let (link, peer, sessioned) = shard.admit(opened);
         writer::attach(writer, &link);
+        // A client without a session: its message budget, if there is a message rate.
+        let mut budget: Option<TokenBucket> = None;
         read_loop(&mut reader, buf, &link, |message| {
             if sessioned {
                 if let Received::Session(control) = message {
                     shard.session_control(&link, &control);
                     return;
                 }
-                if !shard.session_received(&link) {
+                match shard.session_received(&link) {
+                    Arrival::Dispatch => {}
                     // Replaced by a resume: the session lives on another connection now.
+                    Arrival::Replaced => return,
+                    Arrival::RateLimited(retry) => {
+                        shard.rate_limited(&link, &peer, retry, true);
+                        return;
+                    }
+                }
+            } else if let Some(limit) = &shard.server.config.message_rate {
+                let now = Instant::now();
+                let budget = budget.get_or_insert_with(|| TokenBucket::new(now));
+                if let Err(retry) = budget.take(limit, now) {
+                    shard.rate_limited(&link, &peer, retry, false);
                     return;
                 }
             }
@@ -783,21 +884,45 @@ impl<S: Send + Sync + 'static> Shard<S> {
     }
 
     /// Before a data message of a session is dispatched: acknowledges the client's
-    /// messages every [`ACK_EVERY`]. `false` if `link` is no longer the session's
-    /// connection (its messages are not the session's any more).
-    fn session_received(&self, link: &Rc<Link>) -> bool {
+    /// messages every [`ACK_EVERY`], and takes the message from the session's budget if
+    /// there is a message rate. A message over the rate still counts as received (it is
+    /// acknowledged, and not sent again after a resume): it is dropped, not postponed.
+    fn session_received(&self, link: &Rc<Link>) -> Arrival {
         let mut conns = self.conns.borrow_mut();
         let Some(conn) = conns.get_mut(&link.id).filter(|c| c.is_current(link)) else {
-            return false;
+            return Arrival::Replaced;
         };
-        if let Some(session) = conn.session.as_mut() {
-            let received = session.received(link.data_received());
-            if received >= session.acked + ACK_EVERY {
-                session.acked = received;
-                link.send_session(&Control::Ack { seq: received });
+        let Some(session) = conn.session.as_mut() else {
+            return Arrival::Dispatch;
+        };
+        let received = session.received(link.data_received());
+        if received >= session.acked + ACK_EVERY {
+            session.acked = received;
+            link.send_session(&Control::Ack { seq: received });
+        }
+        if let Some(limit) = &self.server.config.message_rate {
+            let now = Instant::now();
+            let budget = session.rate.get_or_insert_with(|| TokenBucket::new(now));
+            if let Err(retry) = budget.take(limit, now) {
+                return Arrival::RateLimited(retry);
             }
         }
-        true
+        Arrival::Dispatch
+    }
+
+    /// A message over the client's message rate was dropped: counted, logged, the client
+    /// told if it has a session, and the application's callback called.
+    fn rate_limited(&self, link: &Rc<Link>, peer: &Peer<S>, retry: Duration, sessioned: bool) {
+        self.server.refusals.message();
+        tracing::debug!(conn = link.id, ?retry, "message dropped: rate limit");
+        if sessioned {
+            let retry_after_ms =
+                u32::try_from(retry.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
+            link.send_session(&Control::RateLimited { retry_after_ms });
+        }
+        if let Some(on_rate_limited) = &self.server.config.on_rate_limited {
+            guard("on_rate_limited", || on_rate_limited(peer, retry));
+        }
     }
 
     /// The connection is open: tell the application (and close it if we are stopping).

@@ -14,6 +14,7 @@ pub(crate) mod wire;
 
 use std::time::{Duration, Instant};
 
+use crate::guard::TokenBucket;
 use crate::proto::FrameParts;
 use replay::Replay;
 use wire::Secret;
@@ -76,6 +77,10 @@ pub(crate) struct ServerSession {
     pub suspended_since: Option<Instant>,
     /// The application closed the session: when its connection ends, so does it.
     pub closing: bool,
+    /// The client's message budget under the server's message rate (made full at its
+    /// first message). It is the session's, not the connection's: a resume does not
+    /// refill it, so reconnecting gains a flooding client nothing.
+    pub rate: Option<TokenBucket>,
 }
 
 impl ServerSession {
@@ -90,6 +95,7 @@ impl ServerSession {
             acked: 0,
             suspended_since: None,
             closing: false,
+            rate: None,
         }
     }
 

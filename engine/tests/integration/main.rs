@@ -4,6 +4,7 @@
 mod bad_input;
 mod broadcast;
 mod flush;
+mod guards;
 mod hostile;
 mod listeners;
 mod peers;
