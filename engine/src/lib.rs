@@ -65,6 +65,7 @@
 //! the keepalive's timing, finds a vanished peer.
 #![deny(unsafe_code)]
 
+mod auth;
 #[cfg(any(test, feature = "bench-api"))]
 #[doc(hidden)]
 pub mod bench_api;
@@ -76,11 +77,16 @@ mod mailbox;
 pub mod proto;
 mod query;
 mod reconnect;
+mod room;
 mod rt;
 mod server;
 mod session;
 mod signal;
 
+pub use auth::{
+    AuthError, AuthFuture, AuthRequest, Authenticator, Identity, TOKEN_COOKIE,
+    TOKEN_PROTOCOL_PREFIX, TOKEN_QUERY_PARAM,
+};
 pub use client::{Client, ClientBuilder, ClientSessionConfig, ConnectError, SendError, Target};
 pub use guard::{Guards, RateLimit};
 pub use listeners::{Context, Key, Listen, ListenerId, Listeners, Raw, Reply};
@@ -88,6 +94,7 @@ pub use packme::{ByteString, Packet, Registry};
 pub use proto::{BinaryRef, Frame, FrameParts, IntoFrame, Keepalive, Timeouts};
 pub use query::{Query, QueryError};
 pub use reconnect::Reconnect;
+pub use room::{RoomError, RoomOptions};
 pub use rt::{sleep, sleep_until, spawn, timeout, Driver, Elapsed, Task, DRIVER_ENV};
 pub use server::{ConnInfo, Endpoint, Limits, Peer, Server, ServerBuilder, Transport};
 pub use session::{resume_error, SessionConfig, SessionId};

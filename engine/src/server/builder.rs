@@ -15,6 +15,7 @@ use super::config::{Endpoint, Limits, Transport};
 use super::info::ConnInfo;
 use super::peer::Peer;
 use super::{Server, ServerShared, Setup};
+use crate::auth::Authenticator;
 use crate::guard::{AdmissionControl, Guards, RateLimit, RefusalCounters};
 use crate::proto::{Keepalive, Timeouts};
 use crate::rt::Driver;
@@ -45,6 +46,11 @@ pub(crate) struct ServerConfig<S> {
     pub on_disconnect: Option<PeerCallback<S>>,
     /// Sessions for the clients that ask for them; `None`: off.
     pub sessions: Option<SessionConfig>,
+    /// Who may connect; `None`: everyone.
+    pub auth: Option<Arc<dyn Authenticator>>,
+    pub auth_timeout: Duration,
+    /// Whether a token may come from the query string.
+    pub query_tokens: bool,
     /// Connection caps, handshake rate and origin check.
     pub guards: Guards,
     /// Each client's message rate; `None`: unlimited.
@@ -102,6 +108,9 @@ impl ServerBuilder<()> {
                 on_connect: None,
                 on_disconnect: None,
                 sessions: None,
+                auth: None,
+                auth_timeout: Duration::from_secs(10),
+                query_tokens: false,
                 guards: Guards::default(),
                 message_rate: None,
                 on_rate_limited: None,
@@ -240,6 +249,33 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// Authenticates every connection before it is upgraded: the authenticator sees the
+    /// whole upgrade request ([`AuthRequest`](crate::AuthRequest): path, query, headers, cookies, offered
+    /// subprotocols, address; [`AuthRequest::token`](crate::AuthRequest::token) finds a bearer token) and accepts with
+    /// an [`Identity`](crate::Identity) ([`Peer::identity`]; a session keeps its user, and only that user may
+    /// resume it) or refuses with 401 / 403, before any 101. It may be async (it runs on
+    /// the connection's shard) and is bounded by [`auth_timeout`](Self::auth_timeout)
+    /// (503 past it). Bytes a client sends meanwhile wait in its buffer. On ConnectMe TCP
+    /// it sees only the address, and a refusal closes the socket.
+    pub fn authenticate(mut self, authenticator: impl Authenticator) -> Self {
+        self.config.auth = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// How long an authenticator may take (default 10 s).
+    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
+        self.config.auth_timeout = timeout;
+        self
+    }
+
+    /// Lets [`AuthRequest::token`](crate::AuthRequest::token) read a `token` query parameter (default off: URLs end
+    /// up in proxy and server logs; browsers can use the `token.<value>` subprotocol or a
+    /// cookie instead).
+    pub fn tokens_in_query(mut self, allow: bool) -> Self {
+        self.config.query_tokens = allow;
+        self
+    }
+
     /// Connection guards: caps on open connections (in total and per address), a
     /// handshake rate per address and an `Origin` allow-list (see [`Guards`] for each
     /// default and why). Every accepted connection is admitted before its upgrade is read
@@ -328,6 +364,9 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 on_connect: None,
                 on_disconnect: None,
                 sessions: c.sessions,
+                auth: c.auth,
+                auth_timeout: c.auth_timeout,
+                query_tokens: c.query_tokens,
                 guards: c.guards,
                 message_rate: c.message_rate,
                 on_rate_limited: None,
@@ -356,6 +395,8 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 next_listener: AtomicU64::new(1),
                 driver: OnceLock::new(),
                 session_index: Mutex::default(),
+                rooms: crate::room::Rooms::default(),
+                users: Mutex::default(),
             }),
         }
     }

@@ -35,6 +35,7 @@ use crate::listeners::{Handler, HandlerTable, Host, Key};
 use crate::mailbox::{mailbox, Mailbox};
 use crate::proto::outgoing::{Frame, IntoFrame};
 use crate::proto::Wire;
+use crate::room::{RoomError, RoomOptions, Rooms};
 use crate::rt::Driver;
 use crate::session::SessionId;
 use rustc_hash::FxHashMap;
@@ -69,6 +70,10 @@ pub(crate) struct ServerShared<S> {
     driver: OnceLock<Driver>,
     /// Every session by its public id: where a resume finds it, whichever shard it is on.
     session_index: Mutex<FxHashMap<SessionId, Peer<S>>>,
+    /// Every room and its members.
+    rooms: Rooms<Peer<S>>,
+    /// The clients of each authenticated user.
+    users: Mutex<FxHashMap<String, FxHashMap<u64, Peer<S>>>>,
     /// The connection guards, shared by the shards.
     admission: AdmissionControl,
     /// What the guards refused.
@@ -162,6 +167,43 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
                 index.remove(&id);
             }
         }
+    }
+
+    /// Encodes `message` once and posts it to every shard that has members of `rooms`
+    /// (except `exclude`), each member once.
+    fn broadcast_to_rooms<F: IntoFrame>(&self, rooms: &[&str], message: F, exclude: Option<u64>) {
+        let recipients = self.rooms.recipients(rooms, exclude, shard::shard_of);
+        if recipients.is_empty() {
+            return;
+        }
+        let frame = message.into_frame(self.wire());
+        for (index, keys) in recipients {
+            let frame = frame.clone();
+            self.post(index, Box::new(move |shard| shard.send_to(&keys, frame)));
+        }
+    }
+
+    /// Adds (`true`) or removes `peer` in its user's entry of the user index.
+    fn index_user(&self, peer: &Peer<S>, add: bool) {
+        let Some(user) = peer.user() else { return };
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if add {
+            users
+                .entry(user.to_owned())
+                .or_default()
+                .insert(peer.id(), peer.clone());
+        } else if let Some(clients) = users.get_mut(user) {
+            clients.remove(&peer.id());
+            if clients.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    /// Adds `peer` to room `room`, unless it has ended.
+    fn join(&self, room: &str, peer: &Peer<S>) -> Result<(), RoomError> {
+        self.rooms
+            .join(room, peer.id(), peer.clone(), || !peer.has_ended())
     }
 
     fn setup(&self) -> MutexGuard<'_, Setup<S>> {
@@ -364,6 +406,67 @@ impl<S: Send + Sync + 'static> Server<S> {
                 Box::new(move |shard| shard.broadcast(frame, filter.as_deref())),
             );
         }
+    }
+
+    /// The clients (sessions, or connections without one) of an authenticated user.
+    pub fn clients_of(&self, user: &str) -> Vec<Peer<S>> {
+        self.shared
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .map(|clients| clients.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Closes every client of an authenticated user (their sessions end).
+    pub fn close_user(&self, user: &str, code: u16, reason: &str) {
+        for peer in self.clients_of(user) {
+            peer.close_with(code, reason);
+        }
+    }
+
+    /// Creates room `room` with `options` (or changes an existing room's options). A
+    /// join creates a missing room with the defaults: unlimited, deleted when empty.
+    pub fn create_room(&self, room: &str, options: RoomOptions) {
+        self.shared.rooms.create(room, options);
+    }
+
+    /// Deletes room `room` (its members leave it); whether it existed.
+    pub fn delete_room(&self, room: &str) -> bool {
+        self.shared.rooms.delete(room)
+    }
+
+    /// A room's options and metadata, if it exists.
+    pub fn room(&self, room: &str) -> Option<RoomOptions> {
+        self.shared.rooms.options(room)
+    }
+
+    /// Every room's name.
+    pub fn rooms(&self) -> Vec<String> {
+        self.shared.rooms.names()
+    }
+
+    /// The members of room `room` (suspended sessions included).
+    pub fn room_members(&self, room: &str) -> Vec<Peer<S>> {
+        self.shared.rooms.members(room)
+    }
+
+    /// Sends `message` to every member of room `room`, encoded once.
+    pub fn broadcast_to_room<F: IntoFrame>(&self, room: &str, message: F) {
+        self.shared.broadcast_to_rooms(&[room], message, None);
+    }
+
+    /// Sends `message` to every member of any of `rooms`, each once, except `exclude`
+    /// (the sender, typically).
+    pub fn broadcast_to_rooms<F: IntoFrame>(
+        &self,
+        rooms: &[&str],
+        message: F,
+        exclude: Option<&Peer<S>>,
+    ) {
+        self.shared
+            .broadcast_to_rooms(rooms, message, exclude.map(Peer::id));
     }
 
     /// The connected clients, across all shards.

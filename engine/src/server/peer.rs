@@ -2,6 +2,7 @@
 //! object). It is `Send + Sync + Clone`: on the connection's own shard it acts directly on
 //! the connection; from any other thread it posts the work to that shard.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use packme::{Message, Packet, Registry, RegistryError, Request};
@@ -9,18 +10,23 @@ use packme::{Message, Packet, Registry, RegistryError, Request};
 use super::info::ConnInfo;
 use super::shard::Conn;
 use super::ServerShared;
+use crate::auth::Identity;
 use crate::listeners::{Context, Handler, Host, Key, ListenerCell};
 use crate::proto::close_code;
 use crate::proto::outgoing::IntoFrame;
 use crate::proto::FrameParts;
 use crate::query::{query_channel, Query, QueryError};
+use crate::room::RoomError;
 
 struct PeerInner<S> {
     id: u64,
     shard: usize,
     info: ConnInfo,
+    identity: Option<Identity>,
     state: S,
     server: Arc<ServerShared<S>>,
+    /// The client is gone (its connection, or its session, ended): it joins no room.
+    ended: AtomicBool,
 }
 
 /// A client connected to the server.
@@ -51,6 +57,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
         id: u64,
         shard: usize,
         info: ConnInfo,
+        identity: Option<Identity>,
         state: S,
         server: Arc<ServerShared<S>>,
     ) -> Self {
@@ -59,8 +66,10 @@ impl<S: Send + Sync + 'static> Peer<S> {
                 id,
                 shard,
                 info,
+                identity,
                 state,
                 server,
+                ended: AtomicBool::new(false),
             }),
         }
     }
@@ -80,6 +89,16 @@ impl<S: Send + Sync + 'static> Peer<S> {
     /// of the connection that created it).
     pub fn info(&self) -> &ConnInfo {
         &self.inner.info
+    }
+
+    /// Who the client authenticated as ([`ServerBuilder::authenticate`](crate::ServerBuilder::authenticate)).
+    pub fn identity(&self) -> Option<&Identity> {
+        self.inner.identity.as_ref()
+    }
+
+    /// The authenticated user id.
+    pub fn user(&self) -> Option<&str> {
+        self.inner.identity.as_ref().map(|i| i.user.as_str())
     }
 
     /// A header of the upgrade request (case-insensitive).
@@ -163,6 +182,40 @@ impl<S: Send + Sync + 'static> Peer<S> {
                 link.abort(crate::proto::End::Closed(close_code::GOING_AWAY));
             }
         });
+    }
+
+    /// The client ended (its connection, or its session): rooms refuse it from now on.
+    pub(super) fn ended(&self) {
+        self.inner.ended.store(true, Ordering::Release);
+    }
+
+    pub(super) fn has_ended(&self) -> bool {
+        self.inner.ended.load(Ordering::Acquire)
+    }
+
+    /// Joins room `room` (created if missing). Membership belongs to the client: with a
+    /// session it survives reconnects (broadcasts to the room wait in the session's
+    /// replay buffer meanwhile) and ends when the session ends.
+    pub fn join(&self, room: &str) -> Result<(), RoomError> {
+        self.inner.server.join(room, self)
+    }
+
+    /// Leaves room `room`; whether the client was in it. An empty room is deleted unless
+    /// it was created to be kept.
+    pub fn leave(&self, room: &str) -> bool {
+        self.inner.server.rooms.leave(room, self.inner.id)
+    }
+
+    /// The rooms the client is in, in the order joined.
+    pub fn rooms(&self) -> Vec<String> {
+        self.inner.server.rooms.rooms_of(self.inner.id)
+    }
+
+    /// Sends `message` to every other member of room `room` (not to this client).
+    pub fn broadcast_to_room<F: IntoFrame>(&self, room: &str, message: F) {
+        self.inner
+            .server
+            .broadcast_to_rooms(&[room], message, Some(self.inner.id));
     }
 
     /// Closes the connection with a normal close (1000).

@@ -15,10 +15,13 @@ use bytes::{Bytes, BytesMut};
 use packme::Registry;
 use rustc_hash::FxHashMap;
 
+use super::builder::ServerConfig;
 use super::config::Transport;
 use super::info::ConnInfo;
 use super::peer::Peer;
 use super::{PeerFilter, ServerShared};
+use crate::auth::{AuthRequest, Authenticator, Identity};
+use crate::guard::http_refusal;
 use crate::guard::{Permit, Refusal, TokenBucket};
 use crate::link::reader::{read_head, read_loop, HeadError, MIN_READ};
 use crate::link::timers::Timers;
@@ -113,6 +116,8 @@ struct Opened {
     /// The session extension's offer: `None` without it; `Some(Err(()))` for a malformed
     /// resume.
     offer: Option<Result<Option<Resume>, ()>>,
+    /// Who the authenticator accepted the connection as (with one configured).
+    identity: Option<Identity>,
 }
 
 pub(crate) struct Shard<S> {
@@ -301,6 +306,18 @@ impl<S: Send + Sync + 'static> Shard<S> {
         }
     }
 
+    /// Sends one pre-encoded frame to the clients `keys` (a room broadcast's members on
+    /// this shard).
+    pub(crate) fn send_to(&self, keys: &[u64], frame: Bytes) {
+        let frame = shard_local(frame);
+        let mut conns = self.conns.borrow_mut();
+        for key in keys {
+            if let Some(conn) = conns.get_mut(key) {
+                conn.send_shared(&frame);
+            }
+        }
+    }
+
     /// Closes every connection with 1001 and waits (bounded) until they are gone.
     async fn drain(&self) {
         for link in self.links() {
@@ -332,6 +349,14 @@ impl<S: Send + Sync + 'static> Shard<S> {
         ((self.index as u64) << 48) | seq
     }
 }
+
+/// The shard that owns client `key` (see [`Shard::next_id`]): a client never changes
+/// shards.
+pub(crate) fn shard_of(key: u64) -> usize {
+    (key >> 48) as usize
+}
+
+impl<S: Send + Sync + 'static> Shard<S> {}
 
 async fn mailbox_loop<S: Send + Sync + 'static>(shard: Rc<Shard<S>>, inbox: Inbox<Job<S>>) {
     let mut jobs = Vec::new();
@@ -428,6 +453,28 @@ where
                 shutdown(stream).await;
                 return None;
             }
+            let identity = match &config.auth {
+                None => None,
+                Some(auth) => {
+                    let request = AuthRequest::new(
+                        peer_addr,
+                        request.path.clone(),
+                        request.query.clone(),
+                        request.headers.clone(),
+                        request.protocols.clone(),
+                        config.query_tokens,
+                    );
+                    match authenticate(config, auth.as_ref(), request).await {
+                        Ok(identity) => Some(identity),
+                        Err((status, reason)) => {
+                            tracing::debug!(?peer_addr, status, %reason, "upgrade refused by the authenticator");
+                            let _ = write_all(stream, http_refusal(status, &reason, None)).await;
+                            shutdown(stream).await;
+                            return None;
+                        }
+                    }
+                }
+            };
             let offer = config.sessions.and_then(|_| {
                 request
                     .headers
@@ -448,9 +495,30 @@ where
                     protocol,
                 },
                 offer,
+                identity,
             }
         }
         Transport::Tcp => {
+            let identity = match &config.auth {
+                None => None,
+                Some(auth) => {
+                    let request = AuthRequest::new(
+                        peer_addr,
+                        String::new(),
+                        None,
+                        Default::default(),
+                        Vec::new(),
+                        false,
+                    );
+                    match authenticate(config, auth.as_ref(), request).await {
+                        Ok(identity) => Some(identity),
+                        Err((status, reason)) => {
+                            tracing::debug!(?peer_addr, status, %reason, "connection refused by the authenticator");
+                            return None;
+                        }
+                    }
+                }
+            };
             let offer = match config.sessions {
                 None => None,
                 Some(_) => {
@@ -467,9 +535,24 @@ where
                     ..ConnInfo::default()
                 },
                 offer,
+                identity,
             }
         }
     })
+}
+
+/// Runs the authenticator, bounded by the auth timeout: the identity, or the HTTP status
+/// and reason to refuse with (503 when it did not answer in time).
+async fn authenticate<S>(
+    config: &ServerConfig<S>,
+    auth: &dyn Authenticator,
+    request: AuthRequest,
+) -> Result<Identity, (u16, String)> {
+    match crate::rt::timeout(config.auth_timeout, auth.authenticate(request)).await {
+        Ok(Ok(identity)) => Ok(identity),
+        Ok(Err(error)) => Err((error.status(), error.to_string())),
+        Err(_) => Err((503, "authentication timed out".into())),
+    }
 }
 
 /// Recognises a session hello as the first ConnectMe TCP frame: `Some(offer)` and its
@@ -673,14 +756,19 @@ impl<S: Send + Sync + 'static> Shard<S> {
     /// Admits an opened connection: a plain client, a new session, or a resumed one.
     /// Returns its link, its peer, and whether it has a session.
     fn admit(&self, opened: Opened) -> (Rc<Link>, Peer<S>, bool) {
-        let refused = match opened.offer {
+        let Opened {
+            info,
+            offer,
+            identity,
+        } = opened;
+        let refused = match offer {
             None => {
-                let (link, peer) = self.admit_plain(opened.info);
+                let (link, peer) = self.admit_plain(info, identity);
                 return (link, peer, false);
             }
             Some(Err(())) => Some(resume_error::BAD_CREDENTIALS),
             Some(Ok(None)) => None,
-            Some(Ok(Some(resume))) => match self.take_session(&resume) {
+            Some(Ok(Some(resume))) => match self.take_session(&resume, identity.as_ref()) {
                 Ok(taken) => {
                     let (link, peer) = self.attach_resumed(taken, resume.last_seq);
                     return (link, peer, true);
@@ -688,7 +776,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
                 Err(code) => Some(code),
             },
         };
-        let (link, peer) = self.admit_session(opened.info, refused);
+        let (link, peer) = self.admit_session(info, identity, refused);
         (link, peer, true)
     }
 
@@ -704,11 +792,11 @@ impl<S: Send + Sync + 'static> Shard<S> {
 
     /// A client without a session: the link and the peer (running the state factory),
     /// registered, and the application told.
-    fn admit_plain(&self, info: ConnInfo) -> (Rc<Link>, Peer<S>) {
+    fn admit_plain(&self, info: ConnInfo, identity: Option<Identity>) -> (Rc<Link>, Peer<S>) {
         let id = self.next_id();
         let link = self.new_link(id);
         let state = (self.server.config.state)(&info);
-        let peer = Peer::new(id, self.index, info, state, self.server.clone());
+        let peer = Peer::new(id, self.index, info, identity, state, self.server.clone());
         self.insert(Conn {
             peer: peer.clone(),
             link: Some(link.clone()),
@@ -720,14 +808,20 @@ impl<S: Send + Sync + 'static> Shard<S> {
 
     /// A client with a new session, announced to it first (with the code of the resume
     /// it asked for, if that failed).
-    fn admit_session(&self, info: ConnInfo, refused: Option<u16>) -> (Rc<Link>, Peer<S>) {
+    fn admit_session(
+        &self,
+        info: ConnInfo,
+        identity: Option<Identity>,
+        refused: Option<u16>,
+    ) -> (Rc<Link>, Peer<S>) {
         let config = self.server.config.sessions.unwrap_or_default();
         let id = self.next_id();
         let link = self.new_link(id);
         link.accept_session_frames();
         let state = (self.server.config.state)(&info);
-        let peer = Peer::new(id, self.index, info, state, self.server.clone());
-        let session = Box::new(ServerSession::new(&config, None));
+        let user = identity.as_ref().map(|i| i.user.clone());
+        let peer = Peer::new(id, self.index, info, identity, state, self.server.clone());
+        let session = Box::new(ServerSession::new(&config, user));
         link.send_session(&Control::Created {
             id: session.id,
             secret: session.secret,
@@ -747,6 +841,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
     fn insert(&self, conn: Conn<S>) {
         let (id, peer) = (conn.peer.id(), conn.peer.clone());
         self.conns.borrow_mut().insert(id, conn);
+        self.server.index_user(&peer, true);
         self.server.sessions(self.index).insert(id, peer);
     }
 
@@ -761,18 +856,23 @@ impl<S: Send + Sync + 'static> Shard<S> {
 
     /// Takes the session `resume` names (it lives on this shard), replacing its live
     /// connection if it has one.
-    fn take_session(&self, resume: &Resume) -> Result<Taken<S>, u16> {
+    fn take_session(&self, resume: &Resume, identity: Option<&Identity>) -> Result<Taken<S>, u16> {
         let peer = self
             .server
             .session_peer(&resume.id)
             .ok_or(resume_error::UNKNOWN_SESSION)?;
-        self.detach_for_resume(&peer, resume)
+        self.detach_for_resume(&peer, resume, identity)
     }
 
     /// Checks a resume against the session it names and, if it may proceed, takes the
     /// session out of this shard: a live connection is told it was replaced (4003).
     /// A resume past what the replay buffer still holds ends the session (1013).
-    fn detach_for_resume(&self, peer: &Peer<S>, resume: &Resume) -> Result<Taken<S>, u16> {
+    fn detach_for_resume(
+        &self,
+        peer: &Peer<S>,
+        resume: &Resume,
+        identity: Option<&Identity>,
+    ) -> Result<Taken<S>, u16> {
         let key = peer.id();
         let mut conns = self.conns.borrow_mut();
         let conn = conns.get_mut(&key).ok_or(resume_error::UNKNOWN_SESSION)?;
@@ -781,6 +881,12 @@ impl<S: Send + Sync + 'static> Shard<S> {
             return Err(resume_error::UNKNOWN_SESSION);
         }
         if !session.secret.matches(&resume.secret) {
+            return Err(resume_error::BAD_CREDENTIALS);
+        }
+        // With an authenticator, only the session's own user may resume it.
+        if self.server.config.auth.is_some()
+            && session.user.as_deref() != identity.map(|i| i.user.as_str())
+        {
             return Err(resume_error::BAD_CREDENTIALS);
         }
         let replayable = session.replay.after(resume.last_seq).map(|_| ());
@@ -973,6 +1079,9 @@ impl<S: Send + Sync + 'static> Shard<S> {
         if let Some(session) = &conn.session {
             self.server.index_session(session.id, None);
         }
+        conn.peer.ended();
+        self.server.index_user(&conn.peer, false);
+        self.server.rooms.leave_all(conn.peer.id());
     }
 
     /// Ends a session taken out of the table: its connection, if any, is closed with

@@ -1,6 +1,7 @@
 //! Integration tests on real loopback sockets with two shards. Run under both I/O drivers
 //! by `.ci/run` (`CONNECTME_DRIVER=uring` and `=epoll`).
 
+mod auth;
 mod bad_input;
 mod broadcast;
 mod flush;
@@ -10,6 +11,7 @@ mod listeners;
 mod peers;
 mod query;
 mod reconnect;
+mod rooms;
 mod sessions;
 mod subprotocols;
 mod support;

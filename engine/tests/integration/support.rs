@@ -267,6 +267,9 @@ pub(crate) fn read_head(stream: &mut TcpStream) -> String {
     while !head.ends_with(b"\r\n\r\n") {
         match stream.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
+            // A blocking read may be interrupted (io_uring's task work on this thread, left
+            // by the driver probe of `Server::start`, shows up as a pending signal).
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             _ => break,
         }
     }
