@@ -15,12 +15,13 @@ use bytes::BytesMut;
 
 use crate::link::Link;
 use crate::proto::received::Received;
-use crate::rt::io::read_more;
-use crate::rt::net::ReadHalf;
+use crate::rt::io::{read_more, read_now};
+use crate::rt::net::{ReadHalf, SplitRead};
 use crate::rt::{first, First};
 
 /// Smallest read a connection asks the kernel for, and the buffer a new or idle
-/// connection holds: with completion I/O a pending read pins its buffer.
+/// connection holds under io_uring, where a pending read pins its buffer. Under epoll an
+/// idle connection holds none (see [`read_loop`]).
 pub(crate) const MIN_READ: usize = 512;
 /// Reads in a row that completed without waiting after which the read loop lets the shard's
 /// other connections run (see [`crate::rt::let_others_run`]): 8 full reads are 512 KiB.
@@ -102,11 +103,14 @@ where
 /// `buf` may already hold bytes that followed the handshake. Why it ended is the
 /// connection's [`end`](crate::proto::Connection::end).
 ///
+/// Under epoll, while nothing waits in the buffer, the loop waits for the socket to be
+/// readable without holding a buffer, so an idle connection holds none.
+///
 /// Returns an `async move` block rather than being an `async fn`, so the arguments live in
 /// the future's state once instead of twice: this state is most of what an idle
 /// connection costs.
 #[allow(clippy::manual_async_fn)] // deliberate, see above
-pub(crate) fn read_loop<'a, R: ReadHalf>(
+pub(crate) fn read_loop<'a, R: SplitRead>(
     reader: &'a mut R,
     mut buf: BytesMut,
     link: &'a Rc<Link>,
@@ -116,6 +120,7 @@ pub(crate) fn read_loop<'a, R: ReadHalf>(
         let mut sizer = ReadSizer { size: MIN_READ };
         let mut now = Instant::now();
         let mut eager_reads = 0u32;
+        let readiness = crate::rt::readiness();
         loop {
             loop {
                 let received = link.conn.borrow_mut().poll_received(now, &mut buf);
@@ -134,17 +139,48 @@ pub(crate) fn read_loop<'a, R: ReadHalf>(
             }
             let wanted = link.conn.borrow().wanted().max(buf.len() + 1);
             sizer.prepare(&mut buf, wanted);
-            let offered = buf.capacity() - buf.len();
-            let mut race = std::pin::pin!(first(read_more(reader, buf), link.reading_stopped()));
+            let mut offered = buf.capacity() - buf.len();
             let mut waited = false;
-            let outcome = std::future::poll_fn(|cx| {
-                let poll = race.as_mut().poll(cx);
-                waited |= poll.is_pending();
-                poll
-            })
-            .await;
-            let First::A((result, returned)) = outcome else {
-                return;
+            let mut done = None;
+            if readiness && buf.is_empty() {
+                // Nothing waits in the buffer, and under epoll a read that finds no bytes
+                // holds nothing in the kernel: try one, and if the socket is empty, give
+                // the buffer back and wait to be readable without it. An idle connection
+                // then holds no receive buffer.
+                done = read_now(reader, buf).await;
+                buf = BytesMut::new();
+                if done.is_none() {
+                    waited = true;
+                    match first(reader.readable(), link.reading_stopped()).await {
+                        First::A(Ok(())) => {}
+                        First::A(Err(error)) => done = Some((Err(error), BytesMut::new())),
+                        First::B(()) => return,
+                    }
+                    if done.is_none() {
+                        // As large as the one given back, so reads are sized as if it had
+                        // been kept.
+                        buf = BytesMut::with_capacity(offered);
+                        sizer.prepare(&mut buf, wanted);
+                        offered = buf.capacity();
+                    }
+                }
+            }
+            let (result, returned) = match done {
+                Some(done) => done,
+                None => {
+                    let mut race =
+                        std::pin::pin!(first(read_more(reader, buf), link.reading_stopped()));
+                    let outcome = std::future::poll_fn(|cx| {
+                        let poll = race.as_mut().poll(cx);
+                        waited |= poll.is_pending();
+                        poll
+                    })
+                    .await;
+                    let First::A(done) = outcome else {
+                        return;
+                    };
+                    done
+                }
             };
             eager_reads = if waited { 0 } else { eager_reads + 1 };
             buf = returned;

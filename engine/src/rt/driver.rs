@@ -108,11 +108,42 @@ impl Driver {
                 };
                 Ok(runtime.block_on(future))
             }
-            _ => Ok(RuntimeBuilder::<LegacyDriver>::new()
-                .with_entries(ring_entries)
-                .enable_timer()
-                .build()?
-                .block_on(future)),
+            _ => {
+                let mut runtime = RuntimeBuilder::<LegacyDriver>::new()
+                    .with_entries(ring_entries)
+                    .enable_timer()
+                    .build()?;
+                let _epoll = ReadinessMark::set();
+                Ok(runtime.block_on(future))
+            }
         }
+    }
+}
+
+thread_local! {
+    /// Whether this thread is running an epoll runtime ([`Driver::block_on`]).
+    static READINESS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread runs on epoll, where I/O waits for readiness and a read that
+/// would wait holds nothing in the kernel (so it can be dropped, and its buffer with it).
+/// False on io_uring, and outside the engine's runtimes.
+pub(crate) fn readiness() -> bool {
+    READINESS.with(std::cell::Cell::get)
+}
+
+/// Marks the thread as running on epoll until dropped (restoring what it was: tests run
+/// runtimes of both kinds on one thread, one after the other).
+struct ReadinessMark(bool);
+
+impl ReadinessMark {
+    fn set() -> Self {
+        Self(READINESS.with(|r| r.replace(true)))
+    }
+}
+
+impl Drop for ReadinessMark {
+    fn drop(&mut self) {
+        READINESS.with(|r| r.set(self.0));
     }
 }

@@ -52,6 +52,39 @@ where
     }
 }
 
+/// Under epoll ([`super::readiness`]): reads into `buf` if the socket has bytes now, else
+/// returns `None` at once, having dropped the read and `buf` with it. A read that would wait
+/// holds nothing in the kernel under epoll, so dropping it loses nothing, and the caller can
+/// wait for readability ([`super::net::SplitRead::readable`]) without a buffer. Not for
+/// io_uring, where the read is already in the kernel's hands and dropping it cancels it.
+pub(crate) fn read_now<R: ReadHalf>(
+    reader: &mut R,
+    buf: BytesMut,
+) -> impl Future<Output = Option<(io::Result<usize>, BytesMut)>> + '_ {
+    debug_assert!(super::readiness(), "read_now is for epoll only");
+    NowOrNever {
+        future: read_more(reader, buf),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future polled once: its output if it had one, else `None` (and it is dropped).
+    struct NowOrNever<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for NowOrNever<F> {
+    type Output = Option<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(match self.project().future.poll(cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        })
+    }
+}
+
 /// Writes a batch: `send` for one buffer, `writev` for several. The batch comes back with
 /// the result.
 pub(crate) async fn write_batch<W: WriteHalf>(

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+pub(crate) use driver::readiness;
 pub use driver::{Driver, DRIVER_ENV};
 
 /// A task spawned with [`spawn`]: await it for its output, or drop it to let it run on

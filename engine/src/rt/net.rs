@@ -11,13 +11,43 @@ impl<T: monoio::io::AsyncReadRent> ReadHalf for T {}
 pub(crate) trait WriteHalf: monoio::io::AsyncWriteRent {}
 impl<T: monoio::io::AsyncWriteRent> WriteHalf for T {}
 
+/// The read half of a split socket, which can also wait for the socket to be readable
+/// without a buffer (see [`super::io::readable`]).
+pub(crate) trait SplitRead: ReadHalf {
+    /// Waits until the driver has seen the socket readable (epoll's readiness, no
+    /// syscall; it may be a false positive, which the next read then waits out).
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + '_;
+}
+
+impl SplitRead for monoio::io::OwnedReadHalf<TcpStream> {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + '_ {
+        // SAFETY: the stream lives in the `Rc` shared by the two halves for as long as this
+        // half does, and is never moved out while both exist. `readable` only reads the
+        // descriptor (to register the readiness wait); the write half takes `&mut` only
+        // for the moment it clones the descriptor into a write operation, as monoio's own
+        // halves do with each other.
+        #[allow(unsafe_code)]
+        let stream = unsafe { &*self.0.get() };
+        stream.readable(true)
+    }
+}
+
+impl SplitRead for monoio::io::OwnedReadHalf<UnixStream> {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + '_ {
+        // SAFETY: as for the TCP half above.
+        #[allow(unsafe_code)]
+        let stream = unsafe { &*self.0.get() };
+        stream.readable(true)
+    }
+}
+
 /// A stream the engine serves or connects: split into halves owned by the reader and the
 /// writer.
 pub(crate) trait Stream:
     Splitable<OwnedRead = Self::Read, OwnedWrite = Self::Write>
 {
     /// The read half.
-    type Read: ReadHalf + 'static;
+    type Read: SplitRead + 'static;
     /// The write half.
     type Write: WriteHalf + 'static;
 }
@@ -25,7 +55,7 @@ pub(crate) trait Stream:
 impl<T> Stream for T
 where
     T: Splitable,
-    T::OwnedRead: ReadHalf + 'static,
+    T::OwnedRead: SplitRead + 'static,
     T::OwnedWrite: WriteHalf + 'static,
 {
     type Read = T::OwnedRead;
