@@ -1,98 +1,60 @@
 //! Chat rooms the ConnectMe way: a client introduces itself, and only then does the server
-//! listen to its chat lines (a per-client listener); lines go to every introduced client
-//! (a filtered broadcast), and `/who` is answered from the server's client list.
+//! take its chat lines; lines go to every introduced client (a filtered broadcast), and
+//! `/who` is answered from the server's client list.
+//!
+//! Server and clients use sessions: `/kick` makes the server drop the sender's connection
+//! (as a network failure would); the client reconnects, resumes its session, and no line
+//! is lost or repeated either way. The server and client are in `examples/src/chat.rs`.
 //!
 //! ```text
 //! cargo run --release --example chat -- --demo
+//! cargo run --release --example chat                       # a server on 127.0.0.1:9002
+//! cargo run --release --example chat -- --join Alyx        # a client: type lines, /who, /kick
 //! ```
 
+use std::io::BufRead;
 use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Parser;
-use connectme::{Client, Listeners, Packet, Peer, Server};
-use examples::proto::{manifest::IntroductionMessage, registry};
+use examples::chat::{member, server};
+use examples::proto::manifest::IntroductionMessage;
 
 #[derive(Parser)]
 struct Args {
-    /// Address the server listens on.
+    /// Address the server listens on (or, with `--join`, the server's address).
     #[arg(long, default_value = "127.0.0.1:9002")]
     addr: String,
     /// Run a server and three clients in this process, then exit.
     #[arg(long)]
     demo: bool,
+    /// Join the server at `--addr` under this name: lines typed go to the room.
+    #[arg(long, value_name = "NAME")]
+    join: Option<String>,
 }
 
-/// Per-client state: the name, once introduced.
-#[derive(Default)]
-struct Member {
-    name: Mutex<Option<String>>,
-}
-
-impl Member {
-    fn name(&self) -> Option<String> {
-        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-fn server(addr: &str) -> std::io::Result<Server<Member>> {
-    let server = Server::builder()
-        .addr(addr)?
-        .state(|_| Member::default())
-        .build();
-    server
-        .register(&registry())
-        .expect("the seed's ids are distinct");
-    let room = server.clone();
-    server.listen(
-        move |intro: Packet<IntroductionMessage>, peer: &Peer<Member>| {
-            let name = intro.name.to_string();
-            *peer.state().name.lock().unwrap_or_else(|e| e.into_inner()) = Some(name.clone());
-            room.broadcast_where(format!("* {name} joined"), |p: &Peer<Member>| {
-                p.state().name().is_some()
-            });
-            // From now on, this client's lines are chat.
-            let room = room.clone();
-            peer.listen(move |line: String, peer: &Peer<Member>| {
-                let name = peer.state().name().unwrap_or_default();
-                if line == "/who" {
-                    let mut names: Vec<String> = room
-                        .clients()
-                        .iter()
-                        .filter_map(|p| p.state().name())
-                        .collect();
-                    names.sort();
-                    peer.send(format!("* here: {}", names.join(", ")));
-                } else {
-                    room.broadcast_where(format!("{name}: {line}"), |p: &Peer<Member>| {
-                        p.state().name().is_some()
-                    });
-                }
-            });
-        },
-    );
-    server.start()?;
-    Ok(server)
-}
-
-fn member(
-    url: &str,
-    who: &str,
-    lines: mpsc::Sender<String>,
-) -> Result<Client, connectme::ConnectError> {
-    let client = Client::builder(url).build()?;
-    let who = who.to_owned();
-    client.listen(move |text: String, _: &Client| {
-        let _ = lines.send(format!("[{who}] {text}"));
+fn join(addr: &str, name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let client = member(&format!("ws://{addr}/"), |line| println!("{line}"))?;
+    client.send_message(IntroductionMessage {
+        name: name.into(),
+        age: 0,
     });
-    client.connect_blocking()?;
-    Ok(client)
+    for line in std::io::stdin().lock().lines() {
+        // Kept while disconnected and sent after the resume.
+        if let Err(error) = client.try_send(line?) {
+            eprintln!("not sent: {error}");
+        }
+    }
+    client.close();
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     examples::init_logging();
     let args = Args::parse();
+    if let Some(name) = &args.join {
+        return join(&args.addr, name);
+    }
     if !args.demo {
         let server = server(&args.addr)?;
         println!(
@@ -105,9 +67,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = server("127.0.0.1:0")?;
     let url = format!("ws://{}/", server.local_addr().expect("bound"));
     let (tx, rx) = mpsc::channel();
-    let alyx = member(&url, "alyx", tx.clone())?;
-    let eli = member(&url, "eli", tx.clone())?;
-    let lurker = member(&url, "lurker", tx)?;
+    let said = |who: &'static str, tx: &mpsc::Sender<String>| {
+        let tx = tx.clone();
+        move |line: &str| {
+            let _ = tx.send(format!("[{who}] {line}"));
+        }
+    };
+    let alyx = member(&url, said("alyx", &tx))?;
+    let eli = member(&url, said("eli", &tx))?;
+    let lurker = member(&url, said("lurker", &tx))?;
+    drop(tx);
     // Print what arrives until the room is quiet for a moment (deliveries to clients on
     // different shards interleave in no fixed order).
     let settle = || {
@@ -129,6 +98,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     alyx.send("hi dad");
     settle();
     eli.send("/who");
+    settle();
+    // The server drops Eli's connection; what Eli sends meanwhile waits for the resume.
+    eli.send("/kick");
+    eli.send("still here");
     settle();
     for client in [alyx, eli, lurker] {
         client.close();

@@ -2,6 +2,8 @@
 //! ConnectMe seed's `GetUserRequest`, `IntroductionMessage`, `MathQuestionRequest`, ...),
 //! compiled at build time by `packme::build`.
 
+pub mod chat;
+
 /// Generated from `packme/`; `proto::manifest::GetUserRequest` and friends.
 pub mod proto {
     packme::include_generated!("manifest");

@@ -48,6 +48,14 @@ fn chat_demo_talks_only_to_introduced_clients() {
         !out.contains("[lurker]"),
         "the lurker never introduced itself: {out}"
     );
+    // Kicked by the server, Eli resumes: the kick's notice once, and the line sent
+    // meanwhile reaches the room.
+    assert_eq!(out.matches("[eli] * kicked").count(), 1, "{out}");
+    assert!(out.contains("[eli] * reconnected"), "{out}");
+    assert!(
+        out.contains("[eli] Eli: still here") && out.contains("[alyx] Eli: still here"),
+        "{out}"
+    );
 }
 
 #[test]
