@@ -3,6 +3,7 @@
 //! compiled at build time by `packme::build`.
 
 pub mod chat;
+pub mod game;
 
 /// Generated from `packme/`; `proto::manifest::GetUserRequest` and friends.
 pub mod proto {
