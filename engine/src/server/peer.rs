@@ -11,7 +11,7 @@ use super::info::ConnInfo;
 use super::shard::Conn;
 use super::ServerShared;
 use crate::auth::Identity;
-use crate::listeners::{Context, Handler, Host, Key, ListenerCell};
+use crate::listeners::{Context, Handler, Host, Key};
 use crate::proto::close_code;
 use crate::proto::outgoing::IntoFrame;
 use crate::proto::FrameParts;
@@ -252,22 +252,17 @@ impl<S: Send + Sync + 'static> Host for Peer<S> {
         }
         let id = self.inner.server.next_listener_id();
         self.with_conn(move |conn| {
-            if let Some(link) = &conn.link {
-                link.listeners::<ListenerCell<Peer<S>>>()
-                    .apply(move |table| table.add(key, id, handler));
-            }
+            conn.own_listeners()
+                .apply(move |table| table.add(key, id, handler));
         });
         id
     }
 
     fn remove_handler(&self, key: Key, id: u64) {
         self.with_conn(move |conn| {
-            if let Some(link) = &conn.link {
-                link.listeners::<ListenerCell<Peer<S>>>()
-                    .apply(move |table| {
-                        table.remove(key, id);
-                    });
-            }
+            conn.own_listeners().apply(move |table| {
+                table.remove(key, id);
+            });
         });
     }
 

@@ -4,7 +4,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -50,6 +49,26 @@ pub(crate) struct Conn<S> {
     /// The client's session, if it negotiated the session extension: every data message
     /// sent to it is numbered and kept for replay.
     pub session: Option<Box<ServerSession>>,
+    /// The client's own listeners while it has no connection (a suspended session): the
+    /// next connection takes them back.
+    pub parked_listeners: Option<Rc<dyn Any>>,
+}
+
+impl<S: Send + Sync + 'static> Conn<S> {
+    /// The client's own listener table (created on first use): its connection's, or the
+    /// one kept while its session is suspended.
+    pub(crate) fn own_listeners(&mut self) -> Rc<ListenerCell<Peer<S>>> {
+        if let Some(link) = &self.link {
+            return link.listeners::<ListenerCell<Peer<S>>>();
+        }
+        let parked = self
+            .parked_listeners
+            .get_or_insert_with(|| Rc::new(ListenerCell::<Peer<S>>::default()));
+        parked
+            .clone()
+            .downcast::<ListenerCell<Peer<S>>>()
+            .expect("a peer's own listener table")
+    }
 }
 
 impl<S> Conn<S> {
@@ -605,11 +624,10 @@ where
     let opened =
         Box::pin(async { open(&shard.server, &mut stream, &mut buf, peer_addr).await }).await;
     let Some(opened) = opened else { return };
-    if let Some(owner) = shard.resume_elsewhere(&opened) {
-        hand_off(&shard, owner, stream, buf, opened, permit);
-        return;
+    match shard.resume_elsewhere(&opened) {
+        Some(owner) => hand_off(&shard, owner, stream, buf, opened, permit),
+        None => start_connection(&shard, stream, buf, opened, permit),
     }
-    serve_opened(shard, stream, buf, opened, permit).await;
 }
 
 /// How long a refused WebSocket connection may take to take its answer and close.
@@ -665,90 +683,97 @@ fn hand_off<S, T>(
     shard.server.post(
         owner,
         Box::new(move |owner| match T::from_owned_fd(fd) {
-            Ok(stream) => drop(crate::rt::spawn(serve_opened(
-                owner.clone(),
-                stream,
-                buf,
-                opened,
-                permit,
-            ))),
+            Ok(stream) => start_connection(owner, stream, buf, opened, permit),
             Err(error) => tracing::warn!(%error, "a resuming connection could not be handed over"),
         }),
     );
 }
 
-/// Serves an opened connection until it ends.
+/// Admits an opened connection on this shard and starts the task that serves it.
 ///
-/// Every idle connection keeps this task for its whole life, so its state is kept small:
-/// everything that is only needed once (building the peer, the bounded wait for the
-/// writer at the end) happens in a boxed future or a plain function whose state is freed
-/// afterwards, and this is a function returning an `async move` block rather than an
-/// `async fn`, which would hold the stream a second time, unused.
-fn serve_opened<S, T>(
-    shard: Rc<Shard<S>>,
+/// The opening's task ends here: what only the opening needed (the upgrade request, the
+/// session offer, the stream before it was split) is freed with it, and every idle
+/// connection keeps only [`serve_connection`]'s state.
+fn start_connection<S, T>(
+    shard: &Rc<Shard<S>>,
     stream: T,
     buf: BytesMut,
     opened: Opened,
     permit: Permit,
-) -> impl Future<Output = ()>
-where
+) where
     S: Send + Sync + 'static,
     T: Stream,
 {
-    let (mut reader, writer) = stream.into_split();
-    async move {
-        // The connection's place in the guards' caps, given back when it ends.
-        let _permit = permit;
-        let (link, peer, sessioned) = shard.admit(opened);
-        writer::attach(writer, &link);
-        // A client without a session: its message budget, if there is a message rate.
-        let mut budget: Option<TokenBucket> = None;
-        read_loop(&mut reader, buf, &link, |message| {
-            if sessioned {
-                if let Received::Session(control) = message {
-                    shard.session_control(&link, &control);
-                    return;
-                }
-                match shard.session_received(&link) {
-                    Arrival::Dispatch => {}
-                    // Replaced by a resume: the session lives on another connection now.
-                    Arrival::Replaced => return,
-                    Arrival::RateLimited(retry) => {
-                        shard.rate_limited(&link, &peer, retry, true);
-                        return;
-                    }
-                }
-            } else if let Some(limit) = &shard.server.config.message_rate {
-                let now = Instant::now();
-                let budget = budget.get_or_insert_with(|| TokenBucket::new(now));
-                if let Err(retry) = budget.take(limit, now) {
-                    shard.rate_limited(&link, &peer, retry, false);
+    let (reader, writer) = stream.into_split();
+    let (link, peer, sessioned) = shard.admit(opened);
+    writer::attach(writer, &link);
+    let served = serve_connection(shard.clone(), reader, buf, link, peer, sessioned, permit);
+    drop(crate::rt::spawn(served));
+}
+
+/// Serves an admitted connection until it ends: reads and dispatches, then the bounded
+/// wait for the writer. Every idle connection keeps this task for its whole life, so its
+/// state is kept small (the wait for the writer at the end is boxed).
+async fn serve_connection<S, R>(
+    shard: Rc<Shard<S>>,
+    mut reader: R,
+    buf: BytesMut,
+    link: Rc<Link>,
+    peer: Peer<S>,
+    sessioned: bool,
+    // The connection's place in the guards' caps, given back when it ends.
+    _permit: Permit,
+) where
+    S: Send + Sync + 'static,
+    R: crate::rt::net::SplitRead + 'static,
+{
+    // A client without a session: its message budget, if there is a message rate.
+    let mut budget: Option<TokenBucket> = None;
+    read_loop(&mut reader, buf, &link, |message| {
+        if sessioned {
+            if let Received::Session(control) = message {
+                shard.session_control(&link, &control);
+                return;
+            }
+            match shard.session_received(&link) {
+                Arrival::Dispatch => {}
+                // Replaced by a resume: the session lives on another connection now.
+                Arrival::Replaced => return,
+                Arrival::RateLimited(retry) => {
+                    shard.rate_limited(&link, &peer, retry, true);
                     return;
                 }
             }
-            let registry = shard.registry.borrow();
-            let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
-            dispatch(
-                message,
-                &link,
-                &registry,
-                own.as_deref(),
-                &shard.listeners,
-                &peer,
-            );
-        })
-        .await;
-        shard.disconnected(&link, &peer);
-        // Boxed: the timer future is large and cache-line aligned, and would set the size
-        // and alignment of every connection's task for an await that happens once.
-        let close_timeout = shard.server.config.timeouts.close;
-        if Box::pin(crate::rt::timeout(close_timeout, link.writer_done()))
-            .await
-            .is_err()
-        {
-            // The peer does not take the rest of our output: drop it with the socket.
-            link.abort(End::WriteTimeout);
+        } else if let Some(limit) = &shard.server.config.message_rate {
+            let now = Instant::now();
+            let budget = budget.get_or_insert_with(|| TokenBucket::new(now));
+            if let Err(retry) = budget.take(limit, now) {
+                shard.rate_limited(&link, &peer, retry, false);
+                return;
+            }
         }
+        let registry = shard.registry.borrow();
+        let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
+        dispatch(
+            message,
+            &link,
+            &registry,
+            own.as_deref(),
+            &shard.listeners,
+            &peer,
+        );
+    })
+    .await;
+    shard.disconnected(&link, &peer);
+    // Boxed: the timer future is large and cache-line aligned, and would set the size
+    // and alignment of every connection's task for an await that happens once.
+    let close_timeout = shard.server.config.timeouts.close;
+    if Box::pin(crate::rt::timeout(close_timeout, link.writer_done()))
+        .await
+        .is_err()
+    {
+        // The peer does not take the rest of our output: drop it with the socket.
+        link.abort(End::WriteTimeout);
     }
 }
 
@@ -801,6 +826,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             peer: peer.clone(),
             link: Some(link.clone()),
             session: None,
+            parked_listeners: None,
         });
         self.connected(&link, &peer);
         (link, peer)
@@ -833,6 +859,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             peer: peer.clone(),
             link: Some(link.clone()),
             session: Some(session),
+            parked_listeners: None,
         });
         self.connected(&link, &peer);
         (link, peer)
@@ -905,7 +932,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         drop(conns);
         self.server.sessions(self.index).remove(&key);
         let mut session = conn.session.take().expect("checked above");
-        let mut listeners = None;
+        let mut listeners = conn.parked_listeners.take();
         if let Some(old) = conn.link.take() {
             session.received_before = session.received(old.data_received());
             listeners = old.take_listeners();
@@ -964,6 +991,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             peer: peer.clone(),
             link: Some(link.clone()),
             session: Some(session),
+            parked_listeners: None,
         });
         if self.stop.is_fired() {
             link.close(close_code::GOING_AWAY, "server shutting down");
@@ -1060,6 +1088,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             session.received_before = session.received(link.data_received());
             session.suspended_since = Some(Instant::now());
             conn.link = None;
+            conn.parked_listeners = link.take_listeners();
             tracing::debug!(session = %session.id, "session suspended");
             drop(conns);
         } else {

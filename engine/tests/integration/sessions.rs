@@ -1,18 +1,27 @@
 //! Sessions that survive reconnects: every message either way arrives once and in order
 //! across connections killed at random points (by the client, by the server, or left
-//! half-open behind a proxy), over WebSocket and ConnectMe TCP, on two shards.
+//! half-open or blackholed behind a proxy), over WebSocket and ConnectMe TCP, on two
+//! shards.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use connectme::{
-    resume_error, Client, ClientSessionConfig, Listeners, Peer, Reconnect, SessionConfig, Transport,
+    resume_error, Client, ClientSessionConfig, Keepalive, Listeners, Peer, Reconnect,
+    SessionConfig, Transport,
 };
 
 use crate::support::{recv, server, wait_for, WAIT};
+
+/// Pings after 50 ms of silence, gone after 150 ms: a blackholed connection is found
+/// within a test's time.
+const SHORT_KEEPALIVE: Keepalive = Keepalive {
+    interval: Duration::from_millis(50),
+    timeout: Duration::from_millis(150),
+};
 
 fn fast_reconnect() -> Reconnect {
     Reconnect::Backoff {
@@ -22,13 +31,31 @@ fn fast_reconnect() -> Reconnect {
     }
 }
 
-/// A TCP proxy in front of the server that can cut the client's side of the current
-/// connection while leaving the server's side open and silent: to the server the old
-/// connection is half-open, and it learns of the reconnect only from the resume.
+/// A TCP proxy in front of the server that can break the current connection in two
+/// ways the endpoints cannot tell from a network failure: cut the client's side while the
+/// server's stays open and silent (to the server the old connection is half-open, and it
+/// learns of the reconnect only from the resume), or swallow everything both ways without
+/// closing anything (both sides learn only by their keepalive timeouts).
 struct Proxy {
     addr: SocketAddr,
-    current: Arc<Mutex<Option<(TcpStream, TcpStream)>>>,
+    current: Arc<Mutex<Option<Piped>>>,
     zombies: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+/// The current connection through the proxy.
+struct Piped {
+    client: TcpStream,
+    upstream: TcpStream,
+    faults: Arc<Faults>,
+}
+
+/// What the proxy does to a connection instead of forwarding faithfully.
+#[derive(Default)]
+struct Faults {
+    /// Both pumps swallow what they read.
+    swallow: AtomicBool,
+    /// The client's side was cut on purpose: the end of it is not passed on.
+    cut: AtomicBool,
 }
 
 impl Proxy {
@@ -46,10 +73,18 @@ impl Proxy {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = upstream.set_nodelay(true);
-                *slot.lock().unwrap() =
-                    Some((client.try_clone().unwrap(), upstream.try_clone().unwrap()));
-                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                pump(upstream, client);
+                let faults = Arc::new(Faults::default());
+                *slot.lock().unwrap() = Some(Piped {
+                    client: client.try_clone().unwrap(),
+                    upstream: upstream.try_clone().unwrap(),
+                    faults: faults.clone(),
+                });
+                pump(
+                    client.try_clone().unwrap(),
+                    upstream.try_clone().unwrap(),
+                    faults.clone(),
+                );
+                pump(upstream, client, faults);
             }
         });
         Self {
@@ -61,27 +96,44 @@ impl Proxy {
 
     /// Cuts the client's side; the server's side stays open, unread and unwritten.
     fn half_open(&self) {
-        if let Some((client, upstream)) = self.current.lock().unwrap().take() {
-            let _ = client.shutdown(Shutdown::Both);
-            self.zombies.lock().unwrap().push(upstream);
+        if let Some(piped) = self.current.lock().unwrap().take() {
+            piped.faults.cut.store(true, Ordering::SeqCst);
+            let _ = piped.client.shutdown(Shutdown::Both);
+            self.zombies.lock().unwrap().push(piped.upstream);
+        }
+    }
+
+    /// Swallows everything both ways from now on, closing nothing.
+    fn blackhole(&self) {
+        if let Some(piped) = self.current.lock().unwrap().take() {
+            piped.faults.swallow.store(true, Ordering::SeqCst);
+            let mut zombies = self.zombies.lock().unwrap();
+            zombies.push(piped.client);
+            zombies.push(piped.upstream);
         }
     }
 }
 
-/// Copies `from` into `to` until either fails; a cut client side stops both pumps
-/// without closing the upstream socket (the proxy keeps a clone of it).
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` into `to` (or only reads, once told to swallow), and passes the end of
+/// `from` on to `to` as TCP would (a FIN, or a reset), unless the client's side was cut on
+/// purpose: then the upstream socket stays open and silent (the proxy keeps a clone).
+fn pump(mut from: TcpStream, mut to: TcpStream, faults: Arc<Faults>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
-        loop {
+        let end = loop {
             match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
+                Ok(0) => break Shutdown::Write,
+                Err(_) => break Shutdown::Both,
+                Ok(_) if faults.swallow.load(Ordering::SeqCst) => {}
                 Ok(n) => {
                     if to.write_all(&buf[..n]).is_err() {
-                        return;
+                        break Shutdown::Both;
                     }
                 }
             }
+        };
+        if !faults.cut.load(Ordering::SeqCst) && !faults.swallow.load(Ordering::SeqCst) {
+            let _ = to.shutdown(end);
         }
     });
 }
@@ -95,11 +147,15 @@ enum Kill {
     Server,
     /// Behind the proxy: the client's side is cut, the server's left half-open.
     HalfOpen,
+    /// Behind the proxy: nothing gets through either way and nothing closes (a phone that
+    /// lost its network); both sides find out by keepalive timeout. WebSocket only: TCP
+    /// keepalive cannot be made short enough for a test.
+    Blackhole,
 }
 
-/// 10 000 numbered messages from the server (direct sends and broadcasts mixed) and 2 000
-/// from the client, with the connection killed 50 times at random points: each side
-/// receives every number once, in order.
+/// 10 000 numbered messages from the server (direct sends, room broadcasts and global
+/// broadcasts mixed) and 2 000 from the client, with the connection killed 50 times at
+/// random points: each side receives every number once, in order.
 fn chaos(transport: Transport) {
     const FROM_SERVER: u32 = 10_000;
     const FROM_CLIENT: u32 = 2_000;
@@ -112,6 +168,7 @@ fn chaos(transport: Transport) {
     // so no resume can fall past it (that case, 1013, has its own test below).
     let server = server()
         .transport(transport)
+        .keepalive(Some(SHORT_KEEPALIVE))
         .sessions(SessionConfig {
             replay_messages: FROM_SERVER as usize,
             replay_bytes: 1 << 30,
@@ -143,6 +200,9 @@ fn chaos(transport: Transport) {
     let f = failed.clone();
     let client = Client::builder(&url)
         .reconnect(fast_reconnect())
+        .keepalive(Some(SHORT_KEEPALIVE))
+        // A blackhole during the upgrade is found by the connect timeout.
+        .connect_timeout(Duration::from_millis(300))
         .sessions(ClientSessionConfig::default())
         .on_connect(move |_| {
             c.fetch_add(1, Ordering::SeqCst);
@@ -156,18 +216,29 @@ fn chaos(transport: Transport) {
     });
     client.connect_blocking().unwrap();
     let peer = recv(&peer_rx, "the session's peer");
+    peer.join("room").unwrap();
 
+    // The stream is spread over the connections: the n-th message waits for the
+    // (n / PER_CONNECTION)-th connection, so every kill lands mid-stream.
+    const PER_CONNECTION: u32 = FROM_SERVER / KILLS;
+    let kills_done = Arc::new(AtomicBool::new(false));
     let sender = {
         let (server, peer, client) = (server.clone(), peer.clone(), client.clone());
+        let (connections, kills_done) = (connections.clone(), kills_done.clone());
         std::thread::spawn(move || {
             let mut rng = fastrand::Rng::with_seed(7);
             let mut from_client = 1;
             for n in 1..=FROM_SERVER {
+                while n > connections.load(Ordering::SeqCst) as u32 * PER_CONNECTION
+                    && !kills_done.load(Ordering::SeqCst)
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
                 let payload = bytes::Bytes::copy_from_slice(&n.to_be_bytes());
-                if rng.u8(..) < 32 {
-                    server.broadcast(payload);
-                } else {
-                    peer.send(payload);
+                match rng.u8(..) {
+                    0..32 => server.broadcast(payload),
+                    32..64 => server.broadcast_to_room("room", payload),
+                    _ => peer.send(payload),
                 }
                 if n % 5 == 0 && from_client <= FROM_CLIENT {
                     while client
@@ -178,22 +249,34 @@ fn chaos(transport: Transport) {
                     }
                     from_client += 1;
                 }
-                if n % 64 == 0 {
-                    // Let the kills land at different points of the stream.
-                    std::thread::sleep(Duration::from_micros(rng.u64(0..400)));
-                }
             }
         })
     };
+    // Kills until the client has been through KILLS reconnects (a kill that finds no
+    // live connection, say while a blackholed one is not noticed yet, does nothing).
+    let kinds: &[Kill] = match transport {
+        Transport::WebSocket => &[Kill::Client, Kill::Server, Kill::HalfOpen, Kill::Blackhole],
+        Transport::Tcp => &[Kill::Client, Kill::Server, Kill::HalfOpen],
+    };
     let mut rng = fastrand::Rng::with_seed(11);
-    for kill in 0..KILLS {
-        std::thread::sleep(Duration::from_millis(rng.u64(2..12)));
-        match [Kill::Client, Kill::Server, Kill::HalfOpen][kill as usize % 3] {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut kill = 0;
+    while connections.load(Ordering::SeqCst) <= KILLS as usize {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} reconnects in 30 s",
+            connections.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(rng.u64(1..8)));
+        match kinds[kill % kinds.len()] {
             Kill::Client => client.disconnect(),
             Kill::Server => peer.disconnect(),
             Kill::HalfOpen => proxy.half_open(),
+            Kill::Blackhole => proxy.blackhole(),
         }
+        kill += 1;
     }
+    kills_done.store(true, Ordering::SeqCst);
     sender.join().unwrap();
 
     let expect_in_order = |rx: &mpsc::Receiver<u32>, count: u32, side: &str| {
@@ -218,11 +301,8 @@ fn chaos(transport: Transport) {
         "the session never ended"
     );
     assert!(peer_rx.try_recv().is_err(), "no second session was created");
-    let connections = connections.load(Ordering::SeqCst);
-    assert!(
-        connections > KILLS as usize / 5,
-        "only {connections} connections: the kills did not land"
-    );
+    // The proxy's zombie sockets would hold the server's drain for its close timeout.
+    drop(proxy);
     client.close();
     server.close();
     server.wait();
@@ -457,6 +537,43 @@ fn a_second_resume_replaces_the_first_connection_with_4003() {
     assert_eq!(a.ws.expect_close(), 4003);
     peer.send("only b");
     assert_eq!(b.text(), "only b");
+    server.close();
+    server.wait();
+}
+
+/// A client's own listeners (`peer.listen`) belong to its session: they still answer
+/// after the connection dropped and the session resumed, and one added while the session
+/// was suspended is in place when it comes back.
+#[test]
+fn a_clients_own_listeners_survive_a_resume() {
+    let (server, peers) = session_server(4096);
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    // Back after 300 ms: long enough to add a listener while suspended.
+    let client = Client::builder(&url)
+        .reconnect(Reconnect::Fixed(Duration::from_millis(300)))
+        .sessions(ClientSessionConfig::default())
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    client.listen(move |text: String, _: &Client| {
+        let _ = tx.send(text);
+    });
+    client.connect_blocking().unwrap();
+    let peer = recv(&peers, "the session");
+    peer.listen(|text: String, peer: &Peer| peer.send(format!("own:{text}")));
+    wait_for("the listener is in place", || {
+        client.send("a");
+        rx.recv_timeout(Duration::from_millis(50)).ok() == Some("own:a".into())
+    });
+    while rx.try_recv().is_ok() {}
+
+    peer.disconnect();
+    wait_for("suspended", || !client.is_connected());
+    peer.listen(|text: String, peer: &Peer| peer.send(format!("added:{text}")));
+    client.send("b");
+    assert_eq!(recv(&rx, "the first listener, after the resume"), "own:b");
+    assert_eq!(recv(&rx, "the listener added while suspended"), "added:b");
+    client.close();
     server.close();
     server.wait();
 }
