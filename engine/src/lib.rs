@@ -88,7 +88,7 @@ pub use auth::{
     TOKEN_PROTOCOL_PREFIX, TOKEN_QUERY_PARAM,
 };
 pub use client::{Client, ClientBuilder, ClientSessionConfig, ConnectError, SendError, Target};
-pub use guard::{Guards, RateLimit};
+pub use guard::{Guards, RateLimit, Refusals};
 pub use listeners::{Context, Key, Listen, ListenerId, Listeners, Raw, Reply};
 pub use packme::{ByteString, Packet, Registry};
 pub use proto::{BinaryRef, Frame, FrameParts, IntoFrame, Keepalive, Timeouts};

@@ -27,9 +27,7 @@ pub use admission::Guards;
 pub(crate) use admission::{AdmissionControl, Permit};
 pub use bucket::RateLimit;
 pub(crate) use bucket::TokenBucket;
-// Public through `Server::refusals`; `lib.rs` does not re-export it yet.
-#[allow(unreachable_pub)]
 pub use refusal::Refusals;
-// `http_refusal` answers the upgrade's other refusals (authentication) in the same format.
-#[allow(unused_imports)]
-pub(crate) use refusal::{http_refusal, Refusal, RefusalCounters, RefusedBy};
+// `http_refusal` also answers the upgrade's other refusals (authentication) in the same
+// format.
+pub(crate) use refusal::{http_refusal, Refusal, RefusalCounters};

@@ -154,3 +154,23 @@ fn only_the_sessions_user_may_resume_it_and_the_user_index_closes_a_user() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// An authenticator that does not answer within the auth timeout: 503, and no upgrade.
+#[test]
+fn a_slow_authenticator_is_bounded_by_the_auth_timeout() {
+    let server = server()
+        .authenticate(|_: AuthRequest| async move {
+            connectme::sleep(Duration::from_secs(30)).await;
+            Ok(Identity::user("late"))
+        })
+        .auth_timeout(Duration::from_millis(100))
+        .start()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (_stream, head) = upgrade(&server, "Authorization: Bearer x\r\n", b"");
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(server.clients().is_empty());
+    server.close();
+    server.wait();
+}
