@@ -577,3 +577,32 @@ fn a_clients_own_listeners_survive_a_resume() {
     server.close();
     server.wait();
 }
+
+/// Resumes that land on either of the two shards (the kernel spreads connections over the
+/// shards' listeners; eight in a row all landing on the session's own shard has a chance
+/// of 1 in 256): a resume on the other shard is handed to the session's shard, and each
+/// one restores the session with exactly what was sent since.
+#[test]
+fn resumes_on_either_shard_restore_the_session() {
+    let (server, peers) = session_server(4096);
+    let addr = server.local_addr().unwrap();
+    let mut first = RawSession::open(addr, None);
+    let created = first.created();
+    let peer = recv(&peers, "the session");
+    drop(first);
+    let mut last = 0;
+    for round in 1..=8u64 {
+        wait_for("suspended", || server.clients().len() == 1);
+        peer.send(format!("m{round}"));
+        let creds = format!("{}.{}.{last}", created.id, created.secret);
+        let mut resumed = RawSession::open(addr, Some(&creds));
+        let restored = resumed.control();
+        assert_eq!(restored[0], 4, "restored in round {round}");
+        assert_eq!(resumed.text(), format!("m{round}"));
+        last = round;
+        drop(resumed);
+    }
+    assert!(peers.try_recv().is_err(), "never a new session");
+    server.close();
+    server.wait();
+}
