@@ -46,6 +46,13 @@
 //!    threads reach it through its mailbox.
 //! 4. **The API** ([`Server`], [`Peer`], [`Client`], the [`Listeners`] verbs, [`Query`]):
 //!    ConnectMe's verbs on `Send + Sync + Clone` handles.
+//! 5. **Above connections** (private modules `session`, `room`, `auth`, `guard`):
+//!    sessions that outlive connections ([`SessionConfig`]: numbered messages both ways,
+//!    a bounded replay buffer, resume at the upgrade, the engine's `x-connectme-session`
+//!    extension on the wire; a session stays on the shard that created it and a resume
+//!    arriving elsewhere hands its socket over), rooms ([`RoomOptions`]; membership
+//!    belongs to the session), authentication before the 101 ([`Authenticator`]) and
+//!    admission guards ([`Guards`], [`RateLimit`]).
 //!
 //! ## Why the defaults are what they are
 //!
@@ -59,6 +66,11 @@
 //! | close timeout | 5 s | how long the peer has to answer our close frame, and how long a closing connection may take to flush |
 //! | handshake timeout | 10 s | how long an upgrade request may take to arrive |
 //! | query timeout | 30 s | per query, to the millisecond |
+//! | suspended session | 2 minutes | a phone changing networks or leaving a tunnel is back well within it; abandoned sessions do not pile up |
+//! | replay buffer | 4 096 messages / 4 MiB per session | minutes of a busy game's traffic; past it a resume fails with 1013 instead of silently skipping |
+//! | connections per address | 256, loopback exempt | a carrier-grade NAT or an office fits; one host cannot take the file limit |
+//! | handshakes per address | 10/s, burst 100 | a NAT full of clients reconnecting after a restart passes; a flood gets 429 |
+//! | auth timeout | 10 s | an authenticator that hangs cannot hold the socket (503) |
 //!
 //! Every one is configurable on [`ServerBuilder`] and [`ClientBuilder`]; the timeouts with
 //! `None` turn off. ConnectMe TCP has no ping: there TCP keepalive, set on its sockets with

@@ -44,6 +44,10 @@ pub(crate) struct ServerConfig<S> {
     pub state: StateFactory<S>,
     pub on_connect: Option<PeerCallback<S>>,
     pub on_disconnect: Option<PeerCallback<S>>,
+    /// A session lost its connection and waits to be resumed.
+    pub on_suspend: Option<PeerCallback<S>>,
+    /// A suspended (or half-open) session was resumed on a new connection.
+    pub on_resume: Option<PeerCallback<S>>,
     /// Sessions for the clients that ask for them; `None`: off.
     pub sessions: Option<SessionConfig>,
     /// Who may connect; `None`: everyone.
@@ -107,6 +111,8 @@ impl ServerBuilder<()> {
                 state: Arc::new(|_| ()),
                 on_connect: None,
                 on_disconnect: None,
+                on_suspend: None,
+                on_resume: None,
                 sessions: None,
                 auth: None,
                 auth_timeout: Duration::from_secs(10),
@@ -330,12 +336,27 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// With sessions: called when a session loses its connection and starts waiting to be
+    /// resumed (its rooms and state stay; messages to it are kept).
+    pub fn on_suspend(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
+        self.config.on_suspend = Some(Arc::new(f));
+        self
+    }
+
+    /// With sessions: called when a session is resumed on a new connection (after the
+    /// missed messages were queued for it).
+    pub fn on_resume(mut self, f: impl Fn(&Peer<S>) + Send + Sync + 'static) -> Self {
+        self.config.on_resume = Some(Arc::new(f));
+        self
+    }
+
     /// The per-connection state factory (ConnectMe's custom client class): called once per
     /// accepted connection with what is known about it.
     ///
     /// # Panics
     ///
-    /// If [`on_connect`](Self::on_connect), [`on_disconnect`](Self::on_disconnect) or
+    /// If [`on_connect`](Self::on_connect), [`on_disconnect`](Self::on_disconnect),
+    /// [`on_suspend`](Self::on_suspend), [`on_resume`](Self::on_resume) or
     /// [`on_rate_limited`](Self::on_rate_limited) was set before: those callbacks take the
     /// peer type this call changes, so they would be lost. Call `state` first.
     pub fn state<T: Send + Sync + 'static>(
@@ -344,8 +365,12 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     ) -> ServerBuilder<T> {
         let c = self.config;
         assert!(
-            c.on_connect.is_none() && c.on_disconnect.is_none() && c.on_rate_limited.is_none(),
-            "ServerBuilder::state must come before on_connect, on_disconnect and on_rate_limited, which take the peer type it changes"
+            c.on_connect.is_none()
+                && c.on_disconnect.is_none()
+                && c.on_suspend.is_none()
+                && c.on_resume.is_none()
+                && c.on_rate_limited.is_none(),
+            "ServerBuilder::state must come before on_connect, on_disconnect, on_suspend, on_resume and on_rate_limited, which take the peer type it changes"
         );
         ServerBuilder {
             config: ServerConfig {
@@ -363,6 +388,8 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 state: Arc::new(factory),
                 on_connect: None,
                 on_disconnect: None,
+                on_suspend: None,
+                on_resume: None,
                 sessions: c.sessions,
                 auth: c.auth,
                 auth_timeout: c.auth_timeout,

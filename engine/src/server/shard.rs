@@ -993,6 +993,9 @@ impl<S: Send + Sync + 'static> Shard<S> {
             session: Some(session),
             parked_listeners: None,
         });
+        if let Some(on_resume) = &self.server.config.on_resume {
+            guard("on_resume", || on_resume(&peer));
+        }
         if self.stop.is_fired() {
             link.close(close_code::GOING_AWAY, "server shutting down");
         }
@@ -1091,6 +1094,9 @@ impl<S: Send + Sync + 'static> Shard<S> {
             conn.parked_listeners = link.take_listeners();
             tracing::debug!(session = %session.id, "session suspended");
             drop(conns);
+            if let Some(on_suspend) = &self.server.config.on_suspend {
+                guard("on_suspend", || on_suspend(peer));
+            }
         } else {
             let conn = conns.remove(&link.id).expect("found above");
             drop(conns);

@@ -606,3 +606,41 @@ fn resumes_on_either_shard_restore_the_session() {
     server.close();
     server.wait();
 }
+
+/// `on_suspend` and `on_resume` mark a session losing and regaining its connection;
+/// `on_connect` and `on_disconnect` its start and end.
+#[test]
+fn lifecycle_callbacks_mark_suspension_and_resume() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = |what: &'static str| {
+        let events = events.clone();
+        move |_: &Peer| events.lock().unwrap().push(what)
+    };
+    let server = server()
+        .sessions(SessionConfig {
+            ttl: Duration::from_millis(200),
+            ..SessionConfig::default()
+        })
+        .on_connect(log("connect"))
+        .on_suspend(log("suspend"))
+        .on_resume(log("resume"))
+        .on_disconnect(log("disconnect"))
+        .start()
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut first = RawSession::open(addr, None);
+    let created = first.created();
+    drop(first);
+    wait_for("suspended", || events.lock().unwrap().len() == 2);
+    let creds = format!("{}.{}.0", created.id, created.secret);
+    let mut resumed = RawSession::open(addr, Some(&creds));
+    assert_eq!(resumed.control()[0], 4);
+    drop(resumed);
+    wait_for("expired", || events.lock().unwrap().len() == 5);
+    assert_eq!(
+        *events.lock().unwrap(),
+        ["connect", "suspend", "resume", "suspend", "disconnect"]
+    );
+    server.close();
+    server.wait();
+}
