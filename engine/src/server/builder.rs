@@ -59,6 +59,8 @@ pub(crate) struct ServerConfig<S> {
     pub guards: Guards,
     /// Each client's message rate; `None`: unlimited.
     pub message_rate: Option<RateLimit>,
+    /// PackMe message ids the message rate does not count.
+    pub rate_exempt: Vec<u32>,
     pub on_rate_limited: Option<RateLimitedCallback<S>>,
 }
 
@@ -119,6 +121,7 @@ impl ServerBuilder<()> {
                 query_tokens: false,
                 guards: Guards::default(),
                 message_rate: None,
+                rate_exempt: Vec::new(),
                 on_rate_limited: None,
             },
         }
@@ -313,6 +316,14 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// PackMe messages the [message rate](Self::message_rate) does not count, by id
+    /// (`[Heartbeat::ID, Resync::ID]`): a client's keepalives or a resync after a
+    /// reconnect must pass even when it has used its budget.
+    pub fn message_rate_exempt(mut self, ids: impl IntoIterator<Item = u32>) -> Self {
+        self.config.rate_exempt = ids.into_iter().collect();
+        self
+    }
+
     /// Called for each message dropped by the [message rate](Self::message_rate), with
     /// the time until the client's next message would pass. Runs on the client's shard,
     /// before its next message is read: keep it short.
@@ -396,6 +407,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 query_tokens: c.query_tokens,
                 guards: c.guards,
                 message_rate: c.message_rate,
+                rate_exempt: c.rate_exempt,
                 on_rate_limited: None,
             },
         }

@@ -735,7 +735,8 @@ async fn serve_connection<S, R>(
                 shard.session_control(&link, &control);
                 return;
             }
-            match shard.session_received(&link) {
+            let exempt = shard.rate_exempt(&message);
+            match shard.session_received(&link, exempt) {
                 Arrival::Dispatch => {}
                 // Replaced by a resume: the session lives on another connection now.
                 Arrival::Replaced => return,
@@ -744,7 +745,13 @@ async fn serve_connection<S, R>(
                     return;
                 }
             }
-        } else if let Some(limit) = &shard.server.config.message_rate {
+        } else if let Some(limit) = shard
+            .server
+            .config
+            .message_rate
+            .as_ref()
+            .filter(|_| !shard.rate_exempt(&message))
+        {
             let now = Instant::now();
             let budget = budget.get_or_insert_with(|| TokenBucket::new(now));
             if let Err(retry) = budget.take(limit, now) {
@@ -1024,7 +1031,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
     /// messages every [`ACK_EVERY`], and takes the message from the session's budget if
     /// there is a message rate. A message over the rate still counts as received (it is
     /// acknowledged, and not sent again after a resume): it is dropped, not postponed.
-    fn session_received(&self, link: &Rc<Link>) -> Arrival {
+    fn session_received(&self, link: &Rc<Link>, rate_exempt: bool) -> Arrival {
         let mut conns = self.conns.borrow_mut();
         let Some(conn) = conns.get_mut(&link.id).filter(|c| c.is_current(link)) else {
             return Arrival::Replaced;
@@ -1037,7 +1044,13 @@ impl<S: Send + Sync + 'static> Shard<S> {
             session.acked = received;
             link.send_session(&Control::Ack { seq: received });
         }
-        if let Some(limit) = &self.server.config.message_rate {
+        if let Some(limit) = self
+            .server
+            .config
+            .message_rate
+            .as_ref()
+            .filter(|_| !rate_exempt)
+        {
             let now = Instant::now();
             let budget = session.rate.get_or_insert_with(|| TokenBucket::new(now));
             if let Err(retry) = budget.take(limit, now) {
@@ -1045,6 +1058,21 @@ impl<S: Send + Sync + 'static> Shard<S> {
             }
         }
         Arrival::Dispatch
+    }
+
+    /// Whether `message` is a PackMe message the message rate does not count
+    /// ([`ServerBuilder::message_rate_exempt`](crate::ServerBuilder::message_rate_exempt)).
+    fn rate_exempt(&self, message: &Received<'_>) -> bool {
+        let exempt = &self.server.config.rate_exempt;
+        if exempt.is_empty() {
+            return false;
+        }
+        let bytes: &[u8] = match message {
+            Received::Binary(bytes) => bytes,
+            Received::InPlace(message) => message.as_bytes(),
+            _ => return false,
+        };
+        packme::FrameHeader::message_id(bytes).is_some_and(|id| exempt.contains(&id))
     }
 
     /// A message over the client's message rate was dropped: counted, logged, the client

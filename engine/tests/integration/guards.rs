@@ -369,3 +369,44 @@ fn a_session_client_is_told_rate_limited_on_the_wire() {
     server.close();
     server.wait();
 }
+
+/// Exempt PackMe messages pass whatever the budget, and take nothing from it.
+#[test]
+fn exempt_messages_pass_the_message_rate() {
+    const HEARTBEAT: u32 = 0x0A0B_0C0D;
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    let server = server()
+        .message_rate(RateLimit::new(0.1, 2))
+        .message_rate_exempt([HEARTBEAT])
+        .on_rate_limited(move |_, _| {
+            c.limited.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    let c = counts.clone();
+    server.listen(move |_: bytes::Bytes, _: &Peer| {
+        c.dispatched.fetch_add(1, Ordering::SeqCst);
+    });
+    server.start().unwrap();
+    let client = crate::support::connect(&crate::support::ws_url(&server), |_| {});
+    let heartbeat = || {
+        let mut frame = HEARTBEAT.to_be_bytes().to_vec();
+        frame.extend_from_slice(&7u32.to_be_bytes());
+        bytes::Bytes::from(frame)
+    };
+    client.send(message(1));
+    for _ in 0..5 {
+        client.send(heartbeat());
+    }
+    client.send(message(2));
+    client.send(message(3));
+    wait_for("one refusal", || counts.limited.load(Ordering::SeqCst) == 1);
+    assert_eq!(
+        counts.dispatched.load(Ordering::SeqCst),
+        7,
+        "2 counted + 5 exempt"
+    );
+    client.close();
+    server.close();
+    server.wait();
+}
