@@ -1,9 +1,9 @@
 //! The chat example's server and client (`examples/chat.rs`), here so that tests run
 //! them in-process.
 //!
-//! A client introduces itself, and only then does the server take its chat lines; lines
-//! go to every introduced client (a filtered broadcast), and `/who` is answered from the
-//! server's client list.
+//! A client introduces itself, and only then does the server take its chat lines (a
+//! listener of the client's own, added once it is introduced); introduced clients are in
+//! the lobby room, lines are broadcast to the room, and `/who` lists its members.
 //!
 //! Both sides use the engine's sessions: a client whose connection drops reconnects and
 //! resumes its session, so no line is lost or repeated either way, and the server keeps
@@ -43,7 +43,11 @@ impl Member {
     }
 }
 
-/// Starts a chat server with sessions on `addr`.
+/// The room every introduced member is in.
+pub const LOBBY: &str = "lobby";
+
+/// Starts a chat server with sessions on `addr`: members join the lobby room when they
+/// introduce themselves.
 pub fn server(addr: &str) -> std::io::Result<Server<Member>> {
     let server = Server::builder()
         .addr(addr)?
@@ -53,46 +57,40 @@ pub fn server(addr: &str) -> std::io::Result<Server<Member>> {
     server
         .register(&registry())
         .expect("the seed's ids are distinct");
-    let room = server.clone();
+    let chat = server.clone();
     server.listen(
         move |intro: Packet<IntroductionMessage>, peer: &Peer<Member>| {
             let name = intro.name.to_string();
             *peer.state().name.lock().unwrap_or_else(|e| e.into_inner()) = Some(name.clone());
-            room.broadcast_where(format!("* {name} joined"), |p: &Peer<Member>| {
-                p.state().name().is_some()
-            });
+            if peer.join(LOBBY).is_err() {
+                return; // gone meanwhile
+            }
+            chat.broadcast_to_room(LOBBY, format!("* {name} joined"));
+            // Chat lines from now on: a listener of this client's own (ConnectMe's "listen
+            // once logged in"). It belongs to the session, so it survives reconnects.
+            let chat = chat.clone();
+            peer.listen(
+                move |line: String, peer: &Peer<Member>| match line.as_str() {
+                    "/who" => {
+                        let mut names: Vec<String> = chat
+                            .room_members(LOBBY)
+                            .iter()
+                            .filter_map(|p| p.state().name())
+                            .collect();
+                        names.sort();
+                        peer.send(format!("* here: {}", names.join(", ")));
+                    }
+                    "/kick" => {
+                        tracing::info!(name = %name, "kicked: connection dropped, session kept");
+                        // Kept in the session's replay buffer: it arrives after the resume.
+                        peer.send(KICKED);
+                        peer.disconnect();
+                    }
+                    _ => chat.broadcast_to_room(LOBBY, format!("{name}: {line}")),
+                },
+            );
         },
     );
-    // Chat lines: one listener for every client, which ignores the clients that have not
-    // introduced themselves. (Not a listener added per client with `peer.listen` once it
-    // is introduced: such a listener belongs to the connection, and is lost when the
-    // session resumes after its connection dropped.)
-    let room = server.clone();
-    server.listen(move |line: String, peer: &Peer<Member>| {
-        let Some(name) = peer.state().name() else {
-            return;
-        };
-        match line.as_str() {
-            "/who" => {
-                let mut names: Vec<String> = room
-                    .clients()
-                    .iter()
-                    .filter_map(|p| p.state().name())
-                    .collect();
-                names.sort();
-                peer.send(format!("* here: {}", names.join(", ")));
-            }
-            "/kick" => {
-                tracing::info!(%name, "kicked: connection dropped, session kept");
-                // Kept in the session's replay buffer: it arrives after the resume.
-                peer.send(KICKED);
-                peer.disconnect();
-            }
-            _ => room.broadcast_where(format!("{name}: {line}"), |p: &Peer<Member>| {
-                p.state().name().is_some()
-            }),
-        }
-    });
     server.start()?;
     Ok(server)
 }
