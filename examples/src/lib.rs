@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod game;
+pub mod jwt;
 
 /// Generated from `packme/`; `proto::manifest::GetUserRequest` and friends.
 pub mod proto {
