@@ -644,3 +644,43 @@ fn lifecycle_callbacks_mark_suspension_and_resume() {
     server.close();
     server.wait();
 }
+
+/// Clients that never ask for a session (every real ConnectMe client) are served on a
+/// server with sessions exactly as without: no extension in the upgrade answer, no session
+/// frame, and on ConnectMe TCP their first message is their first message.
+#[test]
+fn clients_without_the_extension_see_the_wire_they_always_did() {
+    for transport in [Transport::WebSocket, Transport::Tcp] {
+        let server = server()
+            .transport(transport)
+            .sessions(SessionConfig::default())
+            .build();
+        server.listen(|text: bytes::Bytes, peer: &Peer| peer.send(text));
+        server.start().unwrap();
+        let addr = server.local_addr().unwrap();
+        match transport {
+            Transport::WebSocket => {
+                let (mut socket, response) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+                assert!(response.headers().get("sec-websocket-extensions").is_none());
+                socket
+                    .send(tungstenite::Message::Binary(vec![1u8, 2, 3].into()))
+                    .unwrap();
+                assert_eq!(
+                    socket.read().unwrap(),
+                    tungstenite::Message::Binary(vec![1u8, 2, 3].into())
+                );
+            }
+            Transport::Tcp => {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.set_read_timeout(Some(WAIT)).unwrap();
+                let frame = [0, 0, 0, 0, 0, 0, 0, 11, 1, 2, 3];
+                stream.write_all(&frame).unwrap();
+                let mut echo = [0u8; 11];
+                stream.read_exact(&mut echo).unwrap();
+                assert_eq!(echo, frame, "the same frame back, nothing before it");
+            }
+        }
+        server.close();
+        server.wait();
+    }
+}
