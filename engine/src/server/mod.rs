@@ -3,9 +3,12 @@
 //! `broadcast`, `clients`, `close`).
 
 mod builder;
+mod client_entry;
 mod config;
 mod info;
+mod opening;
 mod peer;
+mod resume;
 mod shard;
 
 use std::collections::HashMap;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use packme::{Message, Packet, Registry, RegistryError, Request};
 
+use super::client_entry::Conn;
 use super::info::ConnInfo;
-use super::shard::Conn;
 use super::ServerShared;
 use crate::auth::Identity;
 use crate::listeners::{Context, Handler, Host, Key};

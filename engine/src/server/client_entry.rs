@@ -1,0 +1,84 @@
+//! A client's entry on its shard: its peer, its live connection (none while its session
+//! is suspended) and its session, and how a message reaches it either way.
+
+use std::any::Any;
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::peer::Peer;
+use crate::link::Link;
+use crate::listeners::ListenerCell;
+use crate::proto::outgoing::IntoFrame;
+use crate::proto::{FrameParts, Wire};
+use crate::session::ServerSession;
+
+/// One client on its shard: its peer, its live connection, and its session if it has one.
+pub(crate) struct Conn<S> {
+    pub peer: Peer<S>,
+    /// The live connection; `None` while a session is suspended.
+    pub link: Option<Rc<Link>>,
+    /// The client's session, if it negotiated the session extension: every data message
+    /// sent to it is numbered and kept for replay.
+    pub session: Option<Box<ServerSession>>,
+    /// The client's own listeners while it has no connection (a suspended session): the
+    /// next connection takes them back.
+    pub parked_listeners: Option<Rc<dyn Any>>,
+}
+
+impl<S: Send + Sync + 'static> Conn<S> {
+    /// The client's own listener table (created on first use): its connection's, or the
+    /// one kept while its session is suspended.
+    pub(crate) fn own_listeners(&mut self) -> Rc<ListenerCell<Peer<S>>> {
+        if let Some(link) = &self.link {
+            return link.listeners::<ListenerCell<Peer<S>>>();
+        }
+        let parked = self
+            .parked_listeners
+            .get_or_insert_with(|| Rc::new(ListenerCell::<Peer<S>>::default()));
+        parked
+            .clone()
+            .downcast::<ListenerCell<Peer<S>>>()
+            .expect("a peer's own listener table")
+    }
+}
+
+impl<S> Conn<S> {
+    /// Whether `link` is this client's current connection.
+    pub(super) fn is_current(&self, link: &Rc<Link>) -> bool {
+        self.link.as_ref().is_some_and(|l| Rc::ptr_eq(l, link))
+    }
+
+    /// Sends `message`: encoded straight into the connection's queue, or, with a session,
+    /// encoded once, kept for replay and queued (or only kept while suspended).
+    pub(crate) fn send_message<F: IntoFrame>(&mut self, wire: Wire, message: F) {
+        match &mut self.session {
+            None => {
+                if let Some(link) = &self.link {
+                    link.send_message(message);
+                }
+            }
+            Some(_) => self.send_parts(message.into_parts(wire)),
+        }
+    }
+
+    /// Sends a frame built elsewhere.
+    pub(crate) fn send_parts(&mut self, frame: FrameParts) {
+        if let Some(session) = &mut self.session {
+            session.replay.push(frame.clone());
+        }
+        if let Some(link) = &self.link {
+            link.send_parts(frame);
+        }
+    }
+
+    /// Sends a frame other clients share (a broadcast).
+    pub(crate) fn send_shared(&mut self, frame: &Bytes) {
+        if let Some(session) = &mut self.session {
+            session.replay.push(FrameParts::whole(frame.clone()));
+        }
+        if let Some(link) = &self.link {
+            link.send_shared(frame);
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! A shard's side of sessions: taking a session for a resume (checking its secret, its
+//! user and its replay window), replacing a connection it still had, putting it on the new
+//! connection with its missed messages, the session frames a client sends, and the end of
+//! sessions that expired.
+
+use std::any::Any;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::client_entry::Conn;
+use super::opening::Opened;
+use super::peer::Peer;
+use super::shard::{guard, Shard};
+use crate::auth::Identity;
+use crate::guard::TokenBucket;
+use crate::link::Link;
+use crate::proto::received::Received;
+use crate::proto::{close_code, End, FrameParts};
+use crate::session::replay::ReplayError;
+use crate::session::wire::{Control, Resume};
+use crate::session::{resume_error, ServerSession, ACK_EVERY};
+
+/// What to do with a data message that arrived on a session's connection.
+pub(super) enum Arrival {
+    /// Dispatch it.
+    Dispatch,
+    /// Drop it: the connection was replaced by a resume.
+    Replaced,
+    /// Drop it: over the message rate; a message would pass after this long.
+    RateLimited(Duration),
+}
+
+/// A session taken from its entry to be resumed on another connection.
+pub(super) struct Taken<S> {
+    peer: Peer<S>,
+    session: Box<ServerSession>,
+    /// The session's own listeners, as they were on its last connection.
+    listeners: Option<Rc<dyn Any>>,
+}
+
+impl<S: Send + Sync + 'static> Shard<S> {
+    /// Which other shard holds the session this opening resumes, if another does.
+    pub(super) fn resume_elsewhere(&self, opened: &Opened) -> Option<usize> {
+        let Some(Ok(Some(resume))) = &opened.offer else {
+            return None;
+        };
+        let owner = self.server.session_peer(&resume.id)?.shard();
+        (owner != self.index).then_some(owner)
+    }
+
+    /// Takes the session `resume` names (it lives on this shard), replacing its live
+    /// connection if it has one.
+    pub(super) fn take_session(
+        &self,
+        resume: &Resume,
+        identity: Option<&Identity>,
+    ) -> Result<Taken<S>, u16> {
+        let peer = self
+            .server
+            .session_peer(&resume.id)
+            .ok_or(resume_error::UNKNOWN_SESSION)?;
+        self.detach_for_resume(&peer, resume, identity)
+    }
+
+    /// Checks a resume against the session it names and, if it may proceed, takes the
+    /// session out of this shard: a live connection is told it was replaced (4003).
+    /// A resume past what the replay buffer still holds ends the session (1013).
+    fn detach_for_resume(
+        &self,
+        peer: &Peer<S>,
+        resume: &Resume,
+        identity: Option<&Identity>,
+    ) -> Result<Taken<S>, u16> {
+        let key = peer.id();
+        let mut conns = self.conns.borrow_mut();
+        let conn = conns.get_mut(&key).ok_or(resume_error::UNKNOWN_SESSION)?;
+        let session = conn.session.as_ref().ok_or(resume_error::UNKNOWN_SESSION)?;
+        if session.closing || session.id != resume.id {
+            return Err(resume_error::UNKNOWN_SESSION);
+        }
+        if !session.secret.matches(&resume.secret) {
+            return Err(resume_error::BAD_CREDENTIALS);
+        }
+        // With an authenticator, only the session's own user may resume it.
+        if self.server.config.auth.is_some()
+            && session.user.as_deref() != identity.map(|i| i.user.as_str())
+        {
+            return Err(resume_error::BAD_CREDENTIALS);
+        }
+        let replayable = session.replay.after(resume.last_seq).map(|_| ());
+        match replayable {
+            Ok(()) => {}
+            Err(ReplayError::Unknown) => return Err(resume_error::BAD_CREDENTIALS),
+            Err(ReplayError::Gap) => {
+                let conn = conns.remove(&key).expect("found above");
+                drop(conns);
+                tracing::debug!(session = %resume.id, "resume past the replay buffer: session ended");
+                self.end_session(conn, close_code::TRY_AGAIN_LATER, "resume gap");
+                return Err(resume_error::GAP);
+            }
+        }
+        let mut conn = conns.remove(&key).expect("found above");
+        drop(conns);
+        self.server.sessions(self.index).remove(&key);
+        let mut session = conn.session.take().expect("checked above");
+        let mut listeners = conn.parked_listeners.take();
+        if let Some(old) = conn.link.take() {
+            session.received_before = session.received(old.data_received());
+            listeners = old.take_listeners();
+            self.replaced(old);
+        }
+        Ok(Taken {
+            peer: conn.peer,
+            session,
+            listeners,
+        })
+    }
+
+    /// A connection whose session was resumed elsewhere: it is told and closed (4003),
+    /// and dropped if its peer does not answer within the close timeout. (Its entry in the
+    /// timer heap now finds the new connection, so its own close timeout is kept here.)
+    fn replaced(&self, old: Rc<Link>) {
+        old.fail_queries();
+        old.close(close_code::REPLACED, "replaced_by_reconnection");
+        let close_timeout = self.server.config.timeouts.close;
+        drop(crate::rt::spawn(async move {
+            crate::rt::sleep(close_timeout).await;
+            old.abort(End::CloseTimeout);
+        }));
+    }
+
+    /// Puts a taken session on a new connection here: restored, then every message the
+    /// client has not processed, in order, then live traffic.
+    pub(super) fn attach_resumed(&self, taken: Taken<S>, last_seq: u64) -> (Rc<Link>, Peer<S>) {
+        let Taken {
+            peer,
+            mut session,
+            listeners,
+        } = taken;
+        let key = peer.id();
+        let link = self.new_link(key);
+        link.accept_session_frames();
+        link.adopt_listeners(listeners);
+        session.received_mark = link.data_received();
+        session.suspended_since = None;
+        session.replay.ack(last_seq);
+        let replay: Vec<FrameParts> = session
+            .replay
+            .after(last_seq)
+            .map(|frames| frames.cloned().collect())
+            .unwrap_or_default();
+        link.send_session(&Control::Restored {
+            last_seq,
+            replayed: replay.len() as u64,
+            received: session.received_before,
+        });
+        for frame in replay {
+            link.send_parts(frame);
+        }
+        tracing::debug!(session = %session.id, last_seq, "session resumed");
+        self.insert(Conn {
+            peer: peer.clone(),
+            link: Some(link.clone()),
+            session: Some(session),
+            parked_listeners: None,
+        });
+        if let Some(on_resume) = &self.server.config.on_resume {
+            guard("on_resume", || on_resume(&peer));
+        }
+        if self.stop.is_fired() {
+            link.close(close_code::GOING_AWAY, "server shutting down");
+        }
+        (link, peer)
+    }
+
+    /// A session frame from the client: an acknowledgement. Anything else breaks the
+    /// extension's protocol (1002).
+    pub(super) fn session_control(&self, link: &Rc<Link>, bytes: &[u8]) {
+        match Control::decode(bytes) {
+            Some(Control::Ack { seq }) => {
+                let mut conns = self.conns.borrow_mut();
+                if let Some(session) = conns
+                    .get_mut(&link.id)
+                    .filter(|c| c.is_current(link))
+                    .and_then(|c| c.session.as_mut())
+                {
+                    session.replay.ack(seq);
+                }
+            }
+            _ => link.close(close_code::PROTOCOL_ERROR, "unexpected session frame"),
+        }
+    }
+
+    /// Before a data message of a session is dispatched: acknowledges the client's
+    /// messages every [`ACK_EVERY`], and takes the message from the session's budget if
+    /// there is a message rate. A message over the rate still counts as received (it is
+    /// acknowledged, and not sent again after a resume): it is dropped, not postponed.
+    pub(super) fn session_received(&self, link: &Rc<Link>, rate_exempt: bool) -> Arrival {
+        let mut conns = self.conns.borrow_mut();
+        let Some(conn) = conns.get_mut(&link.id).filter(|c| c.is_current(link)) else {
+            return Arrival::Replaced;
+        };
+        let Some(session) = conn.session.as_mut() else {
+            return Arrival::Dispatch;
+        };
+        let received = session.received(link.data_received());
+        if received >= session.acked + ACK_EVERY {
+            session.acked = received;
+            link.send_session(&Control::Ack { seq: received });
+        }
+        if let Some(limit) = self
+            .server
+            .config
+            .message_rate
+            .as_ref()
+            .filter(|_| !rate_exempt)
+        {
+            let now = Instant::now();
+            let budget = session.rate.get_or_insert_with(|| TokenBucket::new(now));
+            if let Err(retry) = budget.take(limit, now) {
+                return Arrival::RateLimited(retry);
+            }
+        }
+        Arrival::Dispatch
+    }
+
+    /// Whether `message` is a PackMe message the message rate does not count
+    /// ([`ServerBuilder::message_rate_exempt`](crate::ServerBuilder::message_rate_exempt)).
+    pub(super) fn rate_exempt(&self, message: &Received<'_>) -> bool {
+        let exempt = &self.server.config.rate_exempt;
+        if exempt.is_empty() {
+            return false;
+        }
+        let bytes: &[u8] = match message {
+            Received::Binary(bytes) => bytes,
+            Received::InPlace(message) => message.as_bytes(),
+            _ => return false,
+        };
+        packme::FrameHeader::message_id(bytes).is_some_and(|id| exempt.contains(&id))
+    }
+
+    /// A message over the client's message rate was dropped: counted, logged, the client
+    /// told if it has a session, and the application's callback called.
+    pub(super) fn rate_limited(
+        &self,
+        link: &Rc<Link>,
+        peer: &Peer<S>,
+        retry: Duration,
+        sessioned: bool,
+    ) {
+        self.server.refusals.message();
+        tracing::debug!(conn = link.id, ?retry, "message dropped: rate limit");
+        if sessioned {
+            let retry_after_ms =
+                u32::try_from(retry.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
+            link.send_session(&Control::RateLimited { retry_after_ms });
+        }
+        if let Some(on_rate_limited) = &self.server.config.on_rate_limited {
+            guard("on_rate_limited", || on_rate_limited(peer, retry));
+        }
+    }
+
+    /// Ends a session taken out of the table: its connection, if any, is closed with
+    /// `code`, and the application is told the client is gone.
+    pub(super) fn end_session(&self, conn: Conn<S>, code: u16, reason: &str) {
+        self.forget(&conn);
+        if let Some(link) = &conn.link {
+            link.close(code, reason);
+        }
+        if let Some(on_disconnect) = &self.server.config.on_disconnect {
+            guard("on_disconnect", || on_disconnect(&conn.peer));
+        }
+    }
+
+    /// Ends the suspended sessions whose time to be resumed is over (and those the
+    /// application closed while suspended).
+    pub(super) fn expire_sessions(&self, now: Instant) {
+        let Some(config) = self.server.config.sessions else {
+            return;
+        };
+        let expired: Vec<u64> = self
+            .conns
+            .borrow()
+            .iter()
+            .filter(|(_, c)| {
+                c.session.as_ref().is_some_and(|s| {
+                    s.suspended_since
+                        .is_some_and(|since| s.closing || now >= since + config.ttl)
+                })
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            let conn = self.conns.borrow_mut().remove(&id);
+            if let Some(conn) = conn {
+                tracing::debug!(conn = id, "suspended session expired");
+                self.end_session(conn, close_code::SESSION_EXPIRED, "session expired");
+            }
+        }
+    }
+}
