@@ -4,7 +4,8 @@
 //! than its limit plus one frame, that a connection that stopped receiving hands out no
 //! message, that an aborted one has nothing to write, and that time always moves it
 //! forward: after `handle_timeout(now)` the next deadline is later than `now`, so a driver
-//! never spins.
+//! never spins. With the session extension on (a bit of the first byte), session frames
+//! go both ways too.
 //!
 //! Input: a sequence of operations, each an op byte, a length byte and that many bytes.
 #![no_main]
@@ -64,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
     let wire = if wire & 1 == 0 { Wire::WsServer } else { Wire::Tcp };
     let start = Instant::now();
     let mut now = start;
+    let sessions = data[0] & 2 != 0;
     let mut conn = Connection::new(config(wire), now);
+    if sessions {
+        conn.accept_session_frames();
+    }
     let mut recv = BytesMut::new();
     let mut batch = WriteBatch::new();
     let mut fed = 0usize;
@@ -99,7 +104,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             3 => {
-                let _ = conn.send_message(arg);
+                if sessions && arg.first().is_some_and(|b| b & 1 == 1) {
+                    let _ = conn.send_session(arg);
+                } else {
+                    let _ = conn.send_message(arg);
+                }
                 assert!(conn.queued_bytes() <= MAX_QUEUED + arg.len() + 16);
             }
             4 => {
