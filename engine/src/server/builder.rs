@@ -414,7 +414,22 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     }
 
     /// Builds the server without starting it (ConnectMe's `server`).
-    pub fn build(self) -> Server<S> {
+    ///
+    /// A session's replay buffer is capped at the queue limit
+    /// ([`Limits::max_queued_bytes`]): a resume queues the whole replay at once, and more
+    /// than the queue takes would close the client as a slow consumer on every resume.
+    pub fn build(mut self) -> Server<S> {
+        let max_queued = self.config.limits.max_queued_bytes;
+        if let Some(sessions) = self.config.sessions.as_mut() {
+            if sessions.replay_bytes > max_queued {
+                tracing::warn!(
+                    replay_bytes = sessions.replay_bytes,
+                    max_queued,
+                    "session replay buffer capped at the queue limit"
+                );
+                sessions.replay_bytes = max_queued;
+            }
+        }
         let admission = AdmissionControl::new(&self.config.guards, Instant::now());
         Server {
             shared: Arc::new(ServerShared {
@@ -456,6 +471,22 @@ mod tests {
     #[should_panic(expected = "state must come before on_connect")]
     fn state_after_a_callback_is_refused_rather_than_dropping_it() {
         let _ = Server::builder().on_connect(|_| {}).state(|_| 1u8);
+    }
+
+    #[test]
+    fn a_replay_buffer_larger_than_the_queue_is_capped_at_it() {
+        let server = Server::builder()
+            .limits(Limits {
+                max_queued_bytes: 1 << 20,
+                ..Limits::default()
+            })
+            .sessions(SessionConfig {
+                replay_bytes: 8 << 20,
+                ..SessionConfig::default()
+            })
+            .build();
+        let sessions = server.shared.config.sessions.unwrap();
+        assert_eq!(sessions.replay_bytes, 1 << 20);
     }
 
     #[test]
