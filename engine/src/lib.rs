@@ -67,6 +67,7 @@
 //! | handshake timeout | 10 s | how long an upgrade request may take to arrive |
 //! | query timeout | 30 s | per query, to the millisecond |
 //! | suspended session | 2 minutes | a phone changing networks or leaving a tunnel is back well within it; abandoned sessions do not pile up |
+//! | suspended sessions | 100 000 at most | clients that open sessions and vanish cannot hold memory without bound; past it the longest suspended expire early |
 //! | replay buffer | 4 096 messages / 4 MiB per session | minutes of a busy game's traffic; past it a resume fails with 1013 instead of silently skipping |
 //! | connections per address | 256, loopback exempt | a carrier-grade NAT or an office fits; one host cannot take the file limit |
 //! | handshakes per address | 10/s, burst 100 | a NAT full of clients reconnecting after a restart passes; a flood gets 429 |

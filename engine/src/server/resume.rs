@@ -278,18 +278,37 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let Some(config) = self.server.config.sessions else {
             return;
         };
-        let expired: Vec<u64> = self
+        // (suspended since, id, due): due once its time is over, or closed by the
+        // application while suspended.
+        let mut suspended: Vec<(Instant, u64, bool)> = self
             .conns
             .borrow()
             .iter()
-            .filter(|(_, c)| {
-                c.session.as_ref().is_some_and(|s| {
-                    s.suspended_since
-                        .is_some_and(|since| s.closing || now >= since + config.ttl)
-                })
+            .filter_map(|(&id, c)| {
+                let session = c.session.as_ref()?;
+                let since = session.suspended_since?;
+                Some((since, id, session.closing || now >= since + config.ttl))
             })
-            .map(|(&id, _)| id)
             .collect();
+        // Past this shard's share of `max_suspended`, the longest suspended go first.
+        let cap = config
+            .max_suspended
+            .div_ceil(self.server.config.shards.max(1));
+        let over = suspended.len().saturating_sub(cap);
+        if over > 0 {
+            suspended.sort_unstable();
+            tracing::warn!(
+                over,
+                cap,
+                "too many suspended sessions: the oldest expire early"
+            );
+        }
+        let expired = suspended
+            .iter()
+            .enumerate()
+            .filter(|&(i, &(_, _, due))| i < over || due)
+            .map(|(_, &(_, id, _))| id)
+            .collect::<Vec<_>>();
         for id in expired {
             let conn = self.conns.borrow_mut().remove(&id);
             if let Some(conn) = conn {

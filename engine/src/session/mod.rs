@@ -46,6 +46,10 @@ pub struct SessionConfig {
     /// Most bytes a session keeps for replay (default 4 MiB). Over either bound the oldest
     /// message is dropped; a resume that needs it fails with 1013.
     pub replay_bytes: usize,
+    /// Most sessions suspended at once, over all shards (default 100 000). Past it the
+    /// longest suspended expire early (checked every second): clients that open sessions
+    /// and vanish cannot hold memory without bound.
+    pub max_suspended: usize,
 }
 
 impl Default for SessionConfig {
@@ -54,6 +58,7 @@ impl Default for SessionConfig {
             ttl: Duration::from_secs(120),
             replay_messages: 4096,
             replay_bytes: 4 << 20,
+            max_suspended: 100_000,
         }
     }
 }

@@ -684,3 +684,26 @@ fn clients_without_the_extension_see_the_wire_they_always_did() {
         server.wait();
     }
 }
+
+/// Clients that open sessions and vanish cannot hold memory without bound: past
+/// `max_suspended` the longest suspended sessions expire early.
+#[test]
+fn suspended_sessions_are_bounded() {
+    let server = server()
+        .sessions(SessionConfig {
+            max_suspended: 2,
+            ..SessionConfig::default()
+        })
+        .start()
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    for _ in 0..6 {
+        let mut raw = RawSession::open(addr, None);
+        raw.created();
+    }
+    wait_for("at most two suspended sessions left", || {
+        server.clients().len() <= 2
+    });
+    server.close();
+    server.wait();
+}
