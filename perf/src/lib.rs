@@ -9,6 +9,9 @@ use std::io;
 
 /// First byte of a message the server must broadcast.
 pub const BROADCAST_TAG: u8 = b'B';
+/// First byte of a message the server must send to every member of the sender's room
+/// (bench-server `--rooms`: the room named by the upgrade path `/room/NAME`).
+pub const ROOM_TAG: u8 = b'R';
 /// First byte of a message the server must echo.
 pub const ECHO_TAG: u8 = b'E';
 

@@ -1,13 +1,19 @@
 //! The engine's bench server: the bench protocol (see the crate docs) on the engine.
 //!
 //! `cargo run --release -p perf --bin bench-server -- --addr 127.0.0.1:PORT [--shards N] [--driver uring|epoll]
-//! [--flush-delay-ms N]`
+//! [--flush-delay-ms N] [--sessions] [--rooms]`
+//!
+//! `--sessions` turns on the session extension (`SessionConfig::default()`): clients that
+//! offer `x-connectme-session` get a session, the others the plain wire. `--rooms`: a
+//! client whose upgrade path is `/room/NAME` joins room `NAME` at connect, and a message
+//! starting with `R` goes to every member of the sender's room (the sender included,
+//! `Server::broadcast_to_room`).
 
 use std::time::Duration;
 
 use clap::Parser;
-use connectme::{BinaryRef, ByteString, Driver, Listeners, Peer, Server};
-use perf::BROADCAST_TAG;
+use connectme::{BinaryRef, ByteString, Driver, Listeners, Peer, Server, SessionConfig};
+use perf::{BROADCAST_TAG, ROOM_TAG};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,6 +31,12 @@ struct Args {
     /// default 0, as perf/run measures).
     #[arg(long, default_value_t = 0)]
     flush_delay_ms: u64,
+    /// Offer sessions (the `x-connectme-session` extension, default configuration).
+    #[arg(long)]
+    sessions: bool,
+    /// Rooms from the upgrade path `/room/NAME`; `R` messages go to the sender's room.
+    #[arg(long)]
+    rooms: bool,
     /// Only check that the driver is available: print it and exit (1 if not).
     #[arg(long)]
     check_driver: bool,
@@ -36,28 +48,49 @@ fn main() -> std::io::Result<()> {
         println!("{}", args.driver.resolve()?);
         return Ok(());
     }
-    let server = Server::builder()
+    let mut builder = Server::builder()
         .addr(&args.addr)?
         .shards(args.shards)
         .driver(args.driver)
         .pin_cores(false)
-        .flush_delay(Duration::from_millis(args.flush_delay_ms))
-        .build();
-    let room = server.clone();
-    server.listen_ref(move |data: BinaryRef, peer: &Peer| {
-        if data.first() == Some(&BROADCAST_TAG) {
-            room.broadcast(data);
-        } else {
-            peer.send(data);
+        .flush_delay(Duration::from_millis(args.flush_delay_ms));
+    if args.sessions {
+        builder = builder.sessions(SessionConfig::default());
+    }
+    if args.rooms {
+        builder = builder.on_connect(|peer: &Peer| {
+            if let Some(room) = room_of(peer) {
+                let _ = peer.join(room);
+            }
+        });
+    }
+    let server = builder.build();
+    let all = server.clone();
+    server.listen_ref(move |data: BinaryRef, peer: &Peer| match data.first() {
+        Some(&BROADCAST_TAG) => all.broadcast(data),
+        Some(&ROOM_TAG) => {
+            if let Some(room) = room_of(peer) {
+                all.broadcast_to_room(room, data);
+            }
         }
+        _ => peer.send(data),
     });
-    let room = server.clone();
-    server.listen(move |text: ByteString, peer: &Peer| {
-        if text.as_bytes().first() == Some(&BROADCAST_TAG) {
-            room.broadcast(text);
-        } else {
-            peer.send(text);
-        }
-    });
+    let all = server.clone();
+    server.listen(
+        move |text: ByteString, peer: &Peer| match text.as_bytes().first() {
+            Some(&BROADCAST_TAG) => all.broadcast(text),
+            Some(&ROOM_TAG) => {
+                if let Some(room) = room_of(peer) {
+                    all.broadcast_to_room(room, text);
+                }
+            }
+            _ => peer.send(text),
+        },
+    );
     server.serve()
+}
+
+/// The room named by the client's upgrade path `/room/NAME`.
+fn room_of(peer: &Peer) -> Option<&str> {
+    peer.info().path.strip_prefix("/room/")
 }

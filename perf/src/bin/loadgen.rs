@@ -8,6 +8,14 @@
 //! loadgen --addr 127.0.0.1:9100 --server-pid PID --label connectme-uring --scenario echo \
 //!         --connections 64 --depth 16 --size 64 --duration 5
 //! ```
+//!
+//! `--sessions` offers the engine's session extension (`x-connectme-session`) in every
+//! upgrade and speaks its minimum: session frames (opcode 0x3) from the server are read
+//! and skipped, and echo connections acknowledge every 32nd data message received (a
+//! session frame `[2, seq as u64 big-endian]`), as the engine's client does, so the
+//! server's replay buffer stays short. `--scenario room --rooms N`: connection `i` upgrades
+//! on `/room/{i % N}` and connections `0..N` each publish `R` messages to their room,
+//! `--rate` publishes per second over all rooms (bench-server `--rooms`).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -19,7 +27,9 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use perf::{cpu_time, machine_ticks, rss_bytes, CpuTime, MachineTicks, BROADCAST_TAG, ECHO_TAG};
+use perf::{
+    cpu_time, machine_ticks, rss_bytes, CpuTime, MachineTicks, BROADCAST_TAG, ECHO_TAG, ROOM_TAG,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,8 +38,10 @@ enum Scenario {
     Echo,
     Latency,
     Broadcast,
+    Room,
     Connect,
     Idle,
+    Resume,
 }
 
 #[derive(Parser, Debug)]
@@ -57,10 +69,10 @@ struct Args {
     /// Messages per second: all connections together (latency), publishes (broadcast).
     #[arg(long, default_value_t = 2000)]
     rate: u64,
-    /// Handshakes (connect) or idle connections (idle).
+    /// Handshakes (connect) or idle connections (idle), sessions (resume).
     #[arg(long, default_value_t = 20_000)]
     count: usize,
-    /// Concurrent handshakes (connect, idle).
+    /// Concurrent handshakes (connect, idle, resume).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Measured seconds.
@@ -69,6 +81,20 @@ struct Args {
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Offer the session extension in every upgrade (echo connections acknowledge).
+    #[arg(long)]
+    sessions: bool,
+    /// Rooms (room scenario): connection i joins room i % rooms, and one per room publishes.
+    #[arg(long, default_value_t = 100)]
+    rooms: usize,
+    /// Resume: data messages each session has the server send before its connection
+    /// drops (echoes of its own, left unacknowledged, so they stay in the server's replay
+    /// buffer; `--size` bytes each).
+    #[arg(long, default_value_t = 0)]
+    buffered: u64,
+    /// Resume: ask for the whole buffer again (`last seq` 0) instead of nothing.
+    #[arg(long)]
+    replay: bool,
     /// Append the JSON result line to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -105,14 +131,21 @@ struct FrameReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Data frames (text or binary) taken so far: a session's received sequence number.
+    data_frames: u64,
 }
 
 impl FrameReader {
     fn new() -> Self {
+        Self::with_capacity(256 * 1024)
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
         Self {
-            buf: vec![0; 256 * 1024],
+            buf: vec![0; capacity],
             start: 0,
             end: 0,
+            data_frames: 0,
         }
     }
 
@@ -135,6 +168,18 @@ impl FrameReader {
 
     /// The next complete frame's payload timestamp (data frames), skipping others.
     fn next_timestamp(&mut self) -> Option<Option<u64>> {
+        let (opcode, payload) = self.next_frame()?;
+        let payload = &self.buf[payload];
+        Some((matches!(opcode, 1 | 2) && payload.len() >= 9).then(|| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&payload[1..9]);
+            u64::from_le_bytes(b)
+        }))
+    }
+
+    /// The next complete frame: its opcode and where its payload is in `buf` (valid until
+    /// the next `fill`).
+    fn next_frame(&mut self) -> Option<(u8, std::ops::Range<usize>)> {
         let data = &self.buf[self.start..self.end];
         if data.len() < 2 {
             return None;
@@ -157,27 +202,67 @@ impl FrameReader {
             return None;
         }
         let opcode = data[0] & 0x0F;
-        let payload = &data[header..header + len];
-        let ts = (matches!(opcode, 1 | 2) && payload.len() >= 9).then(|| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&payload[1..9]);
-            u64::from_le_bytes(b)
-        });
+        if matches!(opcode, 1 | 2) {
+            self.data_frames += 1;
+        }
+        let payload = self.start + header..self.start + header + len;
         self.start += header + len;
-        Some(ts)
+        Some((opcode, payload))
+    }
+
+    /// The next session frame's payload (opcode 0x3), reading as needed; data frames on
+    /// the way are counted and skipped.
+    async fn next_session_frame(
+        &mut self,
+        stream: &mut (impl AsyncReadExt + Unpin),
+    ) -> io::Result<Vec<u8>> {
+        loop {
+            while let Some((opcode, payload)) = self.next_frame() {
+                if opcode == 3 {
+                    return Ok(self.buf[payload].to_vec());
+                }
+            }
+            self.fill(stream).await?;
+        }
     }
 }
 
+/// A session acknowledgement: every data message up to `seq` was processed.
+fn session_ack(seq: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0x83, 0x80 | 9, 0, 0, 0, 0, 2]);
+    out.extend_from_slice(&seq.to_be_bytes());
+}
+
+/// Acknowledgements every 32 data messages received (the engine's client's interval).
+const ACK_EVERY: u64 = 32;
+
+/// Connects and upgrades on `/` (`path`), offering `extension` (the session extension,
+/// with or without a resume token) when given.
 async fn ws_connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    ws_connect_with(addr, "/", None).await
+}
+
+async fn ws_connect_with(
+    addr: SocketAddr,
+    path: &str,
+    extension: Option<&str>,
+) -> io::Result<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     // RST on close: thousands of handshakes must not fill the port range with TIME_WAIT.
     socket.set_zero_linger()?;
     let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
+    let extension = extension
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     stream
         .write_all(
-            b"GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                 {extension}\r\n"
+            )
+            .as_bytes(),
         )
         .await?;
     let mut head = Vec::with_capacity(256);
@@ -196,6 +281,16 @@ async fn ws_connect(addr: SocketAddr) -> io::Result<TcpStream> {
             "handshake refused: {}",
             String::from_utf8_lossy(&head)
         )));
+    }
+    // An offered session must be accepted: a run without it would measure the plain wire.
+    if !extension.is_empty()
+        && !String::from_utf8_lossy(&head)
+            .to_ascii_lowercase()
+            .contains("x-connectme-session")
+    {
+        return Err(io::Error::other(
+            "the server did not accept the session extension",
+        ));
     }
     Ok(stream)
 }
@@ -286,10 +381,15 @@ fn progress(seconds: f64) -> ProgressBar {
     bar
 }
 
+/// The extension offer for a new session, when `--sessions`.
+fn offer(args: &Args) -> Option<&'static str> {
+    args.sessions.then_some("x-connectme-session")
+}
+
 async fn echo(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
     for _ in 0..args.connections {
-        let stream = ws_connect(args.addr).await?;
-        let (stats, depth, size) = (stats.clone(), args.depth, args.size);
+        let stream = ws_connect_with(args.addr, "/", offer(args)).await?;
+        let (stats, depth, size, sessions) = (stats.clone(), args.depth, args.size, args.sessions);
         tokio::task::spawn_local(async move {
             let (mut rd, mut wr) = stream.into_split();
             let mut out = Vec::with_capacity(depth * (size + 14));
@@ -297,6 +397,7 @@ async fn echo(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
                 frame(ECHO_TAG, size, &mut out);
             }
             let mut reader = FrameReader::new();
+            let mut acked = 0;
             while !stats.stop.get() {
                 if wr.write_all(&out).await.is_err() || reader.fill(&mut rd).await.is_err() {
                     stats.errors.set(stats.errors.get() + 1);
@@ -309,17 +410,39 @@ async fn echo(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
                         frame(ECHO_TAG, size, &mut out);
                     }
                 }
+                while sessions && reader.data_frames >= acked + ACK_EVERY {
+                    acked += ACK_EVERY;
+                    session_ack(acked, &mut out);
+                }
             }
         });
     }
     Ok(())
 }
 
-async fn paced(args: &Args, stats: Rc<Stats>, broadcast: bool) -> io::Result<()> {
-    let senders = if broadcast { 1 } else { args.connections };
+/// Who publishes in a paced scenario: every connection to itself (latency), one to all
+/// (broadcast), or one per room to its room.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Paced {
+    Latency,
+    Broadcast,
+    Room,
+}
+
+async fn paced(args: &Args, stats: Rc<Stats>, mode: Paced) -> io::Result<()> {
+    let rooms = args.rooms.clamp(1, args.connections.max(1));
+    let (senders, tag) = match mode {
+        Paced::Latency => (args.connections, ECHO_TAG),
+        Paced::Broadcast => (1, BROADCAST_TAG),
+        Paced::Room => (rooms, ROOM_TAG),
+    };
     let interval = Duration::from_secs_f64(senders as f64 / args.rate.max(1) as f64);
     for i in 0..args.connections {
-        let stream = ws_connect(args.addr).await?;
+        let path = match mode {
+            Paced::Room => format!("/room/{}", i % rooms),
+            _ => "/".to_owned(),
+        };
+        let stream = ws_connect_with(args.addr, &path, None).await?;
         let (mut rd, wr) = stream.into_split();
         let reader_stats = stats.clone();
         // Subscribers that never send keep their write half in their reader task: dropping
@@ -346,7 +469,6 @@ async fn paced(args: &Args, stats: Rc<Stats>, broadcast: bool) -> io::Result<()>
         });
         let Some(mut wr) = wr else { continue };
         let (stats, size) = (stats.clone(), args.size);
-        let tag = if broadcast { BROADCAST_TAG } else { ECHO_TAG };
         let offset = interval.mul_f64(i as f64 / senders as f64);
         tokio::task::spawn_local(async move {
             tokio::time::sleep(offset).await;
@@ -409,7 +531,7 @@ async fn idle(args: &Args) -> io::Result<f64> {
     while open.len() < args.count {
         let batch = (args.count - open.len()).min(args.concurrency);
         let pending: Vec<_> = (0..batch)
-            .map(|_| tokio::task::spawn_local(ws_connect(args.addr)))
+            .map(|_| tokio::task::spawn_local(ws_connect_with(args.addr, "/", offer(args))))
             .collect();
         for p in pending {
             open.push(p.await.map_err(io::Error::other)??);
@@ -423,6 +545,187 @@ async fn idle(args: &Args) -> io::Result<f64> {
     let after = rss_bytes(args.server_pid)?;
     drop(open);
     Ok(after.saturating_sub(before) as f64 / args.count as f64)
+}
+
+/// What the load generator keeps of a session to resume it.
+struct HeldSession {
+    id: [u8; 16],
+    secret: [u8; 16],
+    /// Data messages received on it.
+    received: u64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Opens a session, reads its `created` message and has the server send `buffered`
+/// messages on it (echoes, not acknowledged).
+async fn open_session(
+    addr: SocketAddr,
+    buffered: u64,
+    size: usize,
+) -> io::Result<(TcpStream, HeldSession)> {
+    let mut stream = ws_connect_with(addr, "/", Some("x-connectme-session")).await?;
+    let mut reader = FrameReader::with_capacity(16 * 1024);
+    let created = reader.next_session_frame(&mut stream).await?;
+    if created.len() < 35 || created[0] != 3 || created[33..35] != [0, 0] {
+        return Err(io::Error::other(format!(
+            "expected created, got {created:?}"
+        )));
+    }
+    let mut held = HeldSession {
+        id: created[1..17].try_into().expect("16 bytes"),
+        secret: created[17..33].try_into().expect("16 bytes"),
+        received: 0,
+    };
+    let mut out = Vec::new();
+    for _ in 0..buffered {
+        frame(ECHO_TAG, size, &mut out);
+    }
+    stream.write_all(&out).await?;
+    while reader.data_frames < buffered {
+        while reader.next_frame().is_some() {}
+        if reader.data_frames < buffered {
+            reader.fill(&mut stream).await?;
+        }
+    }
+    held.received = reader.data_frames;
+    Ok((stream, held))
+}
+
+/// Resumes `held`: the upgrade with the resume token, then the first session frame must
+/// be `restored` (and, with `--replay`, the replayed messages must arrive).
+async fn resume_session(
+    addr: SocketAddr,
+    held: &HeldSession,
+    replay: bool,
+) -> io::Result<TcpStream> {
+    let last = if replay { 0 } else { held.received };
+    let offer = format!(
+        "x-connectme-session; resume={}.{}.{last}",
+        hex(&held.id),
+        hex(&held.secret)
+    );
+    let mut stream = ws_connect_with(addr, "/", Some(&offer)).await?;
+    let mut reader = FrameReader::with_capacity(16 * 1024);
+    let first = reader.next_session_frame(&mut stream).await?;
+    match first.first() {
+        Some(4) if first.len() >= 25 => {
+            let replayed = u64::from_be_bytes(first[9..17].try_into().expect("8 bytes"));
+            while reader.data_frames < replayed {
+                while reader.next_frame().is_some() {}
+                if reader.data_frames < replayed {
+                    reader.fill(&mut stream).await?;
+                }
+            }
+            Ok(stream)
+        }
+        Some(3) if first.len() >= 35 => Err(io::Error::other(format!(
+            "resume refused: {}",
+            u16::from_be_bytes([first[33], first[34]])
+        ))),
+        _ => Err(io::Error::other(format!("unexpected {first:?}"))),
+    }
+}
+
+/// The resume storm: `count` sessions opened (`concurrency` handshakes at a time), each
+/// with `buffered` messages in the server's replay buffer; their connections reset at
+/// once, then all resumed, `concurrency` at a time. Server RSS per session live, per
+/// suspended session, and the storm's length and server CPU per resume.
+async fn resume_storm(
+    args: &Args,
+    stats: Rc<Stats>,
+    row: &mut serde_json::Value,
+) -> io::Result<()> {
+    let pid = args.server_pid;
+    let before = rss_bytes(pid)?;
+    let mut open = Vec::with_capacity(args.count);
+    while open.len() < args.count {
+        let batch = (args.count - open.len()).min(args.concurrency);
+        let pending: Vec<_> = (0..batch)
+            .map(|_| tokio::task::spawn_local(open_session(args.addr, args.buffered, args.size)))
+            .collect();
+        for p in pending {
+            open.push(p.await.map_err(io::Error::other)??);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let live = rss_bytes(pid)?;
+    let (streams, held): (Vec<_>, Vec<_>) = open.into_iter().unzip();
+    // Zero linger: every connection is reset, as a dropped network would leave it.
+    drop(streams);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let suspended = rss_bytes(pid)?;
+
+    let held = Rc::new(held);
+    let next = Rc::new(Cell::new(0usize));
+    let resumed = Rc::new(RefCell::new(Vec::with_capacity(args.count)));
+    stats.measuring.set(true);
+    let window = Window::open(pid)?;
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (held, next, resumed, stats, addr, replay) = (
+            held.clone(),
+            next.clone(),
+            resumed.clone(),
+            stats.clone(),
+            args.addr,
+            args.replay,
+        );
+        workers.push(tokio::task::spawn_local(async move {
+            loop {
+                let i = next.get();
+                if i >= held.len() {
+                    break;
+                }
+                next.set(i + 1);
+                let t = now_ns();
+                match resume_session(addr, &held[i], replay).await {
+                    Ok(stream) => {
+                        stats.record(t);
+                        resumed.borrow_mut().push(stream);
+                    }
+                    Err(e) => {
+                        if stats.errors.get() == 0 {
+                            eprintln!("resume failed: {e}");
+                        }
+                        stats.errors.set(stats.errors.get() + 1);
+                    }
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.map_err(io::Error::other)?;
+    }
+    let (elapsed, cpu, steal) = window.close()?;
+    stats.measuring.set(false);
+    let resumes = resumed.borrow().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_bytes(pid)?;
+    let per = |bytes: u64| (bytes.saturating_sub(before) as f64 / args.count as f64).round();
+    row["params"] = format!(
+        "N={} K={} buffered={} S={} replay={}",
+        args.count, args.concurrency, args.buffered, args.size, args.replay
+    )
+    .into();
+    row["rss_bytes_per_live_session"] = per(live).into();
+    row["rss_bytes_per_suspended_session"] = per(suspended).into();
+    row["rss_bytes_per_resumed_session"] = per(after).into();
+    row["storm_seconds"] = elapsed.as_secs_f64().into();
+    row["resumed"] = resumes.into();
+    row["errors"] = stats.errors.get().into();
+    row["resumes_per_second"] = (resumes as f64 / elapsed.as_secs_f64()).round().into();
+    row["server_cpu_us_per_resume"] = (cpu.total_us() as f64 / resumes.max(1) as f64).into();
+    row["steal_percent"] = ((steal * 10.0).round() / 10.0).into();
+    if let Some(h) = stats.hist.borrow().as_ref() {
+        for (name, q) in [("p50_us", 0.5), ("p99_us", 0.99)] {
+            row[name] = (h.value_at_quantile(q) as f64 / 1000.0).into();
+        }
+        row["max_us"] = (h.max() as f64 / 1000.0).into();
+    }
+    Ok(())
 }
 
 fn main() -> io::Result<()> {
@@ -443,14 +746,22 @@ fn main() -> io::Result<()> {
                 measure(&args, &stats).await?
             }
             Scenario::Latency => {
-                paced(&args, stats.clone(), false).await?;
+                paced(&args, stats.clone(), Paced::Latency).await?;
                 measure(&args, &stats).await?
             }
             Scenario::Broadcast => {
-                paced(&args, stats.clone(), true).await?;
+                paced(&args, stats.clone(), Paced::Broadcast).await?;
+                measure(&args, &stats).await?
+            }
+            Scenario::Room => {
+                paced(&args, stats.clone(), Paced::Room).await?;
                 measure(&args, &stats).await?
             }
             Scenario::Connect => connect_storm(&args, stats.clone()).await?,
+            Scenario::Resume => {
+                resume_storm(&args, stats.clone(), &mut row).await?;
+                return Ok::<(), io::Error>(());
+            }
             Scenario::Idle => {
                 let per_conn = idle(&args).await?;
                 row["connections"] = args.count.into();
@@ -468,6 +779,13 @@ fn main() -> io::Result<()> {
             Scenario::Broadcast => format!(
                 "subscribers={} publishes={}/s S={}",
                 args.connections, args.rate, args.size
+            ),
+            Scenario::Room => format!(
+                "connections={} rooms={} publishes={}/s S={}",
+                args.connections,
+                args.rooms.clamp(1, args.connections.max(1)),
+                args.rate,
+                args.size
             ),
             _ => format!("N={} K={}", args.count, args.concurrency),
         }
@@ -522,6 +840,17 @@ fn table_row(row: &serde_json::Value) -> String {
         row["server"].as_str().unwrap_or(""),
         row["scenario"].as_str().unwrap_or("")
     );
+    if let Some(storm) = num("storm_seconds") {
+        out.push_str(&format!(
+            " {} resumed in {storm:.3} s, cpu {:.1} us/resume; RSS B/session live {:.0}, suspended {:.0}, resumed {:.0}",
+            row["resumed"],
+            num("server_cpu_us_per_resume").unwrap_or(f64::NAN),
+            num("rss_bytes_per_live_session").unwrap_or(f64::NAN),
+            num("rss_bytes_per_suspended_session").unwrap_or(f64::NAN),
+            num("rss_bytes_per_resumed_session").unwrap_or(f64::NAN),
+        ));
+        return out;
+    }
     if let Some(rss) = num("rss_bytes_per_connection") {
         out.push_str(&format!(" {rss:>8.0} B/conn"));
         return out;
