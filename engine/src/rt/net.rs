@@ -85,15 +85,20 @@ pub(crate) trait Transferable: Sized {
     fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self>;
 }
 
+/// Takes a stream's descriptor out of it (and out of the thread's driver).
+fn owned_fd(stream: impl std::os::fd::IntoRawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `into_raw_fd` gives up the stream's ownership of the descriptor, which is
+    // open; the `OwnedFd` becomes its only owner.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::os::fd::OwnedFd::from_raw_fd(stream.into_raw_fd())
+    }
+}
+
 impl Transferable for TcpStream {
     fn into_owned_fd(self) -> std::os::fd::OwnedFd {
-        use std::os::fd::{FromRawFd, IntoRawFd};
-        // SAFETY: `into_raw_fd` gives up the stream's ownership of the descriptor, which
-        // is open; the `OwnedFd` becomes its only owner.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::os::fd::OwnedFd::from_raw_fd(self.into_raw_fd())
-        }
+        owned_fd(self)
     }
 
     fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self> {
@@ -103,12 +108,7 @@ impl Transferable for TcpStream {
 
 impl Transferable for UnixStream {
     fn into_owned_fd(self) -> std::os::fd::OwnedFd {
-        use std::os::fd::{FromRawFd, IntoRawFd};
-        // SAFETY: as for `TcpStream` above.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::os::fd::OwnedFd::from_raw_fd(self.into_raw_fd())
-        }
+        owned_fd(self)
     }
 
     fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self> {
