@@ -26,6 +26,19 @@
 //! - [`SysError`]: `{code, message, details?}` (+ `retryAfterMs` for 1010), with
 //!   [`SysError::internal`] carrying only an id.
 //!
+//! # The router
+//!
+//! Above the envelope, the transport-independent half of the server's JSON protocol
+//! (§8, §11): a [`JsonRouter`] built once and shared by every shard (handlers by event and
+//! version, typed payloads decoded into the handler's `T` with a 1009 naming the failing
+//! field, per-handler `requires_auth`, a not-found handler, ordered async middleware, and
+//! auto-replies as `<event>.response`), and per connection a [`JsonDispatcher`] that runs
+//! the messages in order (or up to `concurrency` at once), bounded, timed and cancelled with
+//! the connection. Handlers get a [`JsonContext`] (`send`, `emit`, `reply`, `error`, room
+//! broadcast, join/leave) and fail with a [`HandlerError`]: an application's own answer, or
+//! any error (and any panic) as 1500 with a logged id. The server plugs a connection in by
+//! implementing [`JsonPeer`] (send a frame, close, identity, rooms).
+//!
 //! # The JSON library: sonic-rs, by measurement
 //!
 //! The same pass runs on either library ([`JsonBackend`]: [`SonicRs`], [`SerdeJson`]);
@@ -49,14 +62,25 @@
 //! be copied first, and nothing could borrow from the frame itself.
 
 mod codes;
+mod context;
+mod dispatch;
 mod encode;
 mod envelope;
+mod error;
+mod router;
+#[cfg(test)]
+mod router_tests;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 pub(crate) use codes::{CloseCode, ErrorCode};
+pub(crate) use context::{JsonContext, JsonPeer, PeerClosed, SendError};
+pub(crate) use dispatch::{DispatchConfig, JsonDispatcher};
 pub(crate) use encode::{details_json, now_ms, EncodeError, Head, SysError, SYS_ERROR};
 pub(crate) use envelope::{
     compare_versions, parse, parse_with, Envelope, EnvelopeConfig, EnvelopeError,
     EnvelopeErrorKind, JsonBackend, ScanSeed, SerdeJson, SonicRs,
 };
+pub(crate) use error::HandlerError;
+pub(crate) use router::{JsonRouter, LocalBoxFuture, Next, Outcome, Route};
