@@ -7,7 +7,8 @@
 //! JSON connection implements (send a frame, close, identity, rooms). Every envelope is
 //! encoded here with [`Head`]/[`SysError`], so the peer only moves bytes.
 
-use std::cell::Cell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -118,14 +119,31 @@ impl Conn {
 }
 
 /// The `e`, `v` and `c` of the message being handled, owned (the frame is gone by the time
-/// an awaiting handler replies), in one allocation.
-#[derive(Debug)]
+/// an awaiting handler replies), in one allocation that also holds the answer's event:
+/// `<e>.response<v><c>`.
 pub(super) struct Request {
     text: Box<str>,
     event_end: usize,
+    version_start: usize,
     version_end: usize,
     has_correlation: bool,
+    /// What middleware handed on to the handler (§8.2 `extras`), one value per type;
+    /// allocated only when used.
+    extras: RefCell<Vec<Box<dyn Any>>>,
 }
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("event", &self.event())
+            .field("version", &self.version())
+            .field("correlation", &self.correlation())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an answer's event adds to the request's (§8.4).
+const RESPONSE_SUFFIX: &str = ".response";
 
 impl Request {
     pub(super) fn new(envelope: &Envelope<'_>) -> Self {
@@ -134,15 +152,19 @@ impl Request {
 
     pub(super) fn from_parts(event: &str, version: &str, correlation: Option<&str>) -> Self {
         let c = correlation.unwrap_or("");
-        let mut text = String::with_capacity(event.len() + version.len() + c.len());
+        let version_start = event.len() + RESPONSE_SUFFIX.len();
+        let mut text = String::with_capacity(version_start + version.len() + c.len());
         text.push_str(event);
+        text.push_str(RESPONSE_SUFFIX);
         text.push_str(version);
         text.push_str(c);
         Request {
             text: text.into_boxed_str(),
             event_end: event.len(),
-            version_end: event.len() + version.len(),
+            version_start,
+            version_end: version_start + version.len(),
             has_correlation: correlation.is_some(),
+            extras: RefCell::default(),
         }
     }
 
@@ -150,8 +172,13 @@ impl Request {
         &self.text[..self.event_end]
     }
 
+    /// `<event>.response`, the event of an answer.
+    pub(super) fn response_event(&self) -> &str {
+        &self.text[..self.version_start]
+    }
+
     pub(super) fn version(&self) -> &str {
-        &self.text[self.event_end..self.version_end]
+        &self.text[self.version_start..self.version_end]
     }
 
     pub(super) fn correlation(&self) -> Option<&str> {
@@ -237,6 +264,24 @@ impl JsonContext {
         self.identity().map(|identity| identity.user.as_str())
     }
 
+    /// Stores `value` for the rest of this message's pipeline, replacing a value of the same
+    /// type: how a middleware hands something to the handler (§8.2 `extras`, typed).
+    pub(crate) fn set_extra<T: 'static>(&self, value: T) {
+        let mut extras = self.request.extras.borrow_mut();
+        match extras.iter_mut().find(|extra| extra.is::<T>()) {
+            Some(extra) => *extra = Box::new(value),
+            None => extras.push(Box::new(value)),
+        }
+    }
+
+    /// A clone of the value of type `T` stored with [`JsonContext::set_extra`].
+    pub(crate) fn extra<T: Clone + 'static>(&self) -> Option<T> {
+        let extras = self.request.extras.borrow();
+        extras
+            .iter()
+            .find_map(|extra| extra.downcast_ref::<T>().cloned())
+    }
+
     /// Whether the connection is gone: sends fail from then on.
     pub(crate) fn is_closed(&self) -> bool {
         self.conn.is_closed()
@@ -265,8 +310,8 @@ impl JsonContext {
     /// Answers the request: `<event>.response` with its `c` and `v`. Returning the payload
     /// from the handler does the same.
     pub(crate) fn reply<T: Serialize + ?Sized>(&self, payload: &T) -> Result<(), SendError> {
-        let event = response_event(self.event());
-        self.encode_send(self.request.head(&event, now_ms()), payload)
+        let head = self.request.head(self.request.response_event(), now_ms());
+        self.encode_send(head, payload)
     }
 
     /// Answers the request with `sys.error {code, message}` (its `c` and `v`).
@@ -325,8 +370,7 @@ impl JsonContext {
     /// nothing. Sent whether or not the request had a `c`, as the reference does, for
     /// clients listening for `<event>.response`.
     pub(super) fn auto_reply<R: Serialize + ?Sized>(&self, value: &R) -> Result<(), HandlerError> {
-        let event = response_event(self.event());
-        let head = self.request.head(&event, now_ms());
+        let head = self.request.head(self.request.response_event(), now_ms());
         let mut out = Vec::with_capacity(128);
         match head.encode(value, &mut out) {
             Ok(()) => {}
@@ -364,12 +408,4 @@ impl JsonContext {
 #[derive(Serialize)]
 struct Wrapped<'a> {
     data: &'a serde_json::value::RawValue,
-}
-
-/// `<event>.response`, the event of an answer (§8.4).
-pub(super) fn response_event(event: &str) -> String {
-    let mut name = String::with_capacity(event.len() + 9);
-    name.push_str(event);
-    name.push_str(".response");
-    name
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::codes::ErrorCode;
-use super::context::{Conn, Request};
+use super::context::{Conn, PeerClosed, Request, SendError};
 use super::encode::{details_json, now_ms, EncodeError, SysError};
 
 /// Why a handler or middleware did not succeed.
@@ -133,6 +133,13 @@ impl HandlerError {
                     let _ = conn.send_frame(out);
                 }
             }
+            Repr::Internal(error) if connection_gone(conn, &**error) => {
+                tracing::debug!(
+                    connection = conn.peer.connection_id(),
+                    event = request.event(),
+                    "JSON handler ended: the connection is closed",
+                );
+            }
             Repr::Internal(error) => {
                 let id = new_error_id();
                 tracing::error!(
@@ -146,6 +153,14 @@ impl HandlerError {
             }
         }
     }
+}
+
+/// Whether `error` only says the connection went away (a send failed because it closed):
+/// nothing to answer, and nothing worth an error in the log.
+fn connection_gone(conn: &Conn, error: &(dyn std::error::Error + 'static)) -> bool {
+    conn.is_closed()
+        || error.is::<PeerClosed>()
+        || matches!(error.downcast_ref::<SendError>(), Some(SendError::Closed))
 }
 
 /// A fresh id for an internal failure: random, so ids from different shards and restarts

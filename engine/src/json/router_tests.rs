@@ -17,6 +17,8 @@ use crate::rt;
 
 #[derive(Default)]
 struct FakePeer {
+    /// `send_text` fails, as on a connection the server has closed.
+    refuse: Cell<bool>,
     sent: RefCell<Vec<String>>,
     identity: RefCell<Option<Rc<Identity>>>,
     closed: RefCell<Option<(u16, String)>>,
@@ -30,6 +32,9 @@ impl JsonPeer for FakePeer {
     }
 
     fn send_text(&self, frame: Bytes) -> Result<(), PeerClosed> {
+        if self.refuse.get() {
+            return Err(PeerClosed);
+        }
         let text = String::from_utf8(frame.to_vec()).expect("frames are UTF-8");
         self.sent.borrow_mut().push(text);
         Ok(())
@@ -283,6 +288,9 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
             let log = second.clone();
             async move {
                 log.lock().unwrap().push(format!("2:{}", ctx.event()));
+                ctx.set_extra(String::from("from middleware"));
+                ctx.set_extra(2_u8);
+                ctx.set_extra(String::from("from the second middleware"));
                 match ctx.event() {
                     "blocked" => Err(HandlerError::new(4001, "Blocked by policy")),
                     "silent" => Ok(()),
@@ -660,4 +668,25 @@ fn the_router_can_be_shared_by_every_shard() {
     let mut router = JsonRouter::default();
     router.on("echo", echo);
     shared(&Arc::new(router));
+}
+
+#[test]
+fn a_peer_that_refuses_frames_ends_handlers_quietly() {
+    run(async {
+        let mut router = JsonRouter::default();
+        router.on("emit", |ctx: JsonContext, _p: Value| async move {
+            ctx.emit("x", &json!({}))?;
+            Ok(json!({"unreachable": true}))
+        });
+        router.on("slow", slow);
+        let (peer, dispatcher) = setup(router, DispatchConfig::default());
+        peer.refuse.set(true);
+        dispatcher.received(r#"{"e":"emit","c":"1"}"#);
+        dispatcher.received(r#"{"e":"slow","p":{"ms":5},"c":"2"}"#);
+        dispatcher.received("not json");
+        sleep_ms(30).await;
+        assert_eq!(dispatcher.pending(), 0);
+        peer.refuse.set(false);
+        assert!(peer.take().is_empty());
+    });
 }
