@@ -291,7 +291,10 @@ impl Inner {
         drop(rt::spawn(async move {
             let inner = task_inner;
             let closed = poll_fn(|cx| inner.poll_closed(slot, cx));
-            let _ = rt::first(closed, inner.clone().work(running)).await;
+            if let rt::First::A(()) = rt::first(closed, inner.clone().work(running)).await {
+                // Cancelled: the pipeline is dropped with `work`.
+                inner.state.borrow_mut().running -= 1;
+            }
             inner.free_slot(slot);
         }));
     }

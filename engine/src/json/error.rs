@@ -25,6 +25,8 @@ enum Repr {
         code: u16,
         message: Cow<'static, str>,
         details: Option<Box<RawValue>>,
+        /// The top-level `retryAfterMs` of a 1010 (§9, §19).
+        retry_after_ms: Option<u64>,
     },
     /// Logged with an id; answered as 1500 carrying only the id.
     Internal(Box<dyn std::error::Error + 'static>),
@@ -37,6 +39,7 @@ impl HandlerError {
             code,
             message: message.into(),
             details: None,
+            retry_after_ms: None,
         })
     }
 
@@ -65,6 +68,26 @@ impl HandlerError {
         HandlerError::new(ErrorCode::ValidationFailed.as_u16(), message).with_details(&Details {
             errors: [FieldError { field, reason }],
         })
+    }
+
+    /// 1010 with `retryAfterMs` at the top level and in `details`, as the reference's rate
+    /// limiter sends it (what a rate-limiting middleware answers).
+    pub(crate) fn rate_limited(retry_after_ms: u64) -> Self {
+        #[derive(Serialize)]
+        struct Details {
+            #[serde(rename = "retryAfterMs")]
+            retry_after_ms: u64,
+        }
+        let mut error = HandlerError::code(ErrorCode::RateLimitExceeded)
+            .with_details(&Details { retry_after_ms });
+        if let Repr::Answer {
+            retry_after_ms: top,
+            ..
+        } = &mut error.0
+        {
+            *top = Some(retry_after_ms);
+        }
+        error
     }
 
     /// An internal failure: logged with an id, never shown to the client.
@@ -105,17 +128,21 @@ impl HandlerError {
             message: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             details: Option<&'a RawValue>,
+            #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+            retry_after_ms: Option<u64>,
         }
         match &self.0 {
             Repr::Answer {
                 code,
                 message,
                 details,
+                retry_after_ms,
             } => request.head(super::SYS_ERROR, now_ms()).encode(
                 &Body {
                     code: *code,
                     message,
                     details: details.as_deref(),
+                    retry_after_ms: *retry_after_ms,
                 },
                 out,
             ),
@@ -188,6 +215,7 @@ impl fmt::Debug for HandlerError {
                 code,
                 message,
                 details,
+                ..
             } => f
                 .debug_struct("HandlerError")
                 .field("code", code)

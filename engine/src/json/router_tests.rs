@@ -293,6 +293,7 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
                 ctx.set_extra(String::from("from the second middleware"));
                 match ctx.event() {
                     "blocked" => Err(HandlerError::new(4001, "Blocked by policy")),
+                    "flood" => Err(HandlerError::rate_limited(1500)),
                     "silent" => Ok(()),
                     _ => next.run(ctx).await,
                 }
@@ -311,6 +312,7 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
             r#"{"e":"echo","p":{"text":"a"},"c":"1"}"#,
             r#"{"e":"blocked","c":"2"}"#,
             r#"{"e":"silent","c":"3"}"#,
+            r#"{"e":"flood","c":"5"}"#,
             r#"{"e":"unknown","c":"4"}"#,
         ] {
             dispatcher.received(text);
@@ -329,6 +331,9 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
                 "1:silent",
                 "2:silent",
                 "1:after",
+                "1:flood",
+                "2:flood",
+                "1:after",
                 "1:unknown",
                 "2:unknown",
                 "1:after",
@@ -339,6 +344,9 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
             [
                 json!({"v":"1.0","e":"echo.response","p":{"text":"a"},"c":"1"}),
                 json!({"v":"1.0","e":"sys.error","p":{"code":4001,"message":"Blocked by policy"},"c":"2"}),
+                json!({"v":"1.0","e":"sys.error","c":"5","p":{"code":1010,
+                    "message":"Rate limit exceeded","details":{"retryAfterMs":1500},
+                    "retryAfterMs":1500}}),
                 json!({"v":"1.0","e":"sys.error","c":"4",
                     "p":{"code":1008,"message":"Handler not found for event: unknown"}}),
             ]
@@ -591,6 +599,7 @@ fn close_cancels_running_and_queued_handlers() {
         assert_eq!(dispatcher.pending(), 1, "the queued one is gone");
         sleep_ms(1).await;
         assert!(DROPPED.with(|d| d.get()), "the running handler was dropped");
+        assert_eq!(dispatcher.pending(), 0);
         dispatcher.received(r#"{"e":"long","c":"3"}"#);
         drop(dispatcher);
         sleep_ms(60).await;
