@@ -97,7 +97,8 @@ fn path_at(text: &str, offset: usize) -> String {
                 }
                 if expect_key {
                     if let Some(Level::Object(key)) = stack.last_mut() {
-                        let raw = &text[start..i.min(bytes.len())];
+                        // `get`: never a panic on a position inside a character.
+                        let raw = text.get(start..i.min(bytes.len())).unwrap_or_default();
                         let unescaped = serde_json::from_str::<String>(&format!("\"{raw}\""));
                         *key = Some(unescaped.unwrap_or_else(|_| raw.to_owned()));
                     }
@@ -125,6 +126,7 @@ fn path_at(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde::Deserialize;
 
     use super::*;
@@ -197,6 +199,19 @@ mod tests {
                 fails::<User>(payload)
             };
             assert_eq!(got, (path.to_owned(), reason.to_owned()), "{payload}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the client sends, describing the failure never panics.
+        #[test]
+        fn describing_any_failure_never_panics(inner in "\\PC{0,48}", prefix in "[{\\[\"a-z:,\\\\ 0-9]{0,16}") {
+            for payload in [format!("{{\"user\":{prefix}{inner}}}"), format!("{prefix}{inner}")] {
+                if let Err(error) = serde_json::from_str::<Outer>(&payload) {
+                    let _ = describe(&payload, &error);
+                }
+                let _ = decode::<Outer>(&payload);
+            }
         }
     }
 }
