@@ -147,10 +147,8 @@ const RESPONSE_SUFFIX: &str = ".response";
 
 impl Request {
     pub(super) fn new(envelope: &Envelope<'_>) -> Self {
-        Request::from_parts(envelope.event(), envelope.version(), envelope.correlation())
-    }
-
-    pub(super) fn from_parts(event: &str, version: &str, correlation: Option<&str>) -> Self {
+        let (event, version) = (envelope.event(), envelope.version());
+        let correlation = envelope.correlation();
         let c = correlation.unwrap_or("");
         let version_start = event.len() + RESPONSE_SUFFIX.len();
         let mut text = String::with_capacity(version_start + version.len() + c.len());

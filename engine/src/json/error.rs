@@ -111,11 +111,6 @@ impl HandlerError {
         }
     }
 
-    /// Whether this is an internal failure (answered with an id only).
-    pub(crate) fn is_internal(&self) -> bool {
-        matches!(self.0, Repr::Internal(_))
-    }
-
     /// Writes the `sys.error` answering `request`, for an answer; `Err` for an internal one.
     pub(super) fn encode_app(
         &self,

@@ -279,7 +279,9 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
                 // Async middleware: waits before going on.
                 sleep_ms(1).await;
                 let outcome = next.run(ctx).await;
-                log.lock().unwrap().push("1:after".to_owned());
+                // What the rest answered, as a metrics middleware would see it.
+                let code = outcome.as_ref().err().map(HandlerError::wire_code);
+                log.lock().unwrap().push(format!("1:after:{code:?}"));
                 outcome
             }
         });
@@ -307,6 +309,7 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
                 .push(format!("h:{}", ctx.event()));
             async move { Ok(p) }
         });
+        assert!(router.has_handler("echo") && !router.has_handler("unknown"));
         let (peer, dispatcher) = setup(router, DispatchConfig::default());
         for text in [
             r#"{"e":"echo","p":{"text":"a"},"c":"1"}"#,
@@ -324,19 +327,19 @@ fn middleware_runs_in_order_and_can_stop_or_answer() {
                 "1:echo",
                 "2:echo",
                 "h:echo",
-                "1:after",
+                "1:after:None",
                 "1:blocked",
                 "2:blocked",
-                "1:after",
+                "1:after:Some(4001)",
                 "1:silent",
                 "2:silent",
-                "1:after",
+                "1:after:None",
                 "1:flood",
                 "2:flood",
-                "1:after",
+                "1:after:Some(1010)",
                 "1:unknown",
                 "2:unknown",
-                "1:after",
+                "1:after:Some(1008)",
             ]
         );
         assert_eq!(
