@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::link::Link;
 use crate::proto::FrameParts;
-use crate::session::replay::{Replay, Weighed};
+use crate::session::replay::Replay;
 use crate::session::wire::{Control, Resume, Secret};
 use crate::session::{SessionId, ACK_EVERY};
 
@@ -95,7 +95,7 @@ pub(super) struct ClientSession {
     /// The connection's received-message counter when the session was (re)established.
     mark: u32,
     acked: u64,
-    sent: Replay<FrameParts>,
+    sent: Replay,
     phase: Phase,
     unacked: Arc<Unacked>,
 }
@@ -145,15 +145,15 @@ impl ClientSession {
     pub(super) fn send(&mut self, link: Option<&Rc<Link>>, frame: FrameParts) {
         match (self.phase, link) {
             (Phase::Unsupported, Some(link)) => {
-                self.unacked.release(1, frame.weight());
+                self.unacked.release(1, frame.len());
                 link.send_parts(frame);
             }
             (Phase::Live, Some(link)) => {
-                self.sent.push(frame.clone());
+                self.sent.push(&frame);
                 link.send_parts(frame);
             }
             _ => {
-                self.sent.push(frame);
+                self.sent.push(&frame);
             }
         }
     }
@@ -170,8 +170,8 @@ impl ClientSession {
         self.phase = Phase::Unsupported;
     }
 
-    fn take_kept(&mut self) -> std::collections::VecDeque<FrameParts> {
-        std::mem::replace(&mut self.sent, Replay::new(usize::MAX, usize::MAX)).into_frames()
+    fn take_kept(&mut self) -> Vec<FrameParts> {
+        self.sent.take_all()
     }
 
     /// A session frame from the server. `Err` if it breaks the extension's protocol;
@@ -195,7 +195,7 @@ impl ClientSession {
                 self.mark = link.data_received();
                 // A new session numbers from 1: what waits is sent again on it.
                 for frame in self.take_kept() {
-                    self.sent.push(frame.clone());
+                    self.sent.push(&frame);
                     link.send_parts(frame);
                 }
                 self.phase = Phase::Live;
@@ -211,7 +211,7 @@ impl ClientSession {
                 self.mark = link.data_received();
                 self.acknowledged(received);
                 for frame in self.sent.after(received).map_err(|_| ())? {
-                    link.send_parts(frame.clone());
+                    link.send_kept(frame);
                 }
                 self.phase = Phase::Live;
                 Ok(None)

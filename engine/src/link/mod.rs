@@ -30,6 +30,7 @@ use bytes::Bytes;
 use crate::proto::outgoing::{FrameParts, IntoFrame};
 use crate::proto::queries::Reply;
 use crate::proto::{Connection, End};
+use crate::session::frame_log::Kept;
 use crate::session::wire::Control;
 use timers::Timers;
 
@@ -47,6 +48,9 @@ pub(crate) struct Link {
     /// How long the writer holds queued frames before writing them, in microseconds
     /// (compact: this struct is most of what an idle connection holds).
     flush_delay_us: u32,
+    /// With a session: the received-message count at which the shard next has session
+    /// work (an acknowledgement is due); see [`Link::session_work_due`].
+    session_due: Cell<u32>,
     writer: Cell<Option<Waker>>,
     /// The reader, waiting for the connection to stop receiving (see `reading_stopped`).
     reader_stop: Cell<Option<Waker>>,
@@ -82,6 +86,7 @@ impl Link {
             timers,
             scheduled: Cell::new(None),
             flush_delay_us: u32::try_from(flush_delay.as_micros()).unwrap_or(u32::MAX),
+            session_due: Cell::new(0),
             writer: Cell::new(None),
             reader_stop: Cell::new(None),
             writer_stop: Cell::new(None),
@@ -122,6 +127,21 @@ impl Link {
     pub(crate) fn send_parts(self: &Rc<Self>, frame: FrameParts) -> bool {
         let queued = self.conn.borrow_mut().send_parts(frame);
         self.queued(queued)
+    }
+
+    /// Queues a small frame kept elsewhere (a session's replay buffer), copied.
+    #[inline]
+    pub(crate) fn send_copied(self: &Rc<Self>, frame: &[u8]) -> bool {
+        let queued = self.conn.borrow_mut().send_copied(frame);
+        self.queued(queued)
+    }
+
+    /// Queues a frame a session's replay buffer kept.
+    pub(crate) fn send_kept(self: &Rc<Self>, frame: Kept<'_>) -> bool {
+        match frame {
+            Kept::Copied(frame) => self.send_copied(frame),
+            Kept::Shared(frame) => self.send_parts(frame.clone()),
+        }
     }
 
     /// Queues a frame other connections share (a broadcast), without touching its
@@ -180,6 +200,22 @@ impl Link {
     pub(crate) fn send_session(self: &Rc<Self>, control: &Control) -> bool {
         let queued = self.conn.borrow_mut().send_session(&control.encode());
         self.queued(queued)
+    }
+
+    /// Whether the data message just received needs the shard's session bookkeeping: an
+    /// acknowledgement is due, or the connection is closing (its session may have ended
+    /// or moved to a newer connection). Until then a message is dispatched without
+    /// looking the session up.
+    #[inline]
+    pub(crate) fn session_work_due(&self) -> bool {
+        let conn = self.conn.borrow();
+        let ahead = conn.data_received().wrapping_sub(self.session_due.get());
+        !conn.is_open() || ahead < 1 << 31
+    }
+
+    /// The next session work is due once `count` data messages were received (wrapping).
+    pub(crate) fn session_due_at(&self, count: u32) {
+        self.session_due.set(count);
     }
 
     /// Data messages received so far (wrapping; see [`Connection::data_received`]).

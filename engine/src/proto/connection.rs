@@ -26,7 +26,7 @@ use packme::{BytesAtFront, FrameHeader, TextAtFront};
 use super::batch::WriteBatch;
 use super::frame::close_payload;
 use super::outbox::Outbox;
-use super::outgoing::{FrameParts, IntoFrame, ZERO_COPY_MIN};
+use super::outgoing::{FrameParts, Framing, IntoFrame};
 use super::queries::{PendingQueries, QueryError, Reply};
 use super::received::Received;
 use super::tcp::TcpDeframer;
@@ -417,12 +417,14 @@ impl Connection {
     #[inline]
     pub fn send_message<F: IntoFrame>(&mut self, message: F) -> bool {
         let wire = self.config.wire;
-        let len = match message.payload_len() {
-            Some(len) if len < ZERO_COPY_MIN => len,
-            Some(len) => return self.send_parts(message.into_parts_sized(wire, len)),
-            None => return self.send_parts(message.into_parts(wire)),
+        let (message, len, frame_len) = match Framing::of(message, wire) {
+            Framing::InPlace {
+                message,
+                len,
+                frame_len,
+            } => (message, len, frame_len),
+            Framing::Parts(parts) => return self.send_parts(parts),
         };
-        let frame_len = wire.frame_len(len);
         if !self.admit(frame_len) {
             return false;
         }
@@ -431,9 +433,20 @@ impl Connection {
         true
     }
 
+    /// Queues a small frame already encoded elsewhere (a session's replay buffer keeps
+    /// it), copied into the queue.
+    pub(crate) fn send_copied(&mut self, frame: &[u8]) -> bool {
+        if !self.admit(frame.len()) {
+            return false;
+        }
+        self.out.append(|out| out.extend_from_slice(frame));
+        self.queued_bytes += frame.len();
+        true
+    }
+
     /// Queues a frame given as a header and a body.
     pub fn send_parts(&mut self, frame: FrameParts) -> bool {
-        let len = frame.head.len() + frame.body.as_ref().map_or(0, Bytes::len);
+        let len = frame.len();
         if !self.admit(len) {
             return false;
         }

@@ -61,30 +61,9 @@ impl Outbox {
     }
 
     /// Appends one small frame in place, written by `write` (after everything queued so
-    /// far). If `write` panics (a user's encoder), what it wrote is taken back, so the
-    /// connection never sends half a frame.
+    /// far); a panicking `write` leaves nothing behind ([`append_whole`]).
     pub(crate) fn append(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
-        /// Truncates the buffer back to `len` unless disarmed.
-        struct Rollback<'a> {
-            tail: &'a mut Vec<u8>,
-            len: usize,
-            armed: bool,
-        }
-        impl Drop for Rollback<'_> {
-            fn drop(&mut self) {
-                if self.armed {
-                    self.tail.truncate(self.len);
-                }
-            }
-        }
-        let len = self.tail.len();
-        let mut guard = Rollback {
-            tail: &mut self.tail,
-            len,
-            armed: true,
-        };
-        write(guard.tail);
-        guard.armed = false;
+        append_whole(&mut self.tail, write);
     }
 
     /// Moves the oldest queued output into `batch` (whose contiguous part must be written), at most `max_frames`
@@ -111,6 +90,32 @@ impl Outbox {
             *self = Self::default();
         }
     }
+}
+
+/// Appends what `write` writes to `buf`. If `write` panics (a user's encoder), what it
+/// wrote is taken back, so a buffer of back-to-back frames never holds half a frame.
+pub(crate) fn append_whole(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    /// Truncates the buffer back to `len` unless disarmed.
+    struct Rollback<'a> {
+        buf: &'a mut Vec<u8>,
+        len: usize,
+        armed: bool,
+    }
+    impl Drop for Rollback<'_> {
+        fn drop(&mut self) {
+            if self.armed {
+                self.buf.truncate(self.len);
+            }
+        }
+    }
+    let len = buf.len();
+    let mut guard = Rollback {
+        buf,
+        len,
+        armed: true,
+    };
+    write(guard.buf);
+    guard.armed = false;
 }
 
 #[cfg(test)]

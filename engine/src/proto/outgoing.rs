@@ -82,6 +82,40 @@ impl FrameParts {
     pub fn body(&self) -> Option<&Bytes> {
         self.body.as_ref()
     }
+
+    /// The whole frame's length.
+    #[allow(clippy::len_without_is_empty)] // a frame always has a header
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// How a message is queued: a small frame of known size is written in place (into a
+/// connection's queue, or a session's replay buffer), anything else is built as parts.
+pub(crate) enum Framing<F> {
+    InPlace {
+        message: F,
+        /// The payload's length.
+        len: usize,
+        /// The whole frame's length.
+        frame_len: usize,
+    },
+    Parts(FrameParts),
+}
+
+impl<F: IntoFrame> Framing<F> {
+    #[inline]
+    pub(crate) fn of(message: F, wire: Wire) -> Self {
+        match message.payload_len() {
+            Some(len) if len < ZERO_COPY_MIN => Framing::InPlace {
+                frame_len: wire.frame_len(len),
+                message,
+                len,
+            },
+            Some(len) => Framing::Parts(message.into_parts_sized(wire, len)),
+            None => Framing::Parts(message.into_parts(wire)),
+        }
+    }
 }
 
 /// Payloads from this size up are sent without copying (an extra iovec costs less than

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::peer::Peer;
 use crate::link::Link;
 use crate::listeners::ListenerCell;
-use crate::proto::outgoing::IntoFrame;
+use crate::proto::outgoing::{Framing, IntoFrame, ZERO_COPY_MIN};
 use crate::proto::{FrameParts, Wire};
 use crate::session::ServerSession;
 
@@ -50,22 +50,36 @@ impl<S> Conn<S> {
     }
 
     /// Sends `message`: encoded straight into the connection's queue, or, with a session,
-    /// encoded once, kept for replay and queued (or only kept while suspended).
+    /// kept for replay and queued (or only kept while suspended). A small frame is encoded
+    /// once, into the replay buffer, and copied from there into the queue.
     pub(crate) fn send_message<F: IntoFrame>(&mut self, wire: Wire, message: F) {
-        match &mut self.session {
-            None => {
+        let Some(session) = &mut self.session else {
+            if let Some(link) = &self.link {
+                link.send_message(message);
+            }
+            return;
+        };
+        match Framing::of(message, wire) {
+            Framing::InPlace {
+                message,
+                len,
+                frame_len,
+            } => {
+                let frame = session
+                    .replay
+                    .push_with(frame_len, |out| message.write_frame(wire, len, out));
                 if let Some(link) = &self.link {
-                    link.send_message(message);
+                    link.send_copied(frame);
                 }
             }
-            Some(_) => self.send_parts(message.into_parts(wire)),
+            Framing::Parts(frame) => self.send_parts(frame),
         }
     }
 
     /// Sends a frame built elsewhere.
     pub(crate) fn send_parts(&mut self, frame: FrameParts) {
         if let Some(session) = &mut self.session {
-            session.replay.push(frame.clone());
+            session.replay.push(&frame);
         }
         if let Some(link) = &self.link {
             link.send_parts(frame);
@@ -74,11 +88,24 @@ impl<S> Conn<S> {
 
     /// Sends a frame other clients share (a broadcast).
     pub(crate) fn send_shared(&mut self, frame: &Bytes) {
-        if let Some(session) = &mut self.session {
-            session.replay.push(FrameParts::whole(frame.clone()));
-        }
-        if let Some(link) = &self.link {
-            link.send_shared(frame);
+        let Some(session) = &mut self.session else {
+            if let Some(link) = &self.link {
+                link.send_shared(frame);
+            }
+            return;
+        };
+        if frame.len() < ZERO_COPY_MIN {
+            let kept = session
+                .replay
+                .push_with(frame.len(), |out| out.extend_from_slice(frame));
+            if let Some(link) = &self.link {
+                link.send_copied(kept);
+            }
+        } else {
+            session.replay.push(&FrameParts::whole(frame.clone()));
+            if let Some(link) = &self.link {
+                link.send_shared(frame);
+            }
         }
     }
 }

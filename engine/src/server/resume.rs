@@ -15,7 +15,7 @@ use crate::auth::Identity;
 use crate::guard::TokenBucket;
 use crate::link::Link;
 use crate::proto::received::Received;
-use crate::proto::{close_code, End, FrameParts};
+use crate::proto::{close_code, End};
 use crate::session::replay::ReplayError;
 use crate::session::wire::{Control, Resume};
 use crate::session::{resume_error, ServerSession, ACK_EVERY};
@@ -144,18 +144,14 @@ impl<S: Send + Sync + 'static> Shard<S> {
         session.received_mark = link.data_received();
         session.suspended_since = None;
         session.replay.ack(last_seq);
-        let replay: Vec<FrameParts> = session
-            .replay
-            .after(last_seq)
-            .map(|frames| frames.cloned().collect())
-            .unwrap_or_default();
+        let replayed = session.replay.after(last_seq).map_or(0, Iterator::count);
         link.send_session(&Control::Restored {
             last_seq,
-            replayed: replay.len() as u64,
+            replayed: replayed as u64,
             received: session.received_before,
         });
-        for frame in replay {
-            link.send_parts(frame);
+        for frame in session.replay.after(last_seq).into_iter().flatten() {
+            link.send_kept(frame);
         }
         tracing::debug!(session = %session.id, last_seq, "session resumed");
         self.insert(Conn {
@@ -195,7 +191,21 @@ impl<S: Send + Sync + 'static> Shard<S> {
     /// messages every [`ACK_EVERY`], and takes the message from the session's budget if
     /// there is a message rate. A message over the rate still counts as received (it is
     /// acknowledged, and not sent again after a resume): it is dropped, not postponed.
-    pub(super) fn session_received(&self, link: &Rc<Link>, rate_exempt: bool) -> Arrival {
+    ///
+    /// Most messages need none of this (no message rate, no acknowledgement due, the
+    /// connection open): they are dispatched without looking the session up.
+    #[inline]
+    pub(super) fn session_received(&self, link: &Rc<Link>, message: &Received<'_>) -> Arrival {
+        if self.server.config.message_rate.is_none() && !link.session_work_due() {
+            return Arrival::Dispatch;
+        }
+        self.session_bookkeeping(link, message)
+    }
+
+    /// [`Shard::session_received`] when there is work: an acknowledgement, a message rate,
+    /// or a connection that is closing.
+    fn session_bookkeeping(&self, link: &Rc<Link>, message: &Received<'_>) -> Arrival {
+        let rate_exempt = self.rate_exempt(message);
         let mut conns = self.conns.borrow_mut();
         let Some(conn) = conns.get_mut(&link.id).filter(|c| c.is_current(link)) else {
             return Arrival::Replaced;
@@ -203,11 +213,15 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let Some(session) = conn.session.as_mut() else {
             return Arrival::Dispatch;
         };
-        let received = session.received(link.data_received());
+        let counter = link.data_received();
+        let received = session.received(counter);
         if received >= session.acked + ACK_EVERY {
             session.acked = received;
             link.send_session(&Control::Ack { seq: received });
         }
+        // The next acknowledgement is due after this many more messages.
+        let until_ack = session.acked + ACK_EVERY - received;
+        link.session_due_at(counter.wrapping_add(until_ack as u32));
         if let Some(limit) = self
             .server
             .config

@@ -437,8 +437,7 @@ async fn serve_connection<S, R>(
                 shard.session_control(&link, &control);
                 return;
             }
-            let exempt = shard.rate_exempt(&message);
-            match shard.session_received(&link, exempt) {
+            match shard.session_received(&link, &message) {
                 Arrival::Dispatch => {}
                 // Replaced by a resume: the session lives on another connection now.
                 Arrival::Replaced => return,

@@ -9,13 +9,13 @@
 //! Real ConnectMe clients never offer the extension and see nothing of it: their wire is
 //! unchanged. The extension's wire is in [`wire`] and the README.
 
+pub(crate) mod frame_log;
 pub(crate) mod replay;
 pub(crate) mod wire;
 
 use std::time::{Duration, Instant};
 
 use crate::guard::TokenBucket;
-use crate::proto::FrameParts;
 use replay::Replay;
 use wire::Secret;
 pub use wire::SessionId;
@@ -71,7 +71,7 @@ pub(crate) struct ServerSession {
     pub secret: Secret,
     pub user: Option<String>,
     /// Every data message sent to the session that the client has not acknowledged.
-    pub replay: Replay<FrameParts>,
+    pub replay: Replay,
     /// The client's data messages processed on earlier connections.
     pub received_before: u64,
     /// The current connection's received-message counter when it was attached.

@@ -6,28 +6,9 @@
 //! resume that needs one of them fails with a gap, never silently); the engine's client
 //! refuses a new message instead (the caller sees the error).
 
-use std::collections::VecDeque;
-
-use bytes::Bytes;
-
+use super::frame_log::{FrameLog, Kept};
+use crate::proto::outgoing::ZERO_COPY_MIN;
 use crate::proto::FrameParts;
-
-/// Something a replay buffer keeps: a sent frame, weighed by its bytes.
-pub(crate) trait Weighed: Clone {
-    fn weight(&self) -> usize;
-}
-
-impl Weighed for Bytes {
-    fn weight(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Weighed for FrameParts {
-    fn weight(&self) -> usize {
-        self.head().len() + self.body().map_or(0, Bytes::len)
-    }
-}
 
 /// Why the messages after a given number cannot be replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +21,9 @@ pub(crate) enum ReplayError {
 
 /// The frames sent and not yet acknowledged, numbered from 1 on the session.
 #[derive(Debug)]
-pub(crate) struct Replay<T> {
-    frames: VecDeque<T>,
-    /// Number of `frames[0]`; `last + 1` when empty.
+pub(crate) struct Replay {
+    frames: FrameLog,
+    /// Number of the oldest frame kept; `last + 1` when empty.
     first: u64,
     /// Number of the last frame recorded (0 before the first).
     last: u64,
@@ -51,10 +32,10 @@ pub(crate) struct Replay<T> {
     max_bytes: usize,
 }
 
-impl<T: Weighed> Replay<T> {
+impl Replay {
     pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
         Self {
-            frames: VecDeque::new(),
+            frames: FrameLog::default(),
             first: 1,
             last: 0,
             bytes: 0,
@@ -79,30 +60,57 @@ impl<T: Weighed> Replay<T> {
         self.bytes
     }
 
-    /// Records the next frame and returns its number; the oldest are dropped while over a
+    /// Records the next frame, a small one written in place by `write`, and returns it, to
+    /// be queued on the connection from here.
+    pub(crate) fn push_with(
+        &mut self,
+        frame_len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> &[u8] {
+        self.frames.push_with(frame_len, write);
+        self.recorded(frame_len);
+        self.frames.newest_copied()
+    }
+
+    /// Records the next frame, keeping a large one's buffers and copying a small one, and
+    /// returns its number.
+    pub(crate) fn push(&mut self, frame: &FrameParts) -> u64 {
+        let len = frame.len();
+        match frame.body() {
+            None if len < ZERO_COPY_MIN => {
+                self.frames
+                    .push_with(len, |out| out.extend_from_slice(frame.head()));
+            }
+            _ => self.frames.push_shared(frame.clone()),
+        }
+        self.recorded(len);
+        self.last
+    }
+
+    /// A frame of `len` bytes was recorded: numbered, and the oldest dropped while over a
     /// bound (the newest is always kept).
-    pub(crate) fn push(&mut self, frame: T) -> u64 {
-        self.bytes += frame.weight();
-        self.frames.push_back(frame);
+    #[inline]
+    fn recorded(&mut self, len: usize) {
+        self.bytes += len;
         self.last += 1;
         while self.frames.len() > 1
             && (self.frames.len() > self.max_messages || self.bytes > self.max_bytes)
         {
-            self.drop_front();
+            self.drop_oldest(1);
         }
-        self.last
     }
 
     /// The peer processed every frame up to `seq`: forget them. A number beyond the last
     /// frame is capped to it.
     pub(crate) fn ack(&mut self, seq: u64) {
-        while self.first <= seq.min(self.last) && !self.frames.is_empty() {
-            self.drop_front();
+        let through = seq.min(self.last);
+        if through >= self.first {
+            self.drop_oldest((through - self.first + 1) as usize);
         }
     }
 
     /// The frames numbered after `seq`, oldest first, once the peer processed up to `seq`.
-    pub(crate) fn after(&self, seq: u64) -> Result<impl Iterator<Item = &T>, ReplayError> {
+    pub(crate) fn after(&self, seq: u64) -> Result<impl Iterator<Item = Kept<'_>>, ReplayError> {
         if seq > self.last {
             return Err(ReplayError::Unknown);
         }
@@ -112,16 +120,18 @@ impl<T: Weighed> Replay<T> {
         Ok(self.frames.iter().skip((seq + 1 - self.first) as usize))
     }
 
-    /// Every frame kept, oldest first.
-    pub(crate) fn into_frames(self) -> VecDeque<T> {
-        self.frames
+    /// Every frame kept, oldest first, as buffers of their own; the buffer is left empty
+    /// and numbering starts again from 1.
+    pub(crate) fn take_all(&mut self) -> Vec<FrameParts> {
+        let frames = self.frames.iter().map(Kept::to_parts).collect();
+        *self = Self::new(self.max_messages, self.max_bytes);
+        frames
     }
 
-    fn drop_front(&mut self) {
-        if let Some(frame) = self.frames.pop_front() {
-            self.bytes -= frame.weight();
-            self.first += 1;
-        }
+    fn drop_oldest(&mut self, n: usize) {
+        let n = n.min(self.frames.len());
+        self.bytes -= self.frames.drop_oldest(n);
+        self.first += n as u64;
     }
 }
 
@@ -129,14 +139,16 @@ impl<T: Weighed> Replay<T> {
 mod tests {
     use super::*;
 
-    fn frame(n: u8, len: usize) -> Bytes {
-        Bytes::from(vec![n; len])
+    use bytes::Bytes;
+
+    fn frame(n: u8, len: usize) -> FrameParts {
+        FrameParts::whole(Bytes::from(vec![n; len]))
     }
 
-    fn after(replay: &Replay<Bytes>, seq: u64) -> Result<Vec<u8>, ReplayError> {
+    fn after(replay: &Replay, seq: u64) -> Result<Vec<u8>, ReplayError> {
         replay
             .after(seq)
-            .map(|frames| frames.map(|f| f[0]).collect())
+            .map(|frames| frames.map(|f| f.to_parts().head()[0]).collect())
     }
 
     #[test]
@@ -144,7 +156,7 @@ mod tests {
         let mut replay = Replay::new(100, 1 << 20);
         assert_eq!(after(&replay, 0), Ok(vec![]));
         for n in 1..=5 {
-            assert_eq!(replay.push(frame(n, 10)), u64::from(n));
+            assert_eq!(replay.push(&frame(n, 10)), u64::from(n));
         }
         assert_eq!(after(&replay, 0), Ok(vec![1, 2, 3, 4, 5]));
         assert_eq!(after(&replay, 3), Ok(vec![4, 5]));
@@ -158,7 +170,7 @@ mod tests {
         assert_eq!((replay.len(), replay.bytes(), replay.last()), (0, 0, 5));
         assert_eq!(after(&replay, 5), Ok(vec![]));
         assert_eq!(after(&replay, 4), Err(ReplayError::Gap));
-        assert_eq!(replay.push(frame(6, 1)), 6);
+        assert_eq!(replay.push(&frame(6, 1)), 6);
         assert_eq!(after(&replay, 5), Ok(vec![6]));
     }
 
@@ -166,18 +178,18 @@ mod tests {
     fn bounds_drop_the_oldest_and_a_resume_past_them_is_a_gap() {
         let mut replay = Replay::new(3, 1 << 20);
         for n in 1..=5 {
-            replay.push(frame(n, 1));
+            replay.push(&frame(n, 1));
         }
         assert_eq!(after(&replay, 2), Ok(vec![3, 4, 5]));
         assert_eq!(after(&replay, 1), Err(ReplayError::Gap));
 
         let mut replay = Replay::new(100, 25);
         for n in 1..=3 {
-            replay.push(frame(n, 10));
+            replay.push(&frame(n, 10));
         }
         assert_eq!((replay.len(), replay.bytes()), (2, 20));
         assert_eq!(after(&replay, 1), Ok(vec![2, 3]));
-        let big = replay.push(frame(9, 100));
+        let big = replay.push(&frame(9, 100));
         assert_eq!((big, replay.len()), (4, 1), "the newest is always kept");
         assert_eq!(after(&replay, 3), Ok(vec![9]));
     }
