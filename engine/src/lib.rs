@@ -84,7 +84,7 @@ mod auth;
 pub mod bench_api;
 mod client;
 mod guard;
-mod json;
+pub mod json;
 mod link;
 mod listeners;
 mod mailbox;

@@ -10,7 +10,7 @@
 /// (§18 D6 names the overlap as a weakness of the reference, not something to change on the
 /// wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ErrorCode {
+pub enum ErrorCode {
     /// 1000 `unknown`.
     Unknown,
     /// 1001 `invalidProtocol`: the envelope is malformed (§3).
@@ -46,7 +46,7 @@ pub(crate) enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub(crate) const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::Unknown,
         ErrorCode::InvalidProtocol,
         ErrorCode::UnsupportedVersion,
@@ -65,7 +65,7 @@ impl ErrorCode {
     ];
 
     /// The number on the wire.
-    pub(crate) const fn as_u16(self) -> u16 {
+    pub const fn as_u16(self) -> u16 {
         match self {
             ErrorCode::Unknown => 1000,
             ErrorCode::InvalidProtocol => 1001,
@@ -86,12 +86,12 @@ impl ErrorCode {
     }
 
     /// The code for a number, if it is one of ours.
-    pub(crate) fn from_u16(code: u16) -> Option<ErrorCode> {
+    pub fn from_u16(code: u16) -> Option<ErrorCode> {
         ErrorCode::ALL.into_iter().find(|c| c.as_u16() == code)
     }
 
     /// The reference's constant name (`WsErrorCodes`), for logs and documentation.
-    pub(crate) const fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             ErrorCode::Unknown => "unknown",
             ErrorCode::InvalidProtocol => "invalidProtocol",
@@ -113,7 +113,7 @@ impl ErrorCode {
 
     /// The fixed `message` sent when nothing more specific is given. Fixed strings only:
     /// no error's `Display` text ever reaches a client (§18 C5).
-    pub(crate) const fn default_message(self) -> &'static str {
+    pub const fn default_message(self) -> &'static str {
         match self {
             ErrorCode::Unknown => "Unknown error",
             ErrorCode::InvalidProtocol => "Invalid protocol",

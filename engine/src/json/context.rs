@@ -61,7 +61,7 @@ pub(crate) struct PeerClosed;
 
 /// What a send from a [`JsonContext`] can fail with.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SendError {
+pub enum SendError {
     /// The connection went away (or its dispatcher was closed).
     #[error("the connection is closed")]
     Closed,
@@ -195,7 +195,7 @@ impl Request {
 /// its own) can still send until the connection closes, then every send is
 /// `Err(SendError::Closed)`.
 #[derive(Clone)]
-pub(crate) struct JsonContext {
+pub struct JsonContext {
     conn: Rc<Conn>,
     request: Rc<Request>,
     identity: Option<Rc<Identity>>,
@@ -233,38 +233,38 @@ impl JsonContext {
     }
 
     /// The request's event (`e`).
-    pub(crate) fn event(&self) -> &str {
+    pub fn event(&self) -> &str {
         self.request.event()
     }
 
     /// The request's version (`v`, or the current version when it had none).
-    pub(crate) fn version(&self) -> &str {
+    pub fn version(&self) -> &str {
         self.request.version()
     }
 
     /// The request's correlation id (`c`).
-    pub(crate) fn correlation(&self) -> Option<&str> {
+    pub fn correlation(&self) -> Option<&str> {
         self.request.correlation()
     }
 
     /// The connection's id.
-    pub(crate) fn connection_id(&self) -> u64 {
+    pub fn connection_id(&self) -> u64 {
         self.conn.peer.connection_id()
     }
 
     /// Who the caller is authenticated as, `None` when anonymous.
-    pub(crate) fn identity(&self) -> Option<&Identity> {
+    pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_deref()
     }
 
     /// The caller's user id, `None` when anonymous.
-    pub(crate) fn user(&self) -> Option<&str> {
+    pub fn user(&self) -> Option<&str> {
         self.identity().map(|identity| identity.user.as_str())
     }
 
     /// Stores `value` for the rest of this message's pipeline, replacing a value of the same
     /// type: how a middleware hands something to the handler (§8.2 `extras`, typed).
-    pub(crate) fn set_extra<T: 'static>(&self, value: T) {
+    pub fn set_extra<T: 'static>(&self, value: T) {
         let mut extras = self.request.extras.borrow_mut();
         match extras.iter_mut().find(|extra| extra.is::<T>()) {
             Some(extra) => *extra = Box::new(value),
@@ -273,7 +273,7 @@ impl JsonContext {
     }
 
     /// A clone of the value of type `T` stored with [`JsonContext::set_extra`].
-    pub(crate) fn extra<T: Clone + 'static>(&self) -> Option<T> {
+    pub fn extra<T: Clone + 'static>(&self) -> Option<T> {
         let extras = self.request.extras.borrow();
         extras
             .iter()
@@ -281,39 +281,31 @@ impl JsonContext {
     }
 
     /// Whether the connection is gone: sends fail from then on.
-    pub(crate) fn is_closed(&self) -> bool {
+    pub fn is_closed(&self) -> bool {
         self.conn.is_closed()
     }
 
     /// Sends a message the server starts: the current protocol version, no `c`.
-    pub(crate) fn send<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        payload: &T,
-    ) -> Result<(), SendError> {
+    pub fn send<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<(), SendError> {
         let version = self.conn.router.config().current();
         self.encode_send(Head::new(event, version, now_ms()), payload)
     }
 
     /// Sends to the caller with the request's version and no `c` (§8.2 `emit`: not an
     /// answer to the request, so a client's `request()` is not resolved by it).
-    pub(crate) fn emit<T: Serialize + ?Sized>(
-        &self,
-        event: &str,
-        payload: &T,
-    ) -> Result<(), SendError> {
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<(), SendError> {
         self.encode_send(Head::new(event, self.version(), now_ms()), payload)
     }
 
     /// Answers the request: `<event>.response` with its `c` and `v`. Returning the payload
     /// from the handler does the same.
-    pub(crate) fn reply<T: Serialize + ?Sized>(&self, payload: &T) -> Result<(), SendError> {
+    pub fn reply<T: Serialize + ?Sized>(&self, payload: &T) -> Result<(), SendError> {
         let head = self.request.head(self.request.response_event(), now_ms());
         self.encode_send(head, payload)
     }
 
     /// Answers the request with `sys.error {code, message}` (its `c` and `v`).
-    pub(crate) fn error(&self, code: u16, message: &str) -> Result<(), SendError> {
+    pub fn error(&self, code: u16, message: &str) -> Result<(), SendError> {
         let mut out = Vec::with_capacity(128);
         HandlerError::new(code, message.to_owned()).encode_app(&self.request, &mut out)?;
         self.conn.send_frame(out)
@@ -322,7 +314,7 @@ impl JsonContext {
     /// Sends `event` to every member of `room` (but the caller's session when
     /// `exclude_sender`), encoded once; the envelope carries the current version and no `c`
     /// (§8.2). Returns how many it was queued to.
-    pub(crate) fn broadcast_to_room<T: Serialize + ?Sized>(
+    pub fn broadcast_to_room<T: Serialize + ?Sized>(
         &self,
         room: &str,
         event: &str,
@@ -342,7 +334,7 @@ impl JsonContext {
     }
 
     /// Joins `room`; the server's refusal (a full room) comes back as the error to answer.
-    pub(crate) fn join(&self, room: &str) -> Result<(), HandlerError> {
+    pub fn join(&self, room: &str) -> Result<(), HandlerError> {
         if self.is_closed() {
             return Err(SendError::Closed.into());
         }
@@ -350,12 +342,12 @@ impl JsonContext {
     }
 
     /// Leaves `room`; `false` if the caller was not in it.
-    pub(crate) fn leave(&self, room: &str) -> bool {
+    pub fn leave(&self, room: &str) -> bool {
         self.conn.peer.leave(room)
     }
 
     /// Closes the connection with `code` and `reason`.
-    pub(crate) fn close(&self, code: u16, reason: &str) {
+    pub fn close(&self, code: u16, reason: &str) {
         if !self.is_closed() {
             self.conn.peer.close(code, reason);
         }

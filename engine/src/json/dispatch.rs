@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use super::codes::ErrorCode;
 use super::context::{Conn, JsonContext, JsonPeer, Request};
-use super::encode::{now_ms, SysError};
+use super::encode::{now_ms, Head, SysError, SYS_ERROR};
 use super::envelope::parse;
 use super::error::new_error_id;
 use super::router::{JsonRouter, LocalBoxFuture, Next, Outcome, Target};
@@ -51,7 +51,7 @@ use crate::rt;
 
 /// A connection's dispatch limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DispatchConfig {
+pub struct DispatchConfig {
     max_queued: usize,
     handler_timeout: Option<Duration>,
     concurrency: usize,
@@ -70,19 +70,19 @@ impl Default for DispatchConfig {
 
 impl DispatchConfig {
     /// How many messages may wait behind the running ones (0: none wait).
-    pub(crate) fn max_queued(mut self, max: usize) -> Self {
+    pub fn max_queued(mut self, max: usize) -> Self {
         self.max_queued = max;
         self
     }
 
     /// How long one message's middleware and handler may run; `None`: without limit.
-    pub(crate) fn handler_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn handler_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.handler_timeout = timeout;
         self
     }
 
     /// How many messages may run at once (at least 1, the default: in order).
-    pub(crate) fn concurrency(mut self, n: usize) -> Self {
+    pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
         self
     }
@@ -233,6 +233,20 @@ impl JsonDispatcher {
         state.running += 1;
         drop(state);
         Inner::run(inner, job);
+    }
+
+    /// Answers a frame the server refused before routing it (over the message rate, or a
+    /// binary frame) with `error`, carrying the frame's `c` and `v` when they can be read.
+    pub(crate) fn refuse_frame(&self, text: Option<&str>, error: &SysError<'_>) {
+        let conn = &self.inner.conn;
+        let config = conn.router.config();
+        let envelope = text.and_then(|text| parse(text, config).ok());
+        let version = envelope.as_ref().map_or(config.current(), |e| e.version());
+        let head = Head::new(SYS_ERROR, version, now_ms())
+            .correlation(envelope.as_ref().and_then(|e| e.correlation()));
+        let mut out = Vec::with_capacity(160);
+        error.encode(head, &mut out);
+        let _ = conn.send_frame(out);
     }
 
     /// Cancels everything: queued messages are dropped, running pipelines are dropped at

@@ -24,7 +24,7 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Why an envelope was not written. The buffer is left as it was.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum EncodeError {
+pub enum EncodeError {
     /// The payload did not serialise to a JSON object (`p` must be one).
     #[error("the payload is not a JSON object")]
     PayloadNotObject,

@@ -23,7 +23,7 @@ use super::codes::ErrorCode;
 /// The versions a server accepts in `v` (§3, step 3), configurable where the reference's
 /// minimum was not (§17 row 7).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EnvelopeConfig {
+pub struct EnvelopeConfig {
     current: Box<str>,
     supported: Vec<Box<str>>,
     minimum: Option<Box<str>>,
@@ -41,7 +41,7 @@ impl Default for EnvelopeConfig {
 impl EnvelopeConfig {
     /// `current` is what an inbound message without `v` is taken to be and what messages
     /// the server starts carry; it is always supported.
-    pub(crate) fn new(current: impl Into<Box<str>>) -> Self {
+    pub fn new(current: impl Into<Box<str>>) -> Self {
         let current = current.into();
         EnvelopeConfig {
             supported: vec![current.clone()],
@@ -52,7 +52,7 @@ impl EnvelopeConfig {
     }
 
     /// Accepts `version` too (exact string match, as the reference).
-    pub(crate) fn support(mut self, version: impl Into<Box<str>>) -> Self {
+    pub fn support(mut self, version: impl Into<Box<str>>) -> Self {
         let version = version.into();
         if !self.supported.contains(&version) {
             self.supported.push(version);
@@ -63,29 +63,29 @@ impl EnvelopeConfig {
     /// Refuses supported versions below `minimum`, compared as dotted integers (a version
     /// that is not dotted integers fails the test). A minimum above the current version
     /// refuses every message without `v` (as the reference: the default is checked too).
-    pub(crate) fn minimum(mut self, minimum: impl Into<Box<str>>) -> Self {
+    pub fn minimum(mut self, minimum: impl Into<Box<str>>) -> Self {
         self.minimum = Some(minimum.into());
         self.current_accepted = self.accepts(&self.current);
         self
     }
 
     /// The current version.
-    pub(crate) fn current(&self) -> &str {
+    pub fn current(&self) -> &str {
         &self.current
     }
 
     /// The supported versions, the current one first.
-    pub(crate) fn supported(&self) -> impl Iterator<Item = &str> {
+    pub fn supported(&self) -> impl Iterator<Item = &str> {
         self.supported.iter().map(|v| &**v)
     }
 
     /// The minimum version, if set.
-    pub(crate) fn minimum_version(&self) -> Option<&str> {
+    pub fn minimum_version(&self) -> Option<&str> {
         self.minimum.as_deref()
     }
 
     /// Whether an inbound `v` passes: in the set, and not below the minimum.
-    pub(crate) fn accepts(&self, version: &str) -> bool {
+    pub fn accepts(&self, version: &str) -> bool {
         self.supported.iter().any(|v| &**v == version)
             && match &self.minimum {
                 None => true,

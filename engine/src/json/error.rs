@@ -17,7 +17,7 @@ use super::context::{Conn, PeerClosed, Request, SendError};
 use super::encode::{details_json, now_ms, EncodeError, SysError};
 
 /// Why a handler or middleware did not succeed.
-pub(crate) struct HandlerError(Repr);
+pub struct HandlerError(Repr);
 
 enum Repr {
     /// Answered as `sys.error {code, message, details?}`.
@@ -34,7 +34,7 @@ enum Repr {
 
 impl HandlerError {
     /// An answer with an application's own `code` and `message`.
-    pub(crate) fn new(code: u16, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(code: u16, message: impl Into<Cow<'static, str>>) -> Self {
         HandlerError(Repr::Answer {
             code,
             message: message.into(),
@@ -44,13 +44,13 @@ impl HandlerError {
     }
 
     /// An answer with one of the protocol's codes and its fixed message.
-    pub(crate) fn code(code: ErrorCode) -> Self {
+    pub fn code(code: ErrorCode) -> Self {
         HandlerError::new(code.as_u16(), code.default_message())
     }
 
     /// 1009 for one field: "Validation failed for field: `field`", with
     /// `details.errors = [{field, reason}]` (an empty `field` is the payload itself).
-    pub(crate) fn validation(field: &str, reason: &str) -> Self {
+    pub fn validation(field: &str, reason: &str) -> Self {
         #[derive(Serialize)]
         struct FieldError<'a> {
             field: &'a str,
@@ -72,7 +72,7 @@ impl HandlerError {
 
     /// 1010 with `retryAfterMs` at the top level and in `details`, as the reference's rate
     /// limiter sends it (what a rate-limiting middleware answers).
-    pub(crate) fn rate_limited(retry_after_ms: u64) -> Self {
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
         #[derive(Serialize)]
         struct Details {
             #[serde(rename = "retryAfterMs")]
@@ -91,12 +91,12 @@ impl HandlerError {
     }
 
     /// An internal failure: logged with an id, never shown to the client.
-    pub(crate) fn internal(error: impl Into<Box<dyn std::error::Error + 'static>>) -> Self {
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + 'static>>) -> Self {
         HandlerError(Repr::Internal(error.into()))
     }
 
     /// Sets `details` (ignored unless it serialises to a JSON object).
-    pub(crate) fn with_details<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
+    pub fn with_details<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
         if let Repr::Answer { details, .. } = &mut self.0 {
             *details = details_json(value).and_then(|text| RawValue::from_string(text).ok());
         }
@@ -104,7 +104,7 @@ impl HandlerError {
     }
 
     /// The code sent: the answer's, or 1500 for an internal failure.
-    pub(crate) fn wire_code(&self) -> u16 {
+    pub fn wire_code(&self) -> u16 {
         match &self.0 {
             Repr::Answer { code, .. } => *code,
             Repr::Internal(_) => ErrorCode::InternalError.as_u16(),

@@ -31,16 +31,16 @@ use super::error::HandlerError;
 use super::validate;
 
 /// A boxed future that stays on its thread.
-pub(crate) type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
+pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
 
 /// What the rest of a message's pipeline ends with: `Ok` once the handler answered (or
 /// chose not to), or the error the dispatcher answers with `sys.error`.
-pub(crate) type Outcome = Result<(), HandlerError>;
+pub type Outcome = Result<(), HandlerError>;
 
 type Middleware = Box<dyn Fn(JsonContext, Next) -> LocalBoxFuture<Outcome> + Send + Sync>;
 
 /// The routing table: handlers by event and version, the not-found handler, the middleware.
-pub(crate) struct JsonRouter {
+pub struct JsonRouter {
     config: EnvelopeConfig,
     routes: Vec<Route>,
     events: FxHashMap<Box<str>, EventRoutes>,
@@ -58,7 +58,7 @@ struct EventRoutes {
 }
 
 /// One registered handler and its options.
-pub(crate) struct Route {
+pub struct Route {
     handler: Box<dyn ErasedHandler>,
     requires_auth: bool,
 }
@@ -66,7 +66,7 @@ pub(crate) struct Route {
 impl Route {
     /// Answers 1003 instead of running the handler when the connection is anonymous
     /// (§5.3).
-    pub(crate) fn requires_auth(&mut self) -> &mut Self {
+    pub fn requires_auth(&mut self) -> &mut Self {
         self.requires_auth = true;
         self
     }
@@ -99,7 +99,7 @@ impl Default for JsonRouter {
 
 impl JsonRouter {
     /// An empty router accepting the versions of `config`.
-    pub(crate) fn new(config: EnvelopeConfig) -> Self {
+    pub fn new(config: EnvelopeConfig) -> Self {
         JsonRouter {
             config,
             routes: Vec::new(),
@@ -111,7 +111,7 @@ impl JsonRouter {
 
     /// The versions inbound envelopes are checked against; its current version is the `v`
     /// of messages the server starts.
-    pub(crate) fn config(&self) -> &EnvelopeConfig {
+    pub fn config(&self) -> &EnvelopeConfig {
         &self.config
     }
 
@@ -126,7 +126,7 @@ impl JsonRouter {
     /// # Panics
     ///
     /// If `event` already has a default handler.
-    pub(crate) fn on<T, R, F, Fut>(&mut self, event: &str, handler: F) -> &mut Route
+    pub fn on<T, R, F, Fut>(&mut self, event: &str, handler: F) -> &mut Route
     where
         F: Fn(JsonContext, T) -> Fut + Send + Sync + 'static,
         T: DeserializeOwned + 'static,
@@ -151,12 +151,7 @@ impl JsonRouter {
     /// # Panics
     ///
     /// If `event` already has a handler for `version`.
-    pub(crate) fn on_version<T, R, F, Fut>(
-        &mut self,
-        event: &str,
-        version: &str,
-        handler: F,
-    ) -> &mut Route
+    pub fn on_version<T, R, F, Fut>(&mut self, event: &str, version: &str, handler: F) -> &mut Route
     where
         F: Fn(JsonContext, T) -> Fut + Send + Sync + 'static,
         T: DeserializeOwned + 'static,
@@ -175,7 +170,7 @@ impl JsonRouter {
 
     /// Handles every event that has no handler (instead of answering 1008); it runs after
     /// the middleware, like any handler, and its returned value is auto-replied.
-    pub(crate) fn not_found<T, R, F, Fut>(&mut self, handler: F) -> &mut Route
+    pub fn not_found<T, R, F, Fut>(&mut self, handler: F) -> &mut Route
     where
         F: Fn(JsonContext, T) -> Fut + Send + Sync + 'static,
         T: DeserializeOwned + 'static,
@@ -194,7 +189,7 @@ impl JsonRouter {
     /// and the handler and gives back their outcome (to pass on, or to change); it stops by
     /// returning without calling it: `Ok(())` answers nothing, `Err(error)` answers
     /// `sys.error`.
-    pub(crate) fn middleware<F, Fut>(&mut self, middleware: F) -> &mut Self
+    pub fn middleware<F, Fut>(&mut self, middleware: F) -> &mut Self
     where
         F: Fn(JsonContext, Next) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome> + 'static,
@@ -206,7 +201,7 @@ impl JsonRouter {
     }
 
     /// Whether `event` has a handler of its own (in any version).
-    pub(crate) fn has_handler(&self, event: &str) -> bool {
+    pub fn has_handler(&self, event: &str) -> bool {
         self.events.contains_key(event)
     }
 
@@ -305,7 +300,7 @@ pub(super) enum Target {
 }
 
 /// The rest of a message's pipeline, handed to a middleware.
-pub(crate) struct Next {
+pub struct Next {
     index: usize,
     target: Target,
 }
@@ -326,7 +321,7 @@ impl Next {
 
     /// Runs the remaining middleware and the handler; `Ok` once the handler answered (its
     /// auto-reply is sent), `Err` with what the dispatcher will answer.
-    pub(crate) fn run(self, ctx: JsonContext) -> LocalBoxFuture<Outcome> {
+    pub fn run(self, ctx: JsonContext) -> LocalBoxFuture<Outcome> {
         let conn = ctx.conn().clone();
         let router = &*conn.router;
         match router.middleware.get(self.index) {

@@ -48,9 +48,6 @@ pub(crate) struct Link {
     /// How long the writer holds queued frames before writing them, in microseconds
     /// (compact: this struct is most of what an idle connection holds).
     flush_delay_us: u32,
-    /// With a session: the received-message count at which the shard next has session
-    /// work (an acknowledgement is due); see [`Link::session_work_due`].
-    session_due: Cell<u32>,
     writer: Cell<Option<Waker>>,
     /// The reader, waiting for the connection to stop receiving (see `reading_stopped`).
     reader_stop: Cell<Option<Waker>>,
@@ -86,7 +83,6 @@ impl Link {
             timers,
             scheduled: Cell::new(None),
             flush_delay_us: u32::try_from(flush_delay.as_micros()).unwrap_or(u32::MAX),
-            session_due: Cell::new(0),
             writer: Cell::new(None),
             reader_stop: Cell::new(None),
             writer_stop: Cell::new(None),
@@ -202,20 +198,19 @@ impl Link {
         self.queued(queued)
     }
 
-    /// Whether the data message just received needs the shard's session bookkeeping: an
-    /// acknowledgement is due, or the connection is closing (its session may have ended
-    /// or moved to a newer connection). Until then a message is dispatched without
-    /// looking the session up.
+    /// Whether the data message just received needs the shard's session bookkeeping: every
+    /// `every`-th message on the connection (when an acknowledgement may be due), and every
+    /// message once the connection is closing (its session may have ended or moved to a
+    /// newer connection). Until then a message is dispatched without looking the session up.
     #[inline]
-    pub(crate) fn session_work_due(&self) -> bool {
+    pub(crate) fn session_work_due(&self, every: u32) -> bool {
         let conn = self.conn.borrow();
-        let ahead = conn.data_received().wrapping_sub(self.session_due.get());
-        !conn.is_open() || ahead < 1 << 31
+        !conn.is_open() || conn.data_received().is_multiple_of(every)
     }
 
-    /// The next session work is due once `count` data messages were received (wrapping).
-    pub(crate) fn session_due_at(&self, count: u32) {
-        self.session_due.set(count);
+    /// Whether data may still be sent (see [`Connection::is_open`]).
+    pub(crate) fn is_open(&self) -> bool {
+        self.conn.borrow().is_open()
     }
 
     /// Data messages received so far (wrapping; see [`Connection::data_received`]).

@@ -13,6 +13,7 @@ use packme::Registry;
 
 use super::config::{Endpoint, Limits, Transport};
 use super::info::ConnInfo;
+use super::json_endpoint::JsonEndpoint;
 use super::peer::Peer;
 use super::{Server, ServerShared, Setup};
 use crate::auth::Authenticator;
@@ -62,6 +63,8 @@ pub(crate) struct ServerConfig<S> {
     /// PackMe message ids the message rate does not count.
     pub rate_exempt: Vec<u32>,
     pub on_rate_limited: Option<RateLimitedCallback<S>>,
+    /// The JSON protocol: its router, and which upgrades speak it.
+    pub json: JsonEndpoint,
 }
 
 impl<S> ServerConfig<S> {
@@ -69,7 +72,11 @@ impl<S> ServerConfig<S> {
     /// (none unless a list is configured: a server never claims to speak a protocol just
     /// because a client asked for it). Never required: a client offering none, or only
     /// unknown ones, is accepted without one.
+    /// An upgrade offering the JSON protocol's subprotocol gets it.
     pub(crate) fn select_protocol(&self, offered: &[String]) -> Option<String> {
+        if let Some(json) = self.json.offered_subprotocol(offered) {
+            return Some(json.to_owned());
+        }
         let supported = self.protocols.as_deref()?;
         offered.iter().find(|p| supported.contains(p)).cloned()
     }
@@ -123,6 +130,7 @@ impl ServerBuilder<()> {
                 message_rate: None,
                 rate_exempt: Vec::new(),
                 on_rate_limited: None,
+                json: JsonEndpoint::default(),
             },
         }
     }
@@ -324,6 +332,45 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// Serves the websocket_core JSON protocol (the `v/e/p/c/t` envelope, routed by
+    /// `router`) on the upgrades to [`json_path`](Self::json_path) (default `/ws`, as the
+    /// reference) and on those offering [`json_subprotocol`](Self::json_subprotocol);
+    /// every other upgrade speaks the binary ConnectMe protocol. Both kinds of client share
+    /// rooms, broadcasts, `clients`, the guards and the message rate.
+    ///
+    /// A JSON connection gets `sys.session.created` first; each text frame is one envelope,
+    /// and every envelope gets an answer (a `sys.error` for a refused one, never a silent
+    /// drop); a binary frame is answered with `sys.error` 1001. A `sys.pong` without a
+    /// handler of the application's is accepted silently.
+    pub fn json(mut self, mut router: crate::json::JsonRouter) -> Self {
+        if !router.has_handler("sys.pong") {
+            router.on("sys.pong", |_, _: serde::de::IgnoredAny| async { Ok(()) });
+        }
+        self.config.json.router = Some(Arc::new(router));
+        self
+    }
+
+    /// The path whose upgrades speak the JSON protocol (exact match, query string aside;
+    /// default `/ws`); `None`: only the subprotocol selects it.
+    pub fn json_path(mut self, path: Option<&str>) -> Self {
+        self.config.json.path = path.map(str::to_owned);
+        self
+    }
+
+    /// A subprotocol that selects the JSON protocol on any path, and is named in the 101
+    /// (default: none).
+    pub fn json_subprotocol(mut self, name: &str) -> Self {
+        self.config.json.subprotocol = Some(name.to_owned());
+        self
+    }
+
+    /// How a JSON connection runs its handlers: in order (the default) or up to n at once,
+    /// how many messages may wait, and the handler timeout ([`DispatchConfig`](crate::json::DispatchConfig)).
+    pub fn json_dispatch(mut self, config: crate::json::DispatchConfig) -> Self {
+        self.config.json.dispatch = config;
+        self
+    }
+
     /// Called for each message dropped by the [message rate](Self::message_rate), with
     /// the time until the client's next message would pass. Runs on the client's shard,
     /// before its next message is read: keep it short.
@@ -409,6 +456,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 message_rate: c.message_rate,
                 rate_exempt: c.rate_exempt,
                 on_rate_limited: None,
+                json: c.json,
             },
         }
     }

@@ -6,6 +6,7 @@ mod builder;
 mod client_entry;
 mod config;
 mod info;
+mod json_endpoint;
 mod opening;
 mod peer;
 mod resume;
@@ -174,16 +175,25 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
 
     /// Encodes `message` once and posts it to every shard that has members of `rooms`
     /// (except `exclude`), each member once.
-    fn broadcast_to_rooms<F: IntoFrame>(&self, rooms: &[&str], message: F, exclude: Option<u64>) {
+    /// Returns how many clients the message was posted to.
+    fn broadcast_to_rooms<F: IntoFrame>(
+        &self,
+        rooms: &[&str],
+        message: F,
+        exclude: Option<u64>,
+    ) -> usize {
         let recipients = self.rooms.recipients(rooms, exclude, shard::shard_of);
         if recipients.is_empty() {
-            return;
+            return 0;
         }
         let frame = message.into_frame(self.wire());
+        let mut count = 0;
         for (index, keys) in recipients {
+            count += keys.len();
             let frame = frame.clone();
             self.post(index, Box::new(move |shard| shard.send_to(&keys, frame)));
         }
+        count
     }
 
     /// Adds (`true`) or removes `peer` in its user's entry of the user index.

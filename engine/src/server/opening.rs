@@ -27,6 +27,8 @@ pub(super) struct Opened {
     pub(super) offer: Option<Result<Option<Resume>, ()>>,
     /// Who the authenticator accepted the connection as (with one configured).
     pub(super) identity: Option<Identity>,
+    /// The connection speaks the JSON protocol ([`JsonEndpoint`](super::json_endpoint::JsonEndpoint)).
+    pub(super) json: bool,
 }
 
 /// The opening: the WebSocket handshake (answering a bad one with an HTTP error), or for
@@ -84,7 +86,9 @@ where
                     }
                 }
             };
-            let offer = config.sessions.and_then(|_| {
+            let json = config.json.selects(&request.path, &request.protocols);
+            // The session extension belongs to the binary protocol.
+            let offer = config.sessions.filter(|_| !json).and_then(|_| {
                 request
                     .headers
                     .get_all("sec-websocket-extensions")
@@ -105,6 +109,7 @@ where
                 },
                 offer,
                 identity,
+                json,
             }
         }
         Transport::Tcp => {
@@ -145,6 +150,7 @@ where
                 },
                 offer,
                 identity,
+                json: false,
             }
         }
     })

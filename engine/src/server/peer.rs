@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use packme::{Message, Packet, Registry, RegistryError, Request};
+use packme::{ByteString, Message, Packet, Registry, RegistryError, Request};
 
 use super::client_entry::Conn;
 use super::info::ConnInfo;
@@ -216,6 +216,18 @@ impl<S: Send + Sync + 'static> Peer<S> {
         self.inner
             .server
             .broadcast_to_rooms(&[room], message, Some(self.inner.id));
+    }
+
+    /// Sends a text message to the members of room `room` (this client too unless
+    /// `exclude_self`); returns how many it was posted to.
+    pub(super) fn broadcast_text_to_room(
+        &self,
+        room: &str,
+        text: ByteString,
+        exclude_self: bool,
+    ) -> usize {
+        let exclude = exclude_self.then_some(self.inner.id);
+        self.inner.server.broadcast_to_rooms(&[room], text, exclude)
     }
 
     /// Closes the connection with a normal close (1000).

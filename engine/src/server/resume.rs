@@ -196,7 +196,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
     /// connection open): they are dispatched without looking the session up.
     #[inline]
     pub(super) fn session_received(&self, link: &Rc<Link>, message: &Received<'_>) -> Arrival {
-        if self.server.config.message_rate.is_none() && !link.session_work_due() {
+        if self.server.config.message_rate.is_none() && !link.session_work_due(ACK_EVERY as u32) {
             return Arrival::Dispatch;
         }
         self.session_bookkeeping(link, message)
@@ -215,13 +215,13 @@ impl<S: Send + Sync + 'static> Shard<S> {
         };
         let counter = link.data_received();
         let received = session.received(counter);
-        if received >= session.acked + ACK_EVERY {
+        // Every ACK_EVERY messages on the connection (the only messages that reach here
+        // without a message rate), and whenever ACK_EVERY are unacknowledged.
+        let ack_point = u64::from(counter).is_multiple_of(ACK_EVERY);
+        if received > session.acked && (ack_point || received >= session.acked + ACK_EVERY) {
             session.acked = received;
             link.send_session(&Control::Ack { seq: received });
         }
-        // The next acknowledgement is due after this many more messages.
-        let until_ack = session.acked + ACK_EVERY - received;
-        link.session_due_at(counter.wrapping_add(until_ack as u32));
         if let Some(limit) = self
             .server
             .config

@@ -17,12 +17,14 @@ use rustc_hash::FxHashMap;
 use super::client_entry::Conn;
 use super::config::Transport;
 use super::info::ConnInfo;
+use super::json_endpoint::JsonConnection;
 use super::opening::{open, refuse, Opened};
 use super::peer::Peer;
 use super::resume::Arrival;
 use super::{PeerFilter, ServerShared};
 use crate::auth::Identity;
 use crate::guard::{Permit, Refusal, TokenBucket};
+use crate::json::{ErrorCode, JsonDispatcher, SysError};
 use crate::link::reader::{read_loop, MIN_READ};
 use crate::link::timers::Timers;
 use crate::link::{writer, Link};
@@ -407,9 +409,17 @@ fn start_connection<S, T>(
     T: Stream,
 {
     let (reader, writer) = stream.into_split();
+    let json = opened.json;
     let (link, peer, sessioned) = shard.admit(opened);
     writer::attach(writer, &link);
-    let served = serve_connection(shard.clone(), reader, buf, link, peer, sessioned, permit);
+    let protocol = match json
+        .then(|| JsonConnection::start(peer.clone(), link.clone(), &shard.server.config.json))
+        .flatten()
+    {
+        Some(dispatcher) => Protocol::Json(dispatcher),
+        None => Protocol::Binary { sessioned },
+    };
+    let served = serve_connection(shard.clone(), reader, buf, link, peer, protocol, permit);
     drop(crate::rt::spawn(served));
 }
 
@@ -422,13 +432,17 @@ async fn serve_connection<S, R>(
     buf: BytesMut,
     link: Rc<Link>,
     peer: Peer<S>,
-    sessioned: bool,
+    protocol: Protocol,
     // The connection's place in the guards' caps, given back when it ends.
     _permit: Permit,
 ) where
     S: Send + Sync + 'static,
     R: crate::rt::net::SplitRead + 'static,
 {
+    let (sessioned, json) = match protocol {
+        Protocol::Binary { sessioned } => (sessioned, None),
+        Protocol::Json(dispatcher) => (false, Some(dispatcher)),
+    };
     // A client without a session: its message budget, if there is a message rate.
     let mut budget: Option<TokenBucket> = None;
     read_loop(&mut reader, buf, &link, |message| {
@@ -457,8 +471,23 @@ async fn serve_connection<S, R>(
             let budget = budget.get_or_insert_with(|| TokenBucket::new(now));
             if let Err(retry) = budget.take(limit, now) {
                 shard.rate_limited(&link, &peer, retry, false);
+                if let Some(json) = &json {
+                    let retry_ms = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX).max(1);
+                    json.refuse_frame(text_of(&message), &SysError::rate_limited(retry_ms));
+                }
                 return;
             }
+        }
+        if let Some(json) = &json {
+            match text_of(&message) {
+                Some(text) => json.received(text),
+                None => json.refuse_frame(
+                    None,
+                    &SysError::new(ErrorCode::InvalidProtocol)
+                        .message("Binary frames are not accepted: send JSON text"),
+                ),
+            }
+            return;
         }
         let registry = shard.registry.borrow();
         let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
@@ -472,6 +501,10 @@ async fn serve_connection<S, R>(
         );
     })
     .await;
+    if let Some(json) = &json {
+        // Queued messages and running handlers of a connection that went away are dropped.
+        json.close();
+    }
     shard.disconnected(&link, &peer);
     // Boxed: the timer future is large and cache-line aligned, and would set the size
     // and alignment of every connection's task for an await that happens once.
@@ -485,6 +518,26 @@ async fn serve_connection<S, R>(
     }
 }
 
+/// What an admitted connection speaks.
+enum Protocol {
+    /// ConnectMe's binary protocol (PackMe, text): messages go to the listeners.
+    Binary {
+        /// With the engine's session extension.
+        sessioned: bool,
+    },
+    /// The JSON protocol: frames go to the connection's dispatcher.
+    Json(JsonDispatcher),
+}
+
+/// A received message's text, if it is a text message.
+fn text_of<'a>(message: &'a Received<'_>) -> Option<&'a str> {
+    match message {
+        Received::Text(text) => Some(text),
+        Received::TextInPlace(text) => Some(text.as_str()),
+        _ => None,
+    }
+}
+
 impl<S: Send + Sync + 'static> Shard<S> {
     /// Admits an opened connection: a plain client, a new session, or a resumed one.
     /// Returns its link, its peer, and whether it has a session.
@@ -493,6 +546,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             info,
             offer,
             identity,
+            json: _,
         } = opened;
         let refused = match offer {
             None => {

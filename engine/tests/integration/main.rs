@@ -7,6 +7,7 @@ mod broadcast;
 mod flush;
 mod guards;
 mod hostile;
+mod json;
 mod listeners;
 mod peers;
 mod query;

@@ -1,0 +1,300 @@
+//! The websocket_core JSON protocol on real sockets, driven by tungstenite as an independent
+//! client: the exact envelopes on the wire (`sys.session.created` first, auto-replies with
+//! `c` and `v`, a `sys.error` for every refused frame), order of a connection's handlers,
+//! the message rate, subprotocol selection, and JSON and binary clients sharing rooms.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use connectme::json::{HandlerError, JsonContext, JsonRouter};
+use connectme::{Client, Listeners, RateLimit, Server};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+use crate::support::{connect, recv, server, ws_url};
+
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+#[derive(Deserialize)]
+struct Echo {
+    msg: String,
+}
+
+#[derive(Deserialize)]
+struct Join {
+    room: String,
+}
+
+#[derive(Deserialize)]
+struct Say {
+    room: String,
+    text: String,
+}
+
+/// The router the tests share: `echo` (typed), `slow` (awaits), `join`, `say` (a room
+/// broadcast to the others), `whoami` (requires auth), `fail` (an application error).
+fn router() -> JsonRouter {
+    let mut router = JsonRouter::default();
+    router.on(
+        "echo",
+        |_, p: Echo| async move { Ok(json!({ "msg": p.msg })) },
+    );
+    router.on("slow", |_, p: Value| async move {
+        connectme::sleep(Duration::from_millis(60)).await;
+        Ok(p)
+    });
+    router.on("join", |ctx: JsonContext, p: Join| async move {
+        ctx.join(&p.room)?;
+        Ok(json!({ "joined": p.room }))
+    });
+    router.on("say", |ctx: JsonContext, p: Say| async move {
+        let sent = ctx
+            .broadcast_to_room(&p.room, "chat.message", &json!({ "text": p.text }), true)
+            .map_err(HandlerError::internal)?;
+        Ok(json!({ "sent": sent }))
+    });
+    router
+        .on("whoami", |ctx: JsonContext, _: Value| async move {
+            Ok(json!({ "user": ctx.user() }))
+        })
+        .requires_auth();
+    router.on("fail", |_, _: Value| async move {
+        Err::<(), _>(HandlerError::new(4100, "not today"))
+    });
+    router
+}
+
+fn json_server() -> Server {
+    server()
+        .json(router())
+        .json_subprotocol("wscore.json")
+        .start()
+        .unwrap()
+}
+
+/// Connects to `path` and returns the socket and its `sys.session.created`.
+fn open(server: &Server, path: &str) -> (Socket, Value) {
+    let url = format!("ws://{}{path}", server.local_addr().unwrap());
+    let (mut socket, _) = tungstenite::connect(url).expect("upgrade");
+    set_timeout(&socket);
+    let created = read(&mut socket);
+    (socket, created)
+}
+
+fn set_timeout(socket: &Socket) {
+    if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+    }
+}
+
+fn send(socket: &mut Socket, text: &str) {
+    socket.send(Message::text(text)).unwrap();
+}
+
+/// The next text frame, parsed; its `t` checked and removed so the rest compares exactly.
+fn read(socket: &mut Socket) -> Value {
+    loop {
+        match socket.read().expect("a frame") {
+            Message::Text(text) => {
+                let mut value: Value = serde_json::from_str(&text).expect("JSON");
+                let t = value
+                    .as_object_mut()
+                    .and_then(|o| o.remove("t"))
+                    .expect("every envelope has t");
+                assert!(t.as_u64().is_some_and(|t| t > 1_700_000_000_000), "{t}");
+                return value;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_first_message_is_session_created() {
+    let server = json_server();
+    let (_socket, created) = open(&server, "/ws");
+    assert_eq!(created["e"], "sys.session.created");
+    assert_eq!(created["v"], "1.0");
+    assert!(created["p"]["sessionId"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    assert_eq!(created["p"]["userId"], Value::Null);
+}
+
+#[test]
+fn a_routed_handler_is_answered_with_its_response_event_c_and_v() {
+    let server = json_server();
+    let (mut socket, _) = open(&server, "/ws");
+    send(
+        &mut socket,
+        r#"{"v":"1.0","e":"echo","p":{"msg":"hi"},"c":"r1"}"#,
+    );
+    assert_eq!(
+        read(&mut socket),
+        json!({"v":"1.0","e":"echo.response","p":{"msg":"hi"},"c":"r1"})
+    );
+    // No `v` and no `p`: the current version, an empty payload (and a typed handler that
+    // needs a field says which).
+    send(&mut socket, r#"{"e":"echo","c":"r2"}"#);
+    let answer = read(&mut socket);
+    assert_eq!(answer["e"], "sys.error");
+    assert_eq!(answer["c"], "r2");
+    assert_eq!(answer["p"]["code"], 1009);
+    assert_eq!(answer["p"]["details"]["errors"][0]["field"], "msg");
+}
+
+#[test]
+fn every_refused_frame_gets_a_sys_error() {
+    let server = json_server();
+    let (mut socket, _) = open(&server, "/ws");
+    let cases = [
+        ("not json", 1001, None),
+        (r#"[1,2]"#, 1001, None),
+        (r#"{"p":{}, "c":"a"}"#, 1001, Some("a")),
+        (r#"{"e":"echo","v":1,"c":"b"}"#, 1002, Some("b")),
+        (r#"{"e":"echo","v":"9.9","c":"c"}"#, 1002, Some("c")),
+        (r#"{"e":"echo","p":[],"c":"d"}"#, 1001, Some("d")),
+        (r#"{"e":"nobody","c":"e"}"#, 1008, Some("e")),
+        (r#"{"e":"whoami","c":"f"}"#, 1003, Some("f")),
+    ];
+    for (frame, code, c) in cases {
+        send(&mut socket, frame);
+        let answer = read(&mut socket);
+        assert_eq!(answer["e"], "sys.error", "{frame}");
+        assert_eq!(answer["p"]["code"], code, "{frame}: {answer}");
+        assert_eq!(answer.get("c").and_then(Value::as_str), c, "{frame}");
+    }
+    send(&mut socket, r#"{"e":"fail","c":"g"}"#);
+    let answer = read(&mut socket);
+    assert_eq!(
+        answer,
+        json!({"v":"1.0","e":"sys.error","p":{"code":4100,"message":"not today"},"c":"g"})
+    );
+    socket.send(Message::binary(vec![1, 2, 3])).unwrap();
+    let answer = read(&mut socket);
+    assert_eq!(answer["e"], "sys.error");
+    assert_eq!(answer["p"]["code"], 1001);
+    // And the connection still works.
+    send(
+        &mut socket,
+        r#"{"e":"echo","p":{"msg":"still here"},"c":"h"}"#,
+    );
+    assert_eq!(read(&mut socket)["p"]["msg"], "still here");
+}
+
+#[test]
+fn a_connections_messages_are_handled_in_order() {
+    let server = json_server();
+    let (mut socket, _) = open(&server, "/ws");
+    send(&mut socket, r#"{"e":"slow","p":{"n":1},"c":"1"}"#);
+    send(&mut socket, r#"{"e":"echo","p":{"msg":"2"},"c":"2"}"#);
+    send(&mut socket, r#"{"e":"slow","p":{"n":3},"c":"3"}"#);
+    let order: Vec<Value> = (0..3).map(|_| read(&mut socket)["c"].clone()).collect();
+    assert_eq!(order, [json!("1"), json!("2"), json!("3")]);
+}
+
+#[test]
+fn over_the_message_rate_a_message_gets_1010_with_retry_after() {
+    let server = server()
+        .json(router())
+        .message_rate(RateLimit::new(1.0, 2))
+        .start()
+        .unwrap();
+    let (mut socket, _) = open(&server, "/ws");
+    for c in ["1", "2"] {
+        send(
+            &mut socket,
+            &format!(r#"{{"e":"echo","p":{{"msg":"x"}},"c":"{c}"}}"#),
+        );
+        assert_eq!(read(&mut socket)["e"], "echo.response");
+    }
+    send(&mut socket, r#"{"e":"echo","p":{"msg":"x"},"c":"3"}"#);
+    let answer = read(&mut socket);
+    assert_eq!(answer["e"], "sys.error");
+    assert_eq!(answer["c"], "3");
+    assert_eq!(answer["p"]["code"], 1010);
+    let retry = answer["p"]["retryAfterMs"]
+        .as_u64()
+        .expect("top-level retryAfterMs");
+    assert!((1..=1000).contains(&retry), "{retry}");
+    assert_eq!(answer["p"]["details"]["retryAfterMs"], retry);
+}
+
+#[test]
+fn the_subprotocol_selects_json_on_any_path_and_is_named_in_the_101() {
+    let server = json_server();
+    let mut request = format!("ws://{}/game", server.local_addr().unwrap())
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "other, wscore.json".parse().unwrap(),
+    );
+    let (mut socket, response) = tungstenite::connect(request).unwrap();
+    set_timeout(&socket);
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        "wscore.json"
+    );
+    assert_eq!(read(&mut socket)["e"], "sys.session.created");
+    // Without it, another path speaks the binary protocol: a text frame goes to the
+    // listeners, and no session announcement comes first.
+    server.listen(|text: String, peer: &connectme::Peer| peer.send(format!("binary:{text}")));
+    let (mut plain, _) = tungstenite::connect(ws_url(&server)).unwrap();
+    set_timeout(&plain);
+    plain.send(Message::text("hello")).unwrap();
+    assert_eq!(plain.read().unwrap(), Message::text("binary:hello"));
+}
+
+#[test]
+fn json_and_binary_clients_share_rooms() {
+    let server = json_server();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let binary = connect(&ws_url(&server), |client| {
+        client.listen(move |text: String, _: &Client| {
+            let _ = tx.send(text);
+        });
+    });
+    let peer = server
+        .clients()
+        .into_iter()
+        .next()
+        .expect("the binary client");
+    peer.join("lobby").unwrap();
+    let (mut alice, _) = open(&server, "/ws");
+    let (mut bob, _) = open(&server, "/ws");
+    for socket in [&mut alice, &mut bob] {
+        send(socket, r#"{"e":"join","p":{"room":"lobby"},"c":"j"}"#);
+        assert_eq!(read(socket)["p"]["joined"], "lobby");
+    }
+    send(
+        &mut alice,
+        r#"{"e":"say","p":{"room":"lobby","text":"hi all"},"c":"s"}"#,
+    );
+    assert_eq!(
+        read(&mut alice)["p"]["sent"],
+        2,
+        "bob and the binary client, not alice"
+    );
+    let heard = read(&mut bob);
+    assert_eq!(
+        heard,
+        json!({"v":"1.0","e":"chat.message","p":{"text":"hi all"}})
+    );
+    let text: Value = serde_json::from_str(&recv(&rx, "the binary client's copy")).unwrap();
+    assert_eq!(text["p"]["text"], "hi all");
+    // A server-side room broadcast reaches the JSON clients too.
+    server.broadcast_to_room(
+        "lobby",
+        r#"{"v":"1.0","e":"news","p":{},"t":1750000000000}"#,
+    );
+    assert_eq!(read(&mut alice)["e"], "news");
+    assert_eq!(read(&mut bob)["e"], "news");
+    drop(binary);
+}
