@@ -1,17 +1,23 @@
 //! The engine's bench server: the bench protocol (see the crate docs) on the engine.
 //!
 //! `cargo run --release -p perf --bin bench-server -- --addr 127.0.0.1:PORT [--shards N] [--driver uring|epoll]
-//! [--flush-delay-ms N] [--sessions] [--rooms]`
+//! [--flush-delay-ms N] [--sessions] [--rooms] [--json]`
 //!
 //! `--sessions` turns on the session extension (`SessionConfig::default()`): clients that
 //! offer `x-connectme-session` get a session, the others the plain wire. `--rooms`: a
 //! client whose upgrade path is `/room/NAME` joins room `NAME` at connect, and a message
 //! starting with `R` goes to every member of the sender's room (the sender included,
 //! `Server::broadcast_to_room`).
+//!
+//! `--json`: the websocket_core JSON protocol on upgrades to `/ws` (the reference's path),
+//! with one routed handler, `echo`, that returns its payload (auto-replied as
+//! `echo.response` with the request's `c`): `loadgen --scenario json-echo`. Other paths
+//! keep the bench protocol.
 
 use std::time::Duration;
 
 use clap::Parser;
+use connectme::json::JsonRouter;
 use connectme::{BinaryRef, ByteString, Driver, Listeners, Peer, Server, SessionConfig};
 use perf::{BROADCAST_TAG, ROOM_TAG};
 
@@ -37,6 +43,9 @@ struct Args {
     /// Rooms from the upgrade path `/room/NAME`; `R` messages go to the sender's room.
     #[arg(long)]
     rooms: bool,
+    /// Serve the JSON protocol on `/ws` with an `echo` handler.
+    #[arg(long)]
+    json: bool,
     /// Only check that the driver is available: print it and exit (1 if not).
     #[arg(long)]
     check_driver: bool,
@@ -63,6 +72,11 @@ fn main() -> std::io::Result<()> {
                 let _ = peer.join(room);
             }
         });
+    }
+    if args.json {
+        let mut router = JsonRouter::default();
+        router.on("echo", |_, payload: serde_json::Value| async move { Ok(payload) });
+        builder = builder.json(router);
     }
     let server = builder.build();
     let all = server.clone();
