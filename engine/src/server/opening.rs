@@ -11,7 +11,7 @@ use super::builder::ServerConfig;
 use super::config::Transport;
 use super::info::ConnInfo;
 use super::ServerShared;
-use crate::auth::{AuthRequest, Authenticator, Identity};
+use crate::auth::{AuthRequest, Identity};
 use crate::guard::{http_refusal, Refusal};
 use crate::link::reader::{read_head, HeadError, MIN_READ};
 use crate::proto::{handshake, tcp};
@@ -64,26 +64,23 @@ where
                 shutdown(stream).await;
                 return None;
             }
-            let identity = match &config.auth {
-                None => None,
-                Some(auth) => {
-                    let request = AuthRequest::new(
-                        peer_addr,
-                        request.path.clone(),
-                        request.query.clone(),
-                        request.headers.clone(),
-                        request.protocols.clone(),
-                        config.query_tokens,
-                    );
-                    match authenticate(config, auth.as_ref(), request).await {
-                        Ok(identity) => Some(identity),
-                        Err((status, reason)) => {
-                            tracing::debug!(?peer_addr, status, %reason, "upgrade refused by the authenticator");
-                            let _ = write_all(stream, http_refusal(status, &reason, None)).await;
-                            shutdown(stream).await;
-                            return None;
-                        }
-                    }
+            let auth_request = || {
+                AuthRequest::new(
+                    peer_addr,
+                    request.path.clone(),
+                    request.query.clone(),
+                    request.headers.clone(),
+                    request.protocols.clone(),
+                    config.query_tokens,
+                )
+            };
+            let identity = match authenticate(config, auth_request).await {
+                Ok(identity) => identity,
+                Err((status, reason)) => {
+                    tracing::debug!(?peer_addr, status, %reason, "upgrade refused by the authenticator");
+                    let _ = write_all(stream, http_refusal(status, &reason, None)).await;
+                    shutdown(stream).await;
+                    return None;
                 }
             };
             let json = config.json.selects(&request.path, &request.protocols);
@@ -113,24 +110,22 @@ where
             }
         }
         Transport::Tcp => {
-            let identity = match &config.auth {
-                None => None,
-                Some(auth) => {
-                    let request = AuthRequest::new(
-                        peer_addr,
-                        String::new(),
-                        None,
-                        Default::default(),
-                        Vec::new(),
-                        false,
-                    );
-                    match authenticate(config, auth.as_ref(), request).await {
-                        Ok(identity) => Some(identity),
-                        Err((status, reason)) => {
-                            tracing::debug!(?peer_addr, status, %reason, "connection refused by the authenticator");
-                            return None;
-                        }
-                    }
+            // ConnectMe TCP has no upgrade request: the authenticator sees the address.
+            let auth_request = || {
+                AuthRequest::new(
+                    peer_addr,
+                    String::new(),
+                    None,
+                    Default::default(),
+                    Vec::new(),
+                    false,
+                )
+            };
+            let identity = match authenticate(config, auth_request).await {
+                Ok(identity) => identity,
+                Err((status, reason)) => {
+                    tracing::debug!(?peer_addr, status, %reason, "connection refused by the authenticator");
+                    return None;
                 }
             };
             let offer = match config.sessions {
@@ -156,15 +151,18 @@ where
     })
 }
 
-/// Runs the authenticator, bounded by the auth timeout: the identity, or the HTTP status
+/// Runs the authenticator, if there is one, on the request `request` builds, bounded by
+/// the auth timeout: the identity (`None` without an authenticator), or the HTTP status
 /// and reason to refuse with (503 when it did not answer in time).
 async fn authenticate<S>(
     config: &ServerConfig<S>,
-    auth: &dyn Authenticator,
-    request: AuthRequest,
-) -> Result<Identity, (u16, String)> {
-    match crate::rt::timeout(config.auth_timeout, auth.authenticate(request)).await {
-        Ok(Ok(identity)) => Ok(identity),
+    request: impl FnOnce() -> AuthRequest,
+) -> Result<Option<Identity>, (u16, String)> {
+    let Some(auth) = &config.auth else {
+        return Ok(None);
+    };
+    match crate::rt::timeout(config.auth_timeout, auth.authenticate(request())).await {
+        Ok(Ok(identity)) => Ok(Some(identity)),
         Ok(Err(error)) => Err((error.status(), error.to_string())),
         Err(_) => Err((503, "authentication timed out".into())),
     }

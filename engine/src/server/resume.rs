@@ -205,7 +205,6 @@ impl<S: Send + Sync + 'static> Shard<S> {
     /// [`Shard::session_received`] when there is work: an acknowledgement, a message rate,
     /// or a connection that is closing.
     fn session_bookkeeping(&self, link: &Rc<Link>, message: &Received<'_>) -> Arrival {
-        let rate_exempt = self.rate_exempt(message);
         let mut conns = self.conns.borrow_mut();
         let Some(conn) = conns.get_mut(&link.id).filter(|c| c.is_current(link)) else {
             return Arrival::Replaced;
@@ -222,20 +221,30 @@ impl<S: Send + Sync + 'static> Shard<S> {
             session.acked = received;
             link.send_session(&Control::Ack { seq: received });
         }
-        if let Some(limit) = self
-            .server
-            .config
-            .message_rate
-            .as_ref()
-            .filter(|_| !rate_exempt)
-        {
-            let now = Instant::now();
-            let budget = session.rate.get_or_insert_with(|| TokenBucket::new(now));
-            if let Err(retry) = budget.take(limit, now) {
-                return Arrival::RateLimited(retry);
-            }
+        match self.charge(&mut session.rate, message) {
+            Ok(()) => Arrival::Dispatch,
+            Err(retry) => Arrival::RateLimited(retry),
         }
-        Arrival::Dispatch
+    }
+
+    /// Takes `message` from the client's `budget` under the server's message rate (the
+    /// budget is made full at the client's first message): `Err` with the time until a
+    /// message would pass. Without a message rate, or for an exempt message, `Ok`.
+    pub(super) fn charge(
+        &self,
+        budget: &mut Option<TokenBucket>,
+        message: &Received<'_>,
+    ) -> Result<(), Duration> {
+        let Some(limit) = &self.server.config.message_rate else {
+            return Ok(());
+        };
+        if self.rate_exempt(message) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        budget
+            .get_or_insert_with(|| TokenBucket::new(now))
+            .take(limit, now)
     }
 
     /// Whether `message` is a PackMe message the message rate does not count

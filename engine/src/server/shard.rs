@@ -460,23 +460,14 @@ async fn serve_connection<S, R>(
                     return;
                 }
             }
-        } else if let Some(limit) = shard
-            .server
-            .config
-            .message_rate
-            .as_ref()
-            .filter(|_| !shard.rate_exempt(&message))
-        {
-            let now = Instant::now();
-            let budget = budget.get_or_insert_with(|| TokenBucket::new(now));
-            if let Err(retry) = budget.take(limit, now) {
-                shard.rate_limited(&link, &peer, retry, false);
-                if let Some(json) = &json {
-                    let retry_ms = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX).max(1);
-                    json.refuse_frame(text_of(&message), &SysError::rate_limited(retry_ms));
-                }
-                return;
+        } else if let Err(retry) = shard.charge(&mut budget, &message) {
+            shard.rate_limited(&link, &peer, retry, false);
+            if let Some(json) = &json {
+                let retry_ms =
+                    u64::try_from(retry.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+                json.refuse_frame(text_of(&message), &SysError::rate_limited(retry_ms));
             }
+            return;
         }
         if let Some(json) = &json {
             match text_of(&message) {
