@@ -75,7 +75,9 @@ fn main() -> std::io::Result<()> {
     }
     if args.json {
         let mut router = JsonRouter::default();
-        router.on("echo", |_, payload: serde_json::Value| async move { Ok(payload) });
+        router.on("echo", |_, payload: serde_json::Value| async move {
+            Ok(payload)
+        });
         builder = builder.json(router);
     }
     let server = builder.build();
