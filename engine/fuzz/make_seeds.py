@@ -3,6 +3,7 @@
 
 ws_decoder and tcp_deframer inputs start with two control bytes (mode, chunk seed); see
 the targets' docs. The WebSocket frames are the examples of RFC 6455 section 5.7.
+json_envelope inputs are the text frames themselves (websocket-core-features.md section 3).
 """
 import base64
 import hashlib
@@ -71,6 +72,32 @@ TCP = {
     "below_the_prefix": struct.pack(">Q", 7),
 }
 
+DEEP = "[" * 200 + "1" + "]" * 200
+JSON = {
+    "valid_full": '{"v":"1.0","e":"chat.send","p":{"text":"hi","n":[1,2.5,null,true]},'
+                  '"c":"req-1","t":1700000000000}',
+    "valid_minimal": '{"e":"a"}',
+    "valid_v2_escapes": '{"e":"ro\\u006fm.join","v":"2.0","c":"\\ud83d\\ude00","p":{}}',
+    "invalid_json_trailing": '{"e":"a","c":"k"} x',
+    "not_an_object": '["e","a"]',
+    "duplicate_key": '{"e":"a","c":"k","e":"b"}',
+    "missing_event": '{"c":"k","p":{}}',
+    "invalid_event": '{"e":"","c":"k"}',
+    "unsupported_version": '{"e":"a","v":"0.9","c":"k"}',
+    "non_string_version": '{"e":"a","v":1.0,"c":"k"}',
+    "invalid_payload": '{"e":"a","p":[1],"c":"k"}',
+    "invalid_correlation": '{"e":"a","c":{"x":1}}',
+    "invalid_timestamp": '{"e":"a","c":"k","t":1.5}',
+    "deep_nesting": '{"e":"a","c":"k","p":{"x":' + DEEP + '}}',
+    "huge_numbers": '{"e":"a","t":99999999999999999999,"p":{"n":1e400,"m":-1e-400}}',
+    # Found by the fuzzer: p nested past serde_json's Value limit (object + 127 arrays) is
+    # accepted, as p is skipped without counting depth.
+    "deep_payload_128": '{"e":"a","p":{"":' + "[" * 127 + "]" * 127 + '}}',
+    # Found by the fuzzer: sonic-rs accepts a bad \u escape inside p, serde_json refuses.
+    "bad_hex_escape_in_payload": '{"e":"a","p":{"x":"\\uzzzz"}}',
+    "lone_surrogate": '{"e":"\\ud800","c":"\\udc00x","p":{"x":"\\ud800\\u0041"}}',
+}
+
 
 def write(target, name, data):
     folder = os.path.join(HERE, "seeds", target)
@@ -88,3 +115,5 @@ for name, data in HANDSHAKE.items():
 for name, stream in TCP.items():
     write("tcp_deframer", name, bytes([0, 255]) + stream)
     write("tcp_deframer", name + "_split", bytes([1, 3]) + stream)
+for name, text in JSON.items():
+    write("json_envelope", name, text.encode())

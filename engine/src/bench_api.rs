@@ -251,3 +251,60 @@ impl Drop for FanOutBench {
         }
     }
 }
+
+/// The fuzz target `json_envelope` (issue 17): `data` as an inbound JSON text frame. Bytes
+/// that are not UTF-8 never reach the parser (the read loop refuses them first), so they
+/// return at once. Parses with both libraries (`SonicRs`, the engine's, and `SerdeJson`,
+/// the reference) under a config
+/// with two versions and a minimum, and panics when they disagree. A refusal's `sys.error`
+/// answer must be one JSON object carrying its code and the message's `c`, and must parse
+/// back as an envelope; an accepted envelope's accessors are all read and checked against
+/// the rules of §3 (its `p` is one JSON object, however deeply nested).
+pub fn fuzz_json_envelope(data: &[u8]) {
+    use crate::json::{parse_with, EnvelopeConfig, SerdeJson, SonicRs, SYS_ERROR};
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let config = EnvelopeConfig::new("1.0").support("2.0").minimum("1.0");
+    let sonic = parse_with::<SonicRs>(text, &config);
+    let serde = parse_with::<SerdeJson>(text, &config);
+    match (&sonic, &serde) {
+        (Ok(_), Ok(_)) => {}
+        (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "the libraries disagree: {text:?}"),
+        _ => panic!("the libraries disagree: {text:?}: {sonic:?} against {serde:?}"),
+    }
+    assert_eq!(sonic, serde, "the libraries disagree: {text:?}");
+    match sonic {
+        Ok(envelope) => {
+            assert!(!envelope.event().is_empty());
+            assert!(config.accepts(envelope.version()));
+            // One JSON object. Read as a raw value: `p` has no nesting limit (the libraries
+            // skip it without counting), so a `serde_json::Value` may refuse a valid one.
+            let payload: &serde_json::value::RawValue =
+                serde_json::from_str(envelope.payload()).expect("p is JSON");
+            assert!(payload.get().starts_with('{'));
+            let _ = (envelope.correlation(), envelope.timestamp());
+            let _ = envelope.event_is_borrowed();
+        }
+        Err(error) => {
+            let mut out = Vec::new();
+            error.encode_answer(&config, Some(7), 1_700_000_000_000, &mut out);
+            let answer: serde_json::Value =
+                serde_json::from_slice(&out).expect("the sys.error answer is JSON");
+            assert_eq!(answer["e"].as_str(), Some(SYS_ERROR));
+            assert_eq!(
+                answer["p"]["code"].as_u64(),
+                Some(u64::from(error.code().as_u16()))
+            );
+            assert_eq!(
+                answer.get("c").and_then(|c| c.as_str()),
+                error.correlation()
+            );
+            let text = std::str::from_utf8(&out).expect("the answer is UTF-8");
+            let reparsed = parse_with::<SerdeJson>(text, &config).expect("the answer parses");
+            assert_eq!(reparsed.event(), SYS_ERROR);
+            assert_eq!(reparsed.correlation(), error.correlation());
+        }
+    }
+}

@@ -872,3 +872,43 @@ proptest! {
         prop_assert_eq!(reparsed.len(), payload.len());
     }
 }
+
+/// Found by the fuzz target `json_envelope`: `p` nested deeper than serde_json's `Value`
+/// limit (an object and 127 arrays) is accepted by both libraries, as `p` is skipped raw
+/// without counting depth, although the module says nesting past 128 is invalid JSON. Holds
+/// what must stay true either way: the libraries agree, and an accepted `p` is the given
+/// text, one JSON object (read raw: `serde_json::Value` refuses it); a refusal is
+/// `InvalidJson`.
+#[test]
+fn a_deeply_nested_payload_is_one_object_or_invalid_json() {
+    for depth in [126, 127, 128, 10_000] {
+        let p = format!(r#"{{"":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        let text = format!(r#"{{"e":"a","c":"k","p":{p}}}"#);
+        same_on_both(&text);
+        match parse(&text, &cfg()) {
+            Ok(envelope) => {
+                assert_eq!(envelope.payload(), p);
+                let raw: &serde_json::value::RawValue =
+                    serde_json::from_str(envelope.payload()).unwrap();
+                assert!(raw.get().starts_with('{'));
+            }
+            Err(error) => assert_eq!(error.kind(), &EnvelopeErrorKind::InvalidJson),
+        }
+    }
+}
+
+/// Found by the fuzz target `json_envelope`: a `\u` escape without four hex digits inside
+/// `p` is accepted by sonic-rs (its raw skip of `p` does not check the digits) and refused
+/// by serde_json (`InvalidJson`), so the engine accepts a `p` that is not JSON. Ignored
+/// until the parser checks `p`'s escapes (owner of json/envelope.rs).
+#[test]
+#[ignore = "sonic-rs accepts a bad \\u escape in p; fix pending in json/envelope.rs"]
+fn a_bad_hex_escape_in_the_payload_is_refused_by_both() {
+    for text in [
+        r#"{"e":"a","p":{"x":"\uzzzz"}}"#,
+        "{\"e\":\"a\",\"p\":{\"x\":\"\\ud8\u{1}0\"}}",
+    ] {
+        same_on_both(text);
+        assert_eq!(err(text).kind(), &EnvelopeErrorKind::InvalidJson);
+    }
+}
