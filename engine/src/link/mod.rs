@@ -208,6 +208,11 @@ impl Link {
         !conn.is_open() || conn.data_received().is_multiple_of(every)
     }
 
+    /// When bytes last arrived from the peer.
+    pub(crate) fn last_heard(&self) -> Instant {
+        self.conn.borrow().last_received()
+    }
+
     /// Whether data may still be sent (see [`Connection::is_open`]).
     pub(crate) fn is_open(&self) -> bool {
         self.conn.borrow().is_open()

@@ -245,6 +245,11 @@ impl Connection {
         self.decoder.accept_session_frames();
     }
 
+    /// When bytes last arrived from the peer (its last sign of life).
+    pub fn last_received(&self) -> Instant {
+        self.last_received
+    }
+
     /// Data messages received so far (query answers included), wrapping at 2^32: the
     /// difference between two readings is how many arrived in between.
     pub fn data_received(&self) -> u32 {

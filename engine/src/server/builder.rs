@@ -13,7 +13,7 @@ use packme::Registry;
 
 use super::config::{Endpoint, Limits, Transport};
 use super::info::ConnInfo;
-use super::json_endpoint::JsonEndpoint;
+use super::json_endpoint::{JsonEndpoint, JsonHeartbeat};
 use super::peer::Peer;
 use super::{Server, ServerShared, Setup};
 use crate::auth::Authenticator;
@@ -361,6 +361,13 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     /// (default: none).
     pub fn json_subprotocol(mut self, name: &str) -> Self {
         self.config.json.subprotocol = Some(name.to_owned());
+        self
+    }
+
+    /// The JSON protocol's heartbeat (default: `sys.ping` after 15 s of silence, close
+    /// with 4004 after 40 s); `None` turns it off (the WebSocket keepalive still runs).
+    pub fn json_heartbeat(mut self, heartbeat: Option<JsonHeartbeat>) -> Self {
+        self.config.json.heartbeat = heartbeat;
         self
     }
 

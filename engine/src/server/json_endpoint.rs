@@ -7,8 +7,10 @@
 //! broadcasts, a member of rooms, counted by the guards and the message rate); only its
 //! inbound frames go to a [`JsonDispatcher`] instead of the listeners.
 
-use std::rc::Rc;
+use std::cell::Cell;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -16,7 +18,8 @@ use serde::Serialize;
 use super::peer::Peer;
 use crate::auth::Identity;
 use crate::json::{
-    now_ms, DispatchConfig, HandlerError, Head, JsonDispatcher, JsonPeer, JsonRouter, PeerClosed,
+    now_ms, CloseCode, DispatchConfig, HandlerError, Head, JsonDispatcher, JsonPeer, JsonRouter,
+    PeerClosed,
 };
 use crate::link::Link;
 use crate::room::RoomError;
@@ -31,6 +34,8 @@ pub(crate) struct JsonEndpoint {
     /// Upgrades offering this subprotocol speak JSON, whatever their path.
     pub subprotocol: Option<String>,
     pub dispatch: DispatchConfig,
+    /// The application-level heartbeat; `None`: off.
+    pub heartbeat: Option<JsonHeartbeat>,
 }
 
 impl Default for JsonEndpoint {
@@ -40,8 +45,36 @@ impl Default for JsonEndpoint {
             path: Some("/ws".to_owned()),
             subprotocol: None,
             dispatch: DispatchConfig::default(),
+            heartbeat: Some(JsonHeartbeat::default()),
         }
     }
+}
+
+/// The JSON protocol's heartbeat (websocket-core-features.md §7, sessions-resume.md): a
+/// connection silent for `interval` gets `sys.ping {t}`; one silent for `timeout` is closed
+/// with 4004. Any inbound frame counts as life, a `sys.pong` or a WebSocket pong included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonHeartbeat {
+    /// Silence after which a `sys.ping` goes out (default 15 s).
+    pub interval: Duration,
+    /// Silence after which the connection is closed with 4004 (default 40 s: before the
+    /// WebSocket keepalive's 45 s would close it with 1001).
+    pub timeout: Duration,
+}
+
+impl Default for JsonHeartbeat {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(40),
+        }
+    }
+}
+
+/// `sys.ping`'s payload.
+#[derive(Serialize)]
+struct Ping {
+    t: u64,
 }
 
 impl JsonEndpoint {
@@ -75,43 +108,64 @@ pub(super) struct JsonConnection<S> {
     peer: Peer<S>,
     link: Rc<Link>,
     identity: Option<Rc<Identity>>,
+    /// The version of the messages the server starts.
+    router: Arc<JsonRouter>,
+    /// When the peer had last been heard at the last `sys.ping`: one ping per silence.
+    pinged: Cell<Option<Instant>>,
 }
 
 impl<S: Send + Sync + 'static> JsonConnection<S> {
     /// Starts the JSON protocol on an admitted connection: `sys.session.created` goes out
-    /// first, then every text frame goes to the returned dispatcher.
+    /// first, then every text frame goes to the returned dispatcher. The connection is
+    /// also returned (weakly) for the shard's heartbeat.
     pub(super) fn start(
         peer: Peer<S>,
         link: Rc<Link>,
         endpoint: &JsonEndpoint,
-    ) -> Option<JsonDispatcher> {
+    ) -> Option<(JsonDispatcher, Weak<Self>)> {
         let router = endpoint.router.clone()?;
-        let connection = JsonConnection {
+        let connection = Rc::new(JsonConnection {
             identity: peer.identity().cloned().map(Rc::new),
             peer,
             link,
-        };
-        connection.announce(router.config().current());
-        Some(JsonDispatcher::new(
-            router,
-            Rc::new(connection),
-            endpoint.dispatch,
-        ))
+            router: router.clone(),
+            pinged: Cell::new(None),
+        });
+        connection.send_envelope("sys.session.created", &connection.created());
+        let weak = Rc::downgrade(&connection);
+        let dispatcher = JsonDispatcher::new(router, connection, endpoint.dispatch);
+        Some((dispatcher, weak))
+    }
+
+    /// One heartbeat check at `now` (the shard runs it every second).
+    pub(super) fn heartbeat(&self, config: &JsonHeartbeat, now: Instant) {
+        let heard = self.link.last_heard();
+        let silent = now.saturating_duration_since(heard);
+        if silent >= config.timeout {
+            self.peer
+                .close_with(CloseCode::InactivityTimeout.as_u16(), "inactivity timeout");
+        } else if silent >= config.interval && self.pinged.replace(Some(heard)) != Some(heard) {
+            self.send_envelope("sys.ping", &Ping { t: now_ms() });
+        }
+    }
+
+    /// A message the server starts (no `c`), in the current version.
+    fn send_envelope<T: Serialize>(&self, event: &str, payload: &T) {
+        let mut out = Vec::with_capacity(128);
+        Head::new(event, self.router.config().current(), now_ms())
+            .encode(payload, &mut out)
+            .expect("an object payload");
+        let _ = self.send_text(Bytes::from(out));
     }
 
     /// `sys.session.created {sessionId, userId}`: the first message on every connection.
     /// Until sessions reach the JSON wire the id names the connection, and no resume
     /// secret is given.
-    fn announce(&self, version: &str) {
-        let payload = SessionCreated {
+    fn created(&self) -> SessionCreated<'_> {
+        SessionCreated {
             session_id: format!("{:016x}", self.peer.id()),
             user_id: self.peer.user(),
-        };
-        let mut out = Vec::with_capacity(128);
-        Head::new("sys.session.created", version, now_ms())
-            .encode(&payload, &mut out)
-            .expect("an object payload");
-        let _ = self.send_text(Bytes::from(out));
+        }
     }
 }
 

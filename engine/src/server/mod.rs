@@ -28,6 +28,7 @@ use std::rc::Rc;
 pub use builder::ServerBuilder;
 pub use config::{Endpoint, Limits, Transport};
 pub use info::ConnInfo;
+pub use json_endpoint::JsonHeartbeat;
 pub use peer::Peer;
 
 use builder::ServerConfig;

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,9 @@ pub(crate) struct Shard<S> {
     pub listeners: ListenerCell<Peer<S>>,
     pub registry: RefCell<Registry>,
     pub(super) timers: Rc<Timers>,
+    /// The JSON protocol's connections, for the heartbeat (the dead ones are dropped at
+    /// each sweep).
+    json_conns: RefCell<Vec<Weak<JsonConnection<S>>>>,
     /// What every connection of the shard is built from (one allocation for all of them).
     pub(super) conn_config: Arc<Config>,
     pub(super) stop: Signal,
@@ -159,6 +162,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             listeners: ListenerCell::with_table(start.listeners),
             registry: RefCell::new(start.registry),
             timers: Rc::default(),
+            json_conns: RefCell::default(),
             conn_config: Arc::new(Config {
                 wire: start.server.wire(),
                 limits: start.server.config.limits.frames(),
@@ -306,6 +310,7 @@ async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
         }
         let now = Instant::now();
         shard.expire_sessions(now);
+        shard.json_heartbeat(now);
         if shard.index == 0 {
             // Forgets the addresses whose handshake budget refilled, also when no
             // connection arrives to sweep them.
@@ -416,7 +421,10 @@ fn start_connection<S, T>(
         .then(|| JsonConnection::start(peer.clone(), link.clone(), &shard.server.config.json))
         .flatten()
     {
-        Some(dispatcher) => Protocol::Json(dispatcher),
+        Some((dispatcher, connection)) => {
+            shard.json_conns.borrow_mut().push(connection);
+            Protocol::Json(dispatcher)
+        }
         None => Protocol::Binary { sessioned },
     };
     let served = serve_connection(shard.clone(), reader, buf, link, peer, protocol, permit);
@@ -506,6 +514,24 @@ async fn serve_connection<S, R>(
     {
         // The peer does not take the rest of our output: drop it with the socket.
         link.abort(End::WriteTimeout);
+    }
+}
+
+impl<S: Send + Sync + 'static> Shard<S> {
+    /// Runs the JSON protocol's heartbeat on every JSON connection, forgetting the ended.
+    fn json_heartbeat(&self, now: Instant) {
+        let Some(config) = self.server.config.json.heartbeat else {
+            return;
+        };
+        self.json_conns
+            .borrow_mut()
+            .retain(|connection| match connection.upgrade() {
+                Some(connection) => {
+                    connection.heartbeat(&config, now);
+                    true
+                }
+                None => false,
+            });
     }
 }
 

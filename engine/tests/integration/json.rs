@@ -4,17 +4,17 @@
 //! the message rate, subprotocol selection, and JSON and binary clients sharing rooms.
 
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use connectme::json::{HandlerError, JsonContext, JsonRouter};
-use connectme::{Client, Listeners, RateLimit, Server};
+use connectme::{Client, JsonHeartbeat, Listeners, RateLimit, Server};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-use crate::support::{connect, recv, server, ws_url};
+use crate::support::{connect, recv, server, wait_for, ws_url};
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -96,10 +96,22 @@ fn send(socket: &mut Socket, text: &str) {
     socket.send(Message::text(text)).unwrap();
 }
 
+/// The next frame. A blocking read on a test thread can be interrupted (EINTR, from the
+/// io_uring work of a runtime on that thread): tungstenite keeps what it read, so the read
+/// is retried.
+fn next(socket: &mut Socket) -> tungstenite::Result<Message> {
+    loop {
+        match socket.read() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 /// The next text frame, parsed; its `t` checked and removed so the rest compares exactly.
 fn read(socket: &mut Socket) -> Value {
     loop {
-        match socket.read().expect("a frame") {
+        match next(socket).expect("a frame") {
             Message::Text(text) => {
                 let mut value: Value = serde_json::from_str(&text).expect("JSON");
                 let t = value
@@ -249,7 +261,7 @@ fn the_subprotocol_selects_json_on_any_path_and_is_named_in_the_101() {
     let (mut plain, _) = tungstenite::connect(ws_url(&server)).unwrap();
     set_timeout(&plain);
     plain.send(Message::text("hello")).unwrap();
-    assert_eq!(plain.read().unwrap(), Message::text("binary:hello"));
+    assert_eq!(next(&mut plain).unwrap(), Message::text("binary:hello"));
 }
 
 #[test]
@@ -261,11 +273,11 @@ fn json_and_binary_clients_share_rooms() {
             let _ = tx.send(text);
         });
     });
-    let peer = server
-        .clients()
-        .into_iter()
-        .next()
-        .expect("the binary client");
+    // The 101 reaches the client just before the server lists it.
+    wait_for("the binary client to be listed", || {
+        !server.clients().is_empty()
+    });
+    let peer = server.clients().remove(0);
     peer.join("lobby").unwrap();
     let (mut alice, _) = open(&server, "/ws");
     let (mut bob, _) = open(&server, "/ws");
@@ -297,4 +309,48 @@ fn json_and_binary_clients_share_rooms() {
     assert_eq!(read(&mut alice)["e"], "news");
     assert_eq!(read(&mut bob)["e"], "news");
     drop(binary);
+}
+
+#[test]
+fn a_silent_connection_is_pinged_and_closed_with_4004_and_a_pong_keeps_it() {
+    let server = server()
+        .json(router())
+        .json_heartbeat(Some(JsonHeartbeat {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(3),
+        }))
+        .start()
+        .unwrap();
+    let (mut socket, _) = open(&server, "/ws");
+    let started = Instant::now();
+    let ping = read(&mut socket);
+    assert_eq!(ping["e"], "sys.ping");
+    assert!(ping["p"]["t"].as_u64().is_some(), "{ping}");
+    assert!(ping.get("c").is_none());
+    // Answered, the connection lives past the timeout; the pong itself gets no answer.
+    send(&mut socket, r#"{"e":"sys.pong","p":{"t":1}}"#);
+    let ping = read(&mut socket);
+    assert_eq!(
+        ping["e"], "sys.ping",
+        "pinged again after another silent second"
+    );
+    send(&mut socket, r#"{"e":"sys.pong","p":{}}"#);
+    // Then silence: closed with 4004 within the timeout (and the sweep's second).
+    let closed_at = loop {
+        match next(&mut socket) {
+            Ok(Message::Text(text)) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(value["e"], "sys.ping", "only pings while silent: {value}");
+            }
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(u16::from(frame.code), 4004);
+                break Instant::now();
+            }
+            other => panic!("expected pings then a 4004 close, got {other:?}"),
+        }
+    };
+    assert!(
+        closed_at - started > Duration::from_secs(4),
+        "the pongs kept it open past the first timeout"
+    );
 }
