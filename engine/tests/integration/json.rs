@@ -99,11 +99,11 @@ fn send(socket: &mut Socket, text: &str) {
 /// The next frame. A blocking read on a test thread can be interrupted (EINTR, from the
 /// io_uring work of a runtime on that thread): tungstenite keeps what it read, so the read
 /// is retried.
-fn next(socket: &mut Socket) -> tungstenite::Result<Message> {
+fn next(socket: &mut Socket) -> Message {
     loop {
         match socket.read() {
             Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            other => return other,
+            other => return other.expect("a frame"),
         }
     }
 }
@@ -111,7 +111,7 @@ fn next(socket: &mut Socket) -> tungstenite::Result<Message> {
 /// The next text frame, parsed; its `t` checked and removed so the rest compares exactly.
 fn read(socket: &mut Socket) -> Value {
     loop {
-        match next(socket).expect("a frame") {
+        match next(socket) {
             Message::Text(text) => {
                 let mut value: Value = serde_json::from_str(&text).expect("JSON");
                 let t = value
@@ -261,7 +261,7 @@ fn the_subprotocol_selects_json_on_any_path_and_is_named_in_the_101() {
     let (mut plain, _) = tungstenite::connect(ws_url(&server)).unwrap();
     set_timeout(&plain);
     plain.send(Message::text("hello")).unwrap();
-    assert_eq!(next(&mut plain).unwrap(), Message::text("binary:hello"));
+    assert_eq!(next(&mut plain), Message::text("binary:hello"));
 }
 
 #[test]
@@ -338,11 +338,11 @@ fn a_silent_connection_is_pinged_and_closed_with_4004_and_a_pong_keeps_it() {
     // Then silence: closed with 4004 within the timeout (and the sweep's second).
     let closed_at = loop {
         match next(&mut socket) {
-            Ok(Message::Text(text)) => {
+            Message::Text(text) => {
                 let value: Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(value["e"], "sys.ping", "only pings while silent: {value}");
             }
-            Ok(Message::Close(Some(frame))) => {
+            Message::Close(Some(frame)) => {
                 assert_eq!(u16::from(frame.code), 4004);
                 break Instant::now();
             }
