@@ -497,7 +497,11 @@ impl<'a, B: JsonBackend> Visitor<'a> for ScanSeed<'_, 'a, B> {
                 Key::T => put(&mut scan.t, map.next_value()?),
                 Key::P => {
                     let raw: B::Raw<'a> = map.next_value()?;
-                    put(&mut scan.p, classify_payload(self.text, B::raw_text(&raw)))
+                    let raw = B::raw_text(&raw);
+                    if !payload_is_sound(raw.as_bytes()) {
+                        return Err(de::Error::custom("invalid JSON in p"));
+                    }
+                    put(&mut scan.p, classify_payload(self.text, raw))
                 }
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -569,6 +573,56 @@ impl IsAbsent for Payload<'_> {
     fn is_absent(&self) -> bool {
         matches!(self, Payload::Absent)
     }
+}
+
+/// Deepest nesting of `p` itself: with the envelope around it, 128 levels in all.
+const MAX_PAYLOAD_DEPTH: usize = 127;
+
+/// Whether `p`'s raw text, which the libraries skip without decoding, is sound JSON
+/// text as far as skipping cannot tell: every escape valid (sonic-rs's skip does not
+/// check a `\u`'s four hex digits; found by the `json_envelope` fuzz target), no control
+/// character inside a string, and nested at most [`MAX_PAYLOAD_DEPTH`] deep (neither
+/// library counts depth while skipping, and a handler decoding a deeper `p` would fail
+/// or recurse that deep). The structure itself was checked by the library.
+fn payload_is_sound(raw: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < raw.len() {
+        let byte = raw[i];
+        if in_string {
+            match byte {
+                b'"' => in_string = false,
+                b'\\' => match raw.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 1,
+                    Some(b'u') => {
+                        let digits = raw.get(i + 2..i + 6);
+                        if !digits.is_some_and(|d| d.iter().all(u8::is_ascii_hexdigit)) {
+                            return false;
+                        }
+                        i += 5;
+                    }
+                    _ => return false,
+                },
+                0x00..=0x1f => return false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_PAYLOAD_DEPTH {
+                        return false;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Classifies `p` by its first byte and keeps its text, borrowed from the frame when the
