@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod game;
 pub mod jwt;
+pub mod web_chat;
 
 /// Generated from `packme/`; `proto::manifest::GetUserRequest` and friends.
 pub mod proto {
