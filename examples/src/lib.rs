@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod game;
+pub mod json_echo;
 pub mod jwt;
 pub mod web_chat;
 

@@ -1,0 +1,109 @@
+//! The `json_echo` example's server: the websocket_core JSON protocol on `/ws` with a few
+//! handlers that exercise each of its answers (a typed reply, an awaiting handler, an
+//! application error, a handler that requires auth). Here so that the example binary and
+//! `tests/python_json.rs`, which drives it with Python's `websockets` as an independent
+//! client, share it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use connectme::json::{HandlerError, JsonContext, JsonRouter};
+use connectme::{RateLimit, Server};
+use serde::{Deserialize, Serialize};
+
+/// `echo`'s request and reply: `{msg}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Echo {
+    /// Sent back as it came.
+    pub msg: String,
+}
+
+/// `sum`'s request: `{values: [number]}`.
+#[derive(Debug, Deserialize)]
+pub struct Sum {
+    /// The numbers to add up.
+    pub values: Vec<f64>,
+}
+
+/// `sum`'s reply: `{sum}`.
+#[derive(Debug, Serialize)]
+pub struct Total {
+    /// The values' sum.
+    pub sum: f64,
+}
+
+/// Any JSON value, read and written back as it is (object keys in sorted order): `slow`'s
+/// payload, which it returns untouched. With `serde` only, so the examples need no JSON
+/// library of their own.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Any {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// An integer that fits an `i64`.
+    Int(i64),
+    /// An integer above `i64::MAX`.
+    Uint(u64),
+    /// Any other number.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// An array.
+    Array(Vec<Any>),
+    /// An object.
+    Object(BTreeMap<String, Any>),
+}
+
+/// The identity `whoami` reports: `{user}` (always a user, since it requires auth).
+#[derive(Debug, Serialize)]
+pub struct WhoAmI {
+    /// The connection's user.
+    pub user: Option<String>,
+}
+
+/// How long `slow` waits before it answers.
+pub const SLOW: Duration = Duration::from_millis(50);
+
+/// The example's handlers: `echo` (`{msg}` back), `sum` (`{values}` → `{sum}`), `slow`
+/// (its payload back after [`SLOW`]), `fail` (always the application error 4100 "not
+/// today") and `whoami` (requires auth, so an anonymous connection gets 1003).
+pub fn router() -> JsonRouter {
+    let mut router = JsonRouter::default();
+    router.on("echo", |_, p: Echo| async move { Ok(Echo { msg: p.msg }) });
+    router.on("sum", |_, p: Sum| async move {
+        // From +0.0: `Iterator::sum` of no floats is -0.0.
+        let sum = p.values.iter().fold(0.0, |sum, v| sum + v);
+        Ok(Total { sum })
+    });
+    router.on("slow", |_, p: Any| async move {
+        connectme::sleep(SLOW).await;
+        Ok(p)
+    });
+    router.on("fail", |_, _: serde::de::IgnoredAny| async move {
+        Err::<(), _>(HandlerError::new(4100, "not today"))
+    });
+    router
+        .on(
+            "whoami",
+            |ctx: JsonContext, _: serde::de::IgnoredAny| async move {
+                Ok(WhoAmI {
+                    user: ctx.user().map(str::to_owned),
+                })
+            },
+        )
+        .requires_auth();
+    router
+}
+
+/// Starts the JSON server on `addr` (`127.0.0.1:0` for any free port), each client limited
+/// to `rate` messages per second with a burst of as many when `rate` is given. The I/O
+/// driver is `CONNECTME_DRIVER`'s, else the default.
+pub fn server(addr: &str, rate: Option<u32>) -> std::io::Result<Server> {
+    let mut builder = Server::builder().addr(addr)?.json(router());
+    if let Some(n) = rate {
+        builder = builder.message_rate(RateLimit::new(f64::from(n), n));
+    }
+    builder.start()
+}
