@@ -4,6 +4,9 @@
 //! join "lobby" and talk both ways, shows the server's validation error for an empty line,
 //! and drops one page's connection to see it come back as a new session and be heard.
 //!
+//! Also runs `node --test examples/web/test/wscore.test.mjs`: the page's client against a
+//! scripted server, for what the engine does not serve yet (the JSON session resume).
+//!
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium`), `node`, and
 //! `npm ci --prefix examples/web/test` (playwright-core, pinned; no browser download). A
 //! missing one fails the test with how to install it, unless `CONNECTME_SKIP_BROWSER=1`.
@@ -138,4 +141,32 @@ fn the_page_is_served_and_two_browsers_chat() {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     println!("screenshot: {}", screenshot.display());
     eprintln!("screenshot: {}", screenshot.display());
+}
+
+#[test]
+fn the_client_module_passes_its_scripted_server_tests() {
+    let test_dir = web_dir().join("test");
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        if std::env::var("CONNECTME_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("wscore.js tests skipped (CONNECTME_SKIP_BROWSER=1): no node");
+            return;
+        }
+        panic!(
+            "the wscore.js tests need node: apt-get install -y nodejs npm \
+             (or set CONNECTME_SKIP_BROWSER=1 to skip them)"
+        );
+    }
+    let output = Command::new("node")
+        .args(["--test", "wscore.test.mjs"])
+        .current_dir(&test_dir)
+        .output()
+        .expect("run node --test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "wscore.test.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("# fail 0"), "{stdout}");
 }

@@ -323,10 +323,8 @@ export class WsClient {
       this.refuse({ frame, c }, "closed", "the client was closed");
       return;
     }
-    if (this.ready) {
-      this.write(frame);
-      return;
-    }
+    // A socket closing under us (its close event still to come) counts as disconnected.
+    if (this.ready && this.write(frame)) return;
     if (this.queue.length >= this.options.maxQueue) {
       const oldest = this.queue.shift();
       this.refuse(oldest, "queue_full", `offline queue full (${this.options.maxQueue}): dropped`);
