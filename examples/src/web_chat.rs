@@ -16,11 +16,13 @@
 //! not decode is.
 //!
 //! The page finds the WebSocket endpoint from its own address: the same host, the port
-//! given as `?ws=PORT` (see [`page_url`]), the path `/ws`.
+//! given as `?ws=PORT` (see [`page_url`]), the path `/ws`; it offers the subprotocol
+//! `wscore.json`, which selects the JSON protocol on any path too.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,8 +34,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TEXT: usize = 500;
 /// The longest room name and display name, in characters.
 pub const MAX_NAME: usize = 32;
-/// The room the page joins first.
-pub const LOBBY: &str = "lobby";
+/// The file server's connections at once.
+pub const MAX_HTTP_CONNECTIONS: usize = 64;
 
 #[derive(Deserialize)]
 struct RoomRequest {
@@ -137,7 +139,8 @@ fn now_ms() -> u64 {
 }
 
 /// The handle the handlers read the rooms from, set once the server is built (the router
-/// has to exist before the server does).
+/// has to exist before the server does). The server then holds itself through its router:
+/// it lives until the process ends, as an example's server does anyway.
 type ServerCell = Arc<OnceLock<Server>>;
 
 fn member_count(server: &ServerCell, room: &str) -> usize {
@@ -233,7 +236,7 @@ impl WebChat {
 
     /// The JSON endpoint, as the page computes it.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.ws_addr())
+        format!("ws://{}/ws", reachable(self.ws_addr()))
     }
 
     /// Stops the WebSocket server (the file server's thread ends with the process).
@@ -246,11 +249,16 @@ impl WebChat {
 /// The page's address: `http://<http>/?ws=<ws port>` (127.0.0.1 for a server on every
 /// interface). The page connects to `ws://<its own host>:<ws port>/ws` (9002 when `?ws=`
 /// is missing).
-pub fn page_url(mut http: SocketAddr, ws: SocketAddr) -> String {
-    if http.ip().is_unspecified() {
-        http.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+pub fn page_url(http: SocketAddr, ws: SocketAddr) -> String {
+    format!("http://{}/?ws={}", reachable(http), ws.port())
+}
+
+/// `addr`, with 127.0.0.1 for "every interface".
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    format!("http://{http}/?ws={}", ws.port())
+    addr
 }
 
 /// The directory of the page: `examples/web` in the source tree.
@@ -273,8 +281,9 @@ pub fn start(ws_addr: &str, http_addr: &str, web_dir: &Path) -> io::Result<WebCh
     Ok(WebChat { server, http })
 }
 
-/// Serves the files of `dir` over HTTP/1.1 on `addr`, one thread per connection, from a
-/// thread of its own; returns the bound address.
+/// Serves the files of `dir` over HTTP/1.1 on `addr`, one thread per connection (at most
+/// [`MAX_HTTP_CONNECTIONS`] at once, more are closed unanswered), from a thread of its
+/// own; returns the bound address.
 ///
 /// GET (and HEAD) only; `/` is `index.html`; only files directly in `dir` with a known
 /// type (html, js, css, json, svg, png, ico) are served, anything else is 404, and a path
@@ -284,19 +293,28 @@ pub fn serve_files(addr: &str, dir: PathBuf) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     let dir = Arc::new(dir);
+    let active = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("web-chat-http".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let dir = dir.clone();
-                let _ = std::thread::Builder::new()
+                if active.fetch_add(1, Ordering::AcqRel) >= MAX_HTTP_CONNECTIONS {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    continue; // dropped: closed unanswered
+                }
+                let (dir, done) = (dir.clone(), active.clone());
+                let spawned = std::thread::Builder::new()
                     .name("web-chat-http-conn".into())
                     .spawn(move || {
                         if let Err(error) = serve_one(stream, &dir) {
                             tracing::debug!(%error, "http connection");
                         }
+                        done.fetch_sub(1, Ordering::AcqRel);
                     });
+                if spawned.is_err() {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         })?;
     Ok(local)
