@@ -16,13 +16,24 @@
 //! server's replay buffer stays short. `--scenario room --rooms N`: connection `i` upgrades
 //! on `/room/{i % N}` and connections `0..N` each publish `R` messages to their room,
 //! `--rate` publishes per second over all rooms (bench-server `--rooms`).
+//!
+//! `--scenario json-echo` and `json-latency` speak the websocket_core JSON protocol (issue
+//! 17) on `--path` (default `/ws`): as `echo` (`--connections`, `--depth`) and `latency`
+//! (`--rate`) do, with each request the envelope
+//! `{"v":"1.0","e":"echo","p":{"msg":"xx…"},"c":"<id>","t":<ms>}`, its payload about `--size`
+//! bytes and its `c` unique. Replies are parsed with serde_json and matched by `c`; one
+//! that is not `echo.response` with the payload sent, or names no request in flight, is an
+//! error (server-initiated `sys.*` messages without `c` are skipped). Servers:
+//! bench-server `--json`, tokio-tungstenite-server `--json`.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
@@ -30,6 +41,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use perf::{
     cpu_time, machine_ticks, rss_bytes, CpuTime, MachineTicks, BROADCAST_TAG, ECHO_TAG, ROOM_TAG,
 };
+use serde::Deserialize;
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -42,6 +55,16 @@ enum Scenario {
     Connect,
     Idle,
     Resume,
+    /// `echo`'s load as JSON requests to a routed `echo` handler.
+    JsonEcho,
+    /// `latency`'s load as JSON requests to a routed `echo` handler.
+    JsonLatency,
+}
+
+impl Scenario {
+    fn is_json(self) -> bool {
+        matches!(self, Scenario::JsonEcho | Scenario::JsonLatency)
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -57,16 +80,18 @@ struct Args {
     label: String,
     #[arg(long, value_enum)]
     scenario: Scenario,
-    /// Connections (echo, latency, broadcast subscribers).
+    /// Connections (echo, latency, broadcast subscribers, json-echo, json-latency).
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Messages in flight per connection (echo).
+    /// Messages in flight per connection (echo, json-echo).
     #[arg(long, default_value_t = 16)]
     depth: usize,
-    /// Message size in bytes (at least 9: tag and timestamp).
+    /// Message size in bytes (at least 9: tag and timestamp); the JSON scenarios' payload
+    /// size (`{"msg":"xx…"}`, at least 10).
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// Messages per second: all connections together (latency), publishes (broadcast).
+    /// Messages per second: all connections together (latency, json-latency), publishes
+    /// (broadcast).
     #[arg(long, default_value_t = 2000)]
     rate: u64,
     /// Handshakes (connect) or idle connections (idle), sessions (resume).
@@ -95,6 +120,10 @@ struct Args {
     /// Resume: ask for the whole buffer again (`last seq` 0) instead of nothing.
     #[arg(long)]
     replay: bool,
+    /// Upgrade path (echo, latency, json-echo, json-latency); default `/`, `/ws` for the
+    /// JSON scenarios (the reference's endpoint).
+    #[arg(long)]
+    path: Option<String>,
     /// Append the JSON result line to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -108,7 +137,15 @@ fn now_ns() -> u64 {
 /// A masked (key 0) binary frame: tag, send time, zero padding up to `size`.
 fn frame(tag: u8, size: usize, out: &mut Vec<u8>) {
     let size = size.max(9);
-    out.push(0x82);
+    frame_header(0x82, size, out);
+    out.push(tag);
+    out.extend_from_slice(&now_ns().to_le_bytes());
+    out.resize(out.len() + size - 9, 0);
+}
+
+/// A client frame's header: `first` (FIN and opcode), the length, mask key 0.
+fn frame_header(first: u8, size: usize, out: &mut Vec<u8>) {
+    out.push(first);
     match size {
         0..=125 => out.push(0x80 | size as u8),
         126..=0xFFFF => {
@@ -121,9 +158,6 @@ fn frame(tag: u8, size: usize, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&[0, 0, 0, 0]);
-    out.push(tag);
-    out.extend_from_slice(&now_ns().to_le_bytes());
-    out.resize(out.len() + size - 9, 0);
 }
 
 /// Server frames (unmasked) out of a read buffer.
@@ -312,6 +346,14 @@ impl Stats {
         stats
     }
 
+    /// Counts an error; the first one is printed.
+    fn error(&self, why: &str) {
+        if self.errors.get() == 0 {
+            eprintln!("loadgen: {why}");
+        }
+        self.errors.set(self.errors.get() + 1);
+    }
+
     fn record(&self, sent_ns: u64) {
         if self.measuring.get() {
             self.count.set(self.count.get() + 1);
@@ -381,6 +423,15 @@ fn progress(seconds: f64) -> ProgressBar {
     bar
 }
 
+/// The upgrade path: `--path`, else `/ws` for the JSON scenarios and `/` for the others.
+fn path(args: &Args) -> &str {
+    match &args.path {
+        Some(path) => path,
+        None if args.scenario.is_json() => "/ws",
+        None => "/",
+    }
+}
+
 /// The extension offer for a new session, when `--sessions`.
 fn offer(args: &Args) -> Option<&'static str> {
     args.sessions.then_some("x-connectme-session")
@@ -388,7 +439,7 @@ fn offer(args: &Args) -> Option<&'static str> {
 
 async fn echo(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
     for _ in 0..args.connections {
-        let stream = ws_connect_with(args.addr, "/", offer(args)).await?;
+        let stream = ws_connect_with(args.addr, path(args), offer(args)).await?;
         let (stats, depth, size, sessions) = (stats.clone(), args.depth, args.size, args.sessions);
         tokio::task::spawn_local(async move {
             let (mut rd, mut wr) = stream.into_split();
@@ -440,7 +491,8 @@ async fn paced(args: &Args, stats: Rc<Stats>, mode: Paced) -> io::Result<()> {
     for i in 0..args.connections {
         let path = match mode {
             Paced::Room => format!("/room/{}", i % rooms),
-            _ => "/".to_owned(),
+            Paced::Latency => path(args).to_owned(),
+            Paced::Broadcast => "/".to_owned(),
         };
         let stream = ws_connect_with(args.addr, &path, None).await?;
         let (mut rd, wr) = stream.into_split();
@@ -479,6 +531,217 @@ async fn paced(args: &Args, stats: Rc<Stats>, mode: Paced) -> io::Result<()> {
                 ticker.tick().await;
                 out.clear();
                 frame(tag, size, &mut out);
+                if wr.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The JSON scenarios' payload: `{"msg":"xx…"}`, `size` bytes (at least 10), as text and
+/// as the value every reply must carry back.
+fn json_payload(size: usize) -> Rc<(String, Value)> {
+    let text = format!(r#"{{"msg":"{}"}}"#, "x".repeat(size.saturating_sub(10)));
+    let value = serde_json::from_str(&text).expect("a JSON object");
+    Rc::new((text, value))
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A reply as the JSON client reads it (`v`, `t` and unknown keys ignored).
+#[derive(Deserialize)]
+struct JsonReply<'a> {
+    #[serde(borrow)]
+    e: Cow<'a, str>,
+    #[serde(default)]
+    p: Value,
+    #[serde(borrow, default)]
+    c: Option<Cow<'a, str>>,
+}
+
+/// What a server's text frame was to a JSON connection.
+enum Answer {
+    /// The right reply to the request in flight sent at this time (ns).
+    Echoed(u64),
+    /// The reply to a request in flight, but not its echo: an error.
+    Wrong(String),
+    /// No reply to any request in flight: an error.
+    Stray(String),
+    /// A message the server started (a `sys.*` event without `c`).
+    Skip,
+}
+
+/// One JSON connection's requests: each `c` is `<connection>-<sequence number>`, and the
+/// ones in flight are kept by sequence number with their send time.
+struct JsonClient {
+    conn: usize,
+    next: u64,
+    inflight: HashMap<u64, u64>,
+    payload: Rc<(String, Value)>,
+    body: String,
+}
+
+impl JsonClient {
+    fn new(conn: usize, payload: Rc<(String, Value)>) -> Self {
+        Self {
+            conn,
+            next: 0,
+            inflight: HashMap::new(),
+            payload,
+            body: String::new(),
+        }
+    }
+
+    /// Appends the next request, a masked (key 0) text frame, to `out`.
+    fn request(&mut self, out: &mut Vec<u8>) {
+        use std::fmt::Write;
+        self.next += 1;
+        self.body.clear();
+        let _ = write!(
+            self.body,
+            r#"{{"v":"1.0","e":"echo","p":{},"c":"{}-{}","t":{}}}"#,
+            self.payload.0,
+            self.conn,
+            self.next,
+            unix_ms()
+        );
+        frame_header(0x81, self.body.len(), out);
+        out.extend_from_slice(self.body.as_bytes());
+        self.inflight.insert(self.next, now_ns());
+    }
+
+    /// Matches a text frame from the server to its request by `c`.
+    fn answer(&mut self, text: &[u8]) -> Answer {
+        let reply: JsonReply = match serde_json::from_slice(text) {
+            Ok(reply) => reply,
+            Err(e) => return Answer::Stray(format!("not an envelope ({e})")),
+        };
+        let Some(c) = reply.c else {
+            if reply.e.starts_with("sys.") && reply.e != "sys.error" {
+                return Answer::Skip;
+            }
+            return Answer::Stray(format!("`{}` without c", reply.e));
+        };
+        let sent = c
+            .split_once('-')
+            .filter(|(conn, _)| conn.parse() == Ok(self.conn))
+            .and_then(|(_, seq)| seq.parse::<u64>().ok())
+            .and_then(|seq| self.inflight.remove(&seq));
+        match sent {
+            None => Answer::Stray(format!("`{}` with c {c:?}: no such request", reply.e)),
+            Some(sent) if reply.e == "echo.response" && reply.p == self.payload.1 => {
+                Answer::Echoed(sent)
+            }
+            Some(_) => Answer::Wrong(format!(
+                "`{}` for c {c:?}, payload {}",
+                reply.e,
+                truncate(&reply.p.to_string(), 200)
+            )),
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// `echo`'s load in JSON: `depth` requests in flight per connection, a new one sent for
+/// each reply.
+async fn json_echo(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
+    let payload = json_payload(args.size);
+    for i in 0..args.connections {
+        let stream = ws_connect_with(args.addr, path(args), None).await?;
+        let (stats, depth) = (stats.clone(), args.depth);
+        let mut client = JsonClient::new(i, payload.clone());
+        tokio::task::spawn_local(async move {
+            let (mut rd, mut wr) = stream.into_split();
+            let mut out = Vec::new();
+            for _ in 0..depth {
+                client.request(&mut out);
+            }
+            let mut reader = FrameReader::new();
+            while !stats.stop.get() {
+                if wr.write_all(&out).await.is_err() || reader.fill(&mut rd).await.is_err() {
+                    stats.error("json-echo: connection lost");
+                    return;
+                }
+                out.clear();
+                while let Some((opcode, payload)) = reader.next_frame() {
+                    match opcode {
+                        1 => match client.answer(&reader.buf[payload]) {
+                            Answer::Echoed(sent) => {
+                                stats.record(sent);
+                                client.request(&mut out);
+                            }
+                            Answer::Wrong(why) => {
+                                stats.error(&why);
+                                client.request(&mut out);
+                            }
+                            Answer::Stray(why) => stats.error(&why),
+                            Answer::Skip => {}
+                        },
+                        8 => {
+                            stats.error("json-echo: the server closed the connection");
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// `latency`'s load in JSON: every connection sends a request every
+/// `connections / rate` seconds (staggered), whatever the replies.
+async fn json_latency(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
+    let payload = json_payload(args.size);
+    let senders = args.connections.max(1);
+    let interval = Duration::from_secs_f64(senders as f64 / args.rate.max(1) as f64);
+    for i in 0..args.connections {
+        let stream = ws_connect_with(args.addr, path(args), None).await?;
+        let (mut rd, mut wr) = stream.into_split();
+        let client = Rc::new(RefCell::new(JsonClient::new(i, payload.clone())));
+        let (reader_stats, reader_client) = (stats.clone(), client.clone());
+        tokio::task::spawn_local(async move {
+            let mut reader = FrameReader::new();
+            while !reader_stats.stop.get() {
+                if reader.fill(&mut rd).await.is_err() {
+                    return;
+                }
+                while let Some((opcode, payload)) = reader.next_frame() {
+                    if opcode != 1 {
+                        continue;
+                    }
+                    match reader_client.borrow_mut().answer(&reader.buf[payload]) {
+                        Answer::Echoed(sent) => reader_stats.record(sent),
+                        Answer::Wrong(why) | Answer::Stray(why) => reader_stats.error(&why),
+                        Answer::Skip => {}
+                    }
+                }
+            }
+        });
+        let stats = stats.clone();
+        let offset = interval.mul_f64(i as f64 / senders as f64);
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(offset).await;
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut out = Vec::new();
+            while !stats.stop.get() {
+                ticker.tick().await;
+                out.clear();
+                client.borrow_mut().request(&mut out);
                 if wr.write_all(&out).await.is_err() {
                     return;
                 }
@@ -737,7 +1000,7 @@ fn main() -> io::Result<()> {
     let stats = Stats::new();
     let mut row = serde_json::json!({
         "server": args.label,
-        "scenario": format!("{:?}", args.scenario).to_lowercase(),
+        "scenario": args.scenario.to_possible_value().map(|v| v.get_name().to_owned()),
     });
     local.block_on(&runtime, async {
         let (elapsed, cpu, steal) = match args.scenario {
@@ -757,6 +1020,14 @@ fn main() -> io::Result<()> {
                 paced(&args, stats.clone(), Paced::Room).await?;
                 measure(&args, &stats).await?
             }
+            Scenario::JsonEcho => {
+                json_echo(&args, stats.clone()).await?;
+                measure(&args, &stats).await?
+            }
+            Scenario::JsonLatency => {
+                json_latency(&args, stats.clone()).await?;
+                measure(&args, &stats).await?
+            }
             Scenario::Connect => connect_storm(&args, stats.clone()).await?,
             Scenario::Resume => {
                 resume_storm(&args, stats.clone(), &mut row).await?;
@@ -771,8 +1042,10 @@ fn main() -> io::Result<()> {
         };
         let ops = stats.count.get();
         row["params"] = match args.scenario {
-            Scenario::Echo => format!("C={} D={} S={}", args.connections, args.depth, args.size),
-            Scenario::Latency => format!(
+            Scenario::Echo | Scenario::JsonEcho => {
+                format!("C={} D={} S={}", args.connections, args.depth, args.size)
+            }
+            Scenario::Latency | Scenario::JsonLatency => format!(
                 "C={} rate={}/s S={}",
                 args.connections, args.rate, args.size
             ),
