@@ -256,6 +256,19 @@ impl<'a> SysError<'a> {
     }
 }
 
+/// Most characters of a client's own text (an event name, a version) a `sys.error`
+/// repeats: enough to recognise it, never a way to make the server send back what a peer
+/// sent many times over.
+pub(crate) const ECHO_MAX_CHARS: usize = 64;
+
+/// `text` as a `sys.error` may repeat it: at most [`ECHO_MAX_CHARS`] characters, then `…`.
+pub(crate) fn clipped(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(ECHO_MAX_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
+}
+
 /// Serialises `details` for [`SysError::details_raw`]; `None` when it is not an object.
 pub(crate) fn details_json<T: Serialize + ?Sized>(details: &T) -> Option<String> {
     let text = serde_json::to_string(details).ok()?;

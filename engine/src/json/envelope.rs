@@ -19,6 +19,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::codes::ErrorCode;
+use super::encode::clipped;
 
 /// The versions a server accepts in `v` (§3, step 3), configurable where the reference's
 /// minimum was not (§17 row 7).
@@ -382,7 +383,7 @@ fn validate<'a>(
         }
         Slot::Str(v) if config.accepts(&v) => v,
         Slot::Str(v) => {
-            let kind = EnvelopeErrorKind::UnsupportedVersion(Some(Box::from(&*v)));
+            let kind = EnvelopeErrorKind::UnsupportedVersion(Some(Box::from(&*clipped(&v))));
             return Err(fail(kind, None));
         }
         Slot::Other => return Err(fail(EnvelopeErrorKind::UnsupportedVersion(None), None)),

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use super::codes::ErrorCode;
 use super::context::JsonContext;
+use super::encode::clipped;
 use super::envelope::{compare_versions, Envelope, EnvelopeConfig};
 use super::error::HandlerError;
 use super::validate;
@@ -272,7 +273,7 @@ impl JsonRouter {
         let (index, payload) = match target {
             Target::Route { index, payload } => (index, payload),
             Target::NotFound => {
-                let message = format!("Handler not found for event: {}", ctx.event());
+                let message = format!("Handler not found for event: {}", clipped(ctx.event()));
                 let error = HandlerError::new(ErrorCode::HandlerNotFound.as_u16(), message);
                 return Box::pin(ready(Err(error)));
             }

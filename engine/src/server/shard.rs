@@ -483,7 +483,8 @@ async fn serve_connection<S, R>(
                 None => json.refuse_frame(
                     None,
                     &SysError::new(ErrorCode::InvalidProtocol)
-                        .message("Binary frames are not accepted: send JSON text"),
+                        .message("Binary frames are not accepted: send JSON text")
+                        .details_raw(r#"{"reason":"binary_frame"}"#),
                 ),
             }
             return;

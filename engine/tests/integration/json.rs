@@ -192,6 +192,21 @@ fn every_refused_frame_gets_a_sys_error() {
     let answer = read(&mut socket);
     assert_eq!(answer["e"], "sys.error");
     assert_eq!(answer["p"]["code"], 1001);
+    assert_eq!(answer["p"]["details"]["reason"], "binary_frame");
+    // A client's own text is repeated clipped, never in full.
+    let long = "x".repeat(70_000);
+    send(&mut socket, &format!(r#"{{"e":"{long}","c":"l"}}"#));
+    let answer = read(&mut socket);
+    assert_eq!(answer["p"]["code"], 1008);
+    let message = answer["p"]["message"].as_str().unwrap();
+    assert!(message.len() < 200 && message.ends_with('…'), "{message}");
+    send(
+        &mut socket,
+        &format!(r#"{{"e":"echo","v":"{long}","c":"m"}}"#),
+    );
+    let answer = read(&mut socket);
+    assert_eq!(answer["p"]["code"], 1002);
+    assert!(answer.to_string().len() < 500, "{answer}");
     // And the connection still works.
     send(
         &mut socket,

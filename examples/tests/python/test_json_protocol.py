@@ -268,7 +268,11 @@ class EnvelopeErrors(Protocol):
 
     async def test_a_binary_frame(self):
         await self.check(
-            b"\x01\x02\x03", 1001, "Binary frames are not accepted: send JSON text", None, None
+            b"\x01\x02\x03",
+            1001,
+            "Binary frames are not accepted: send JSON text",
+            {"reason": "binary_frame"},
+            None,
         )
 
     async def test_the_connection_survives_every_refusal(self):
