@@ -5,11 +5,11 @@
 //! ```text
 //! cargo run --release --example web_chat
 //! # then open the printed page URL (in two tabs, to talk to yourself)
-//! cargo run --release --example web_chat -- --addr 0.0.0.0:9002 --http 0.0.0.0:8080
+//! cargo run --release --example web_chat -- --addr 0.0.0.0:9004 --http 0.0.0.0:8080
 //! ```
 //!
 //! The page connects to `ws://<the page's host>:<?ws= port>/ws`, so the page URL carries
-//! the WebSocket port: `http://127.0.0.1:8080/?ws=9002`.
+//! the WebSocket port: `http://127.0.0.1:8080/?ws=9004`.
 
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ use examples::web_chat::{start, web_dir};
 #[derive(Parser)]
 struct Args {
     /// Address of the WebSocket server (JSON protocol on the path /ws).
-    #[arg(long, default_value = "127.0.0.1:9002")]
+    #[arg(long, default_value = "127.0.0.1:9004")]
     addr: String,
     /// Address of the HTTP server for the page.
     #[arg(long, default_value = "127.0.0.1:8080")]

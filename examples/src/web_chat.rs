@@ -247,7 +247,7 @@ impl WebChat {
 }
 
 /// The page's address: `http://<http>/?ws=<ws port>` (127.0.0.1 for a server on every
-/// interface). The page connects to `ws://<its own host>:<ws port>/ws` (9002 when `?ws=`
+/// interface). The page connects to `ws://<its own host>:<ws port>/ws` (9004 when `?ws=`
 /// is missing).
 pub fn page_url(http: SocketAddr, ws: SocketAddr) -> String {
     format!("http://{}/?ws={}", reachable(http), ws.port())
@@ -454,7 +454,7 @@ mod tests {
             file("index.html", "text/html; charset=utf-8")
         );
         assert_eq!(
-            resolve(&dir, "/?ws=9002"),
+            resolve(&dir, "/?ws=9004"),
             file("index.html", "text/html; charset=utf-8")
         );
         assert_eq!(

@@ -1,9 +1,9 @@
 // The chat page: rooms, a message log per room, and the connection's status, on the
 // websocket_core JSON protocol through wscore.js. Served by `cargo run --example web_chat`.
 //
-// The WebSocket endpoint is the page's own host, the port given as `?ws=PORT` (9002, the
-// example's default, without it), and the path /ws: http://127.0.0.1:8080/?ws=9002 talks
-// to ws://127.0.0.1:9002/ws. `?ws=` may also be a whole ws:// or wss:// URL.
+// The WebSocket endpoint is the page's own host, the port given as `?ws=PORT` (9004, the
+// example's default, without it), and the path /ws: http://127.0.0.1:8080/?ws=9004 talks
+// to ws://127.0.0.1:9004/ws. `?ws=` may also be a whole ws:// or wss:// URL.
 
 import { connect } from "./wscore.js";
 
@@ -11,7 +11,7 @@ const LOBBY = "lobby";
 const $ = (id) => document.getElementById(id);
 
 function endpoint() {
-  const ws = new URLSearchParams(location.search).get("ws") ?? "9002";
+  const ws = new URLSearchParams(location.search).get("ws") ?? "9004";
   if (/^wss?:\/\//.test(ws)) return ws;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   return `${scheme}://${location.hostname}:${ws}/ws`;

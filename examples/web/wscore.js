@@ -2,7 +2,7 @@
 // serves it. One ES module, no dependencies, no build step.
 //
 //   import { connect } from "./wscore.js";
-//   const client = connect("ws://127.0.0.1:9002/ws", { onStatus: (s) => console.log(s) });
+//   const client = connect("ws://127.0.0.1:9004/ws", { onStatus: (s) => console.log(s) });
 //   client.on("chat.message", (p) => console.log(p.name, p.text));
 //   const joined = await client.request("room.join", { room: "lobby" });
 //   client.send("typing", { room: "lobby" });

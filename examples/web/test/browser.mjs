@@ -4,7 +4,7 @@
 // room. Run by examples/tests/web_browser.rs, or by hand against a running example:
 //
 //   cargo run --release --example web_chat        # prints the page URL
-//   node examples/web/test/browser.mjs 'http://127.0.0.1:8080/?ws=9002' [screenshot.png]
+//   node examples/web/test/browser.mjs 'http://127.0.0.1:8080/?ws=9004' [screenshot.png]
 //
 // Chromium: /usr/bin/chromium (Debian's `chromium` package), or the path in $CHROMIUM.
 // Prints one "ok: ..." line per step; exits 0 when all passed, 1 otherwise.
