@@ -181,6 +181,22 @@ impl<const N: usize> IntoFrame for &[u8; N] {
     }
 }
 
+/// Bytes the engine itself encoded as UTF-8 (the JSON protocol's envelopes, written by
+/// serde_json from strings), sent as a text message without validating them again.
+pub(crate) struct Utf8Bytes(pub(crate) Bytes);
+
+impl IntoFrame for Utf8Bytes {
+    fn into_frame(self, wire: Wire) -> Bytes {
+        wire.frame(Kind::Text, self.0.len(), |b| b.extend_from_slice(&self.0))
+    }
+    fn payload_len(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+    fn write_frame(self, wire: Wire, len: usize, out: &mut Vec<u8>) {
+        wire.write_frame(out, Kind::Text, len, |b| b.extend_from_slice(&self.0));
+    }
+}
+
 impl<M: Message> IntoFrame for &Packet<M> {
     fn into_frame(self, wire: Wire) -> Bytes {
         wire.frame(Kind::Binary, self.frame_len(), |b| self.encode(b))

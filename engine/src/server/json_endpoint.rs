@@ -22,6 +22,7 @@ use crate::json::{
     PeerClosed,
 };
 use crate::link::Link;
+use crate::proto::outgoing::Utf8Bytes;
 use crate::room::RoomError;
 
 /// Where the JSON protocol is served ([`ServerBuilder::json`](crate::ServerBuilder::json)).
@@ -178,9 +179,8 @@ impl<S: Send + Sync + 'static> JsonPeer for JsonConnection<S> {
         if !self.link.is_open() {
             return Err(PeerClosed);
         }
-        // The JSON encoders write UTF-8 only; a frame that is not is refused, not sent.
-        let text = packme::utf8_string(frame).map_err(|_| PeerClosed)?;
-        self.peer.send(text);
+        // Every frame comes from the JSON module's encoders, which write UTF-8 only.
+        self.peer.send(Utf8Bytes(frame));
         Ok(())
     }
 
@@ -204,9 +204,7 @@ impl<S: Send + Sync + 'static> JsonPeer for JsonConnection<S> {
     }
 
     fn broadcast_to_room(&self, room: &str, frame: Bytes, exclude_self: bool) -> usize {
-        let Ok(text) = packme::utf8_string(frame) else {
-            return 0;
-        };
-        self.peer.broadcast_text_to_room(room, text, exclude_self)
+        self.peer
+            .broadcast_text_to_room(room, Utf8Bytes(frame), exclude_self)
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use packme::{ByteString, Message, Packet, Registry, RegistryError, Request};
+use packme::{Message, Packet, Registry, RegistryError, Request};
 
 use super::client_entry::Conn;
 use super::info::ConnInfo;
@@ -223,7 +223,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
     pub(super) fn broadcast_text_to_room(
         &self,
         room: &str,
-        text: ByteString,
+        text: impl IntoFrame,
         exclude_self: bool,
     ) -> usize {
         let exclude = exclude_self.then_some(self.inner.id);
