@@ -447,14 +447,10 @@ async fn serve_connection<S, R>(
     S: Send + Sync + 'static,
     R: crate::rt::net::SplitRead + 'static,
 {
-    let (sessioned, json) = match protocol {
-        Protocol::Binary { sessioned } => (sessioned, None),
-        Protocol::Json(dispatcher) => (false, Some(dispatcher)),
-    };
     // A client without a session: its message budget, if there is a message rate.
     let mut budget: Option<TokenBucket> = None;
     read_loop(&mut reader, buf, &link, |message| {
-        if sessioned {
+        if protocol.sessioned() {
             if let Received::Session(control) = message {
                 shard.session_control(&link, &control);
                 return;
@@ -470,14 +466,14 @@ async fn serve_connection<S, R>(
             }
         } else if let Err(retry) = shard.charge(&mut budget, &message) {
             shard.rate_limited(&link, &peer, retry, false);
-            if let Some(json) = &json {
+            if let Some(json) = protocol.json() {
                 let retry_ms =
                     u64::try_from(retry.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
                 json.refuse_frame(text_of(&message), &SysError::rate_limited(retry_ms));
             }
             return;
         }
-        if let Some(json) = &json {
+        if let Some(json) = protocol.json() {
             match text_of(&message) {
                 Some(text) => json.received(text),
                 None => json.refuse_frame(
@@ -501,7 +497,7 @@ async fn serve_connection<S, R>(
         );
     })
     .await;
-    if let Some(json) = &json {
+    if let Some(json) = protocol.json() {
         // Queued messages and running handlers of a connection that went away are dropped.
         json.close();
     }
@@ -545,6 +541,19 @@ enum Protocol {
     },
     /// The JSON protocol: frames go to the connection's dispatcher.
     Json(JsonDispatcher),
+}
+
+impl Protocol {
+    fn sessioned(&self) -> bool {
+        matches!(self, Protocol::Binary { sessioned: true })
+    }
+
+    fn json(&self) -> Option<&JsonDispatcher> {
+        match self {
+            Protocol::Json(dispatcher) => Some(dispatcher),
+            Protocol::Binary { .. } => None,
+        }
+    }
 }
 
 /// A received message's text, if it is a text message.
