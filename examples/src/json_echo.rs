@@ -4,7 +4,6 @@
 //! `tests/python_json.rs`, which drives it with Python's `websockets` as an independent
 //! client, share it.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use connectme::json::{HandlerError, JsonContext, JsonRouter};
@@ -32,30 +31,6 @@ pub struct Total {
     pub sum: f64,
 }
 
-/// Any JSON value, read and written back as it is (object keys in sorted order): `slow`'s
-/// payload, which it returns untouched. With `serde` only, so the examples need no JSON
-/// library of their own.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Any {
-    /// `null`.
-    Null,
-    /// `true` or `false`.
-    Bool(bool),
-    /// An integer that fits an `i64`.
-    Int(i64),
-    /// An integer above `i64::MAX`.
-    Uint(u64),
-    /// Any other number.
-    Float(f64),
-    /// A string.
-    Str(String),
-    /// An array.
-    Array(Vec<Any>),
-    /// An object.
-    Object(BTreeMap<String, Any>),
-}
-
 /// The identity `whoami` reports: `{user}` (always a user, since it requires auth).
 #[derive(Debug, Serialize)]
 pub struct WhoAmI {
@@ -77,7 +52,7 @@ pub fn router() -> JsonRouter {
         let sum = p.values.iter().fold(0.0, |sum, v| sum + v);
         Ok(Total { sum })
     });
-    router.on("slow", |_, p: Any| async move {
+    router.on("slow", |_, p: serde_json::Value| async move {
         connectme::sleep(SLOW).await;
         Ok(p)
     });
