@@ -7,6 +7,7 @@
 //! back through runtime-agnostic channels.
 
 mod builder;
+mod json;
 mod session;
 mod target;
 mod thread;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use packme::{Message, Packet, Registry, RegistryError, Request};
 
 pub use builder::ClientBuilder;
+pub use json::{JsonClient, JsonEvent, JsonListenerId, JsonReply, JsonStatus, RequestError};
 pub use session::{ClientSessionConfig, SendError};
 pub use target::{ConnectError, Target};
 

@@ -74,6 +74,10 @@ mod router_tests;
 mod tests;
 mod validate;
 
+/// The JSON protocol's client (in the client's module, as it is built on [`crate::Client`]).
+pub use crate::client::{
+    JsonClient, JsonEvent, JsonListenerId, JsonReply, JsonStatus, RequestError,
+};
 pub(crate) use codes::CloseCode;
 pub use codes::ErrorCode;
 pub use context::{JsonContext, SendError};

@@ -6,7 +6,9 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use connectme::json::{HandlerError, JsonContext, JsonRouter};
+use connectme::json::{
+    HandlerError, JsonClient, JsonContext, JsonRouter, JsonStatus, RequestError,
+};
 use connectme::{Client, JsonHeartbeat, Listeners, RateLimit, Server};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -368,4 +370,77 @@ fn a_silent_connection_is_pinged_and_closed_with_4004_and_a_pong_keeps_it() {
         closed_at - started > Duration::from_secs(4),
         "the pongs kept it open past the first timeout"
     );
+}
+
+#[test]
+fn the_json_client_requests_listens_and_answers_the_heartbeat() {
+    let server = server()
+        .json(router())
+        .json_heartbeat(Some(JsonHeartbeat {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(3),
+        }))
+        .start()
+        .unwrap();
+    let url = format!("ws://{}/ws", server.local_addr().unwrap());
+    let client = JsonClient::new(Client::builder(&url)).unwrap();
+    let statuses = client.statuses();
+    let (tx, created) = std::sync::mpsc::channel();
+    client.on("sys.session.created", move |event| {
+        let _ = tx.send(event.payload.clone());
+    });
+    client.connect_blocking().unwrap();
+    assert_eq!(
+        statuses.recv_timeout(Duration::from_secs(5)),
+        Ok(JsonStatus::Connected)
+    );
+    assert!(recv(&created, "sys.session.created")["sessionId"].is_string());
+
+    let wait = Duration::from_secs(5);
+    let reply = client.request("echo", &json!({ "msg": "hi" }), wait).wait();
+    assert_eq!(reply.unwrap(), json!({ "msg": "hi" }));
+    match client.request("fail", &json!({}), wait).wait() {
+        Err(RequestError::Refused { code, message, .. }) => {
+            assert_eq!((code, message.as_str()), (4100, "not today"))
+        }
+        other => panic!("expected the application's error, got {other:?}"),
+    }
+    match client.request("echo", &json!({}), wait).wait() {
+        Err(RequestError::Refused {
+            code: 1009,
+            payload,
+            ..
+        }) => {
+            assert_eq!(payload["details"]["errors"][0]["field"], "msg")
+        }
+        other => panic!("expected 1009, got {other:?}"),
+    }
+    let slow = client.request("slow", &json!({}), Duration::from_millis(10));
+    assert!(matches!(slow.wait(), Err(RequestError::Timeout)));
+
+    // A room event reaches the listener; a sender's own request still gets its reply.
+    let (tx, heard) = std::sync::mpsc::channel();
+    client.on("chat.message", move |event| {
+        let _ = tx.send(event.payload["text"].clone());
+    });
+    let joined = client.request("join", &json!({ "room": "r" }), wait).wait();
+    assert_eq!(joined.unwrap(), json!({ "joined": "r" }));
+    let (mut other, _) = open(&server, "/ws");
+    send(&mut other, r#"{"e":"join","p":{"room":"r"},"c":"j"}"#);
+    read(&mut other);
+    send(
+        &mut other,
+        r#"{"e":"say","p":{"room":"r","text":"hello client"},"c":"s"}"#,
+    );
+    assert_eq!(recv(&heard, "the room's message"), json!("hello client"));
+
+    // Past the heartbeat's timeout the client is still connected: it answers the pings.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(client.is_connected());
+    assert!(statuses.try_recv().is_err(), "no disconnect");
+    let reply = client
+        .request("echo", &json!({ "msg": "still" }), wait)
+        .wait();
+    assert_eq!(reply.unwrap(), json!({ "msg": "still" }));
+    client.close();
 }
