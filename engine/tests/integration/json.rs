@@ -328,16 +328,21 @@ fn json_and_binary_clients_share_rooms() {
     drop(binary);
 }
 
-#[test]
-fn a_silent_connection_is_pinged_and_closed_with_4004_and_a_pong_keeps_it() {
-    let server = server()
+/// A JSON server whose heartbeat pings after 1 s of silence and closes after 3 s.
+fn quick_heartbeat_server() -> Server {
+    server()
         .json(router())
         .json_heartbeat(Some(JsonHeartbeat {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(3),
         }))
         .start()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_silent_connection_is_pinged_and_closed_with_4004_and_a_pong_keeps_it() {
+    let server = quick_heartbeat_server();
     let (mut socket, _) = open(&server, "/ws");
     let started = Instant::now();
     let ping = read(&mut socket);
@@ -374,14 +379,7 @@ fn a_silent_connection_is_pinged_and_closed_with_4004_and_a_pong_keeps_it() {
 
 #[test]
 fn the_json_client_requests_listens_and_answers_the_heartbeat() {
-    let server = server()
-        .json(router())
-        .json_heartbeat(Some(JsonHeartbeat {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(3),
-        }))
-        .start()
-        .unwrap();
+    let server = quick_heartbeat_server();
     let url = format!("ws://{}/ws", server.local_addr().unwrap());
     let client = JsonClient::new(Client::builder(&url)).unwrap();
     let statuses = client.statuses();
