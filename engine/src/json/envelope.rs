@@ -301,8 +301,19 @@ impl JsonBackend for SonicRs {
         raw.as_raw_str()
     }
 
+    /// sonic-rs skips the values it is not asked to decode (a container under an unknown
+    /// key or under a key of the wrong type) without checking their escapes, where
+    /// serde_json checks them and stops at the first bad one (found by the
+    /// `json_envelope` fuzz target). The parse stops there too: it runs on the text up to
+    /// that point, which then ends inside a string, so the two libraries agree on the
+    /// outcome and on the `c` read before it.
     fn run<'a>(text: &'a str, seed: ScanSeed<'_, 'a, Self>) -> bool {
-        let mut de = sonic_rs::Deserializer::from_str(text);
+        let suspect = text.bytes().any(|b| b == b'\\' || b < 0x20);
+        let end = suspect
+            .then(|| first_unsound(text.as_bytes(), None))
+            .flatten()
+            .unwrap_or(text.len());
+        let mut de = sonic_rs::Deserializer::from_str(&text[..end]);
         seed.deserialize(&mut de).and_then(|()| de.end()).is_ok()
     }
 }
@@ -586,6 +597,13 @@ const MAX_PAYLOAD_DEPTH: usize = 127;
 /// library counts depth while skipping, and a handler decoding a deeper `p` would fail
 /// or recurse that deep). The structure itself was checked by the library.
 fn payload_is_sound(raw: &[u8]) -> bool {
+    first_unsound(raw, Some(MAX_PAYLOAD_DEPTH)).is_none()
+}
+
+/// Where JSON text first has an invalid escape or a control character inside a string,
+/// or (with `max_depth`) nests deeper than that; `None` if nowhere. Only strings and
+/// brackets are looked at: the library checks the rest.
+fn first_unsound(raw: &[u8], max_depth: Option<usize>) -> Option<usize> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut i = 0;
@@ -599,13 +617,13 @@ fn payload_is_sound(raw: &[u8]) -> bool {
                     Some(b'u') => {
                         let digits = raw.get(i + 2..i + 6);
                         if !digits.is_some_and(|d| d.iter().all(u8::is_ascii_hexdigit)) {
-                            return false;
+                            return Some(i);
                         }
                         i += 5;
                     }
-                    _ => return false,
+                    _ => return Some(i),
                 },
-                0x00..=0x1f => return false,
+                0x00..=0x1f => return Some(i),
                 _ => {}
             }
         } else {
@@ -613,8 +631,8 @@ fn payload_is_sound(raw: &[u8]) -> bool {
                 b'"' => in_string = true,
                 b'{' | b'[' => {
                     depth += 1;
-                    if depth > MAX_PAYLOAD_DEPTH {
-                        return false;
+                    if max_depth.is_some_and(|max| depth > max) {
+                        return Some(i);
                     }
                 }
                 b'}' | b']' => depth = depth.saturating_sub(1),
@@ -623,7 +641,7 @@ fn payload_is_sound(raw: &[u8]) -> bool {
         }
         i += 1;
     }
-    true
+    None
 }
 
 /// Classifies `p` by its first byte and keeps its text, borrowed from the frame when the

@@ -916,3 +916,31 @@ fn a_bad_hex_escape_in_the_payload_is_refused_by_both() {
         assert_eq!(err(text).kind(), &EnvelopeErrorKind::InvalidJson);
     }
 }
+
+/// Found by the fuzz target `json_envelope` (a 420 s run): a bad escape nested under a key
+/// of the wrong type or an unknown key was skipped unchecked by sonic-rs (1002, or even
+/// accepted) where serde_json refuses the text (1001). Both now stop at the bad escape,
+/// echoing `c` only when it came before it.
+#[test]
+fn a_bad_escape_anywhere_is_invalid_json_on_both() {
+    for text in [
+        r#"{"e":"a","v":{"x":"\uzzzz"}}"#,
+        r#"{"c":"k","e":"a","v":["\q"]}"#,
+        r#"{"e":"a","x":{"y":"\uzzzz"},"c":"late"}"#,
+        r#"{"c":"k","e":"a","t":[{"z":"\u12"}]}"#,
+        "{\"e\":\"a\",\"x\":[\"\u{1}\"]}",
+    ] {
+        same_on_both(text);
+        assert_eq!(err(text).kind(), &EnvelopeErrorKind::InvalidJson, "{text}");
+    }
+    assert_eq!(
+        err(r#"{"c":"k","e":"a","v":["\q"]}"#).correlation(),
+        Some("k")
+    );
+    assert_eq!(
+        err(r#"{"e":"a","x":{"y":"\uzzzz"},"c":"late"}"#).correlation(),
+        None
+    );
+    // Whitespace control characters between tokens are JSON, not a bad string.
+    assert_eq!(ok("{\n\t\"e\":\"a\"\r\n}").event(), "a");
+}
