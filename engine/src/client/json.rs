@@ -348,10 +348,12 @@ impl Shared {
         }
     }
 
-    fn connected(&self) {
+    /// Sends what waited, through the one send path (so it waits again, in order, if the
+    /// connection drops before it goes out).
+    fn connected(self: &Arc<Self>) {
         let queued = std::mem::take(&mut *lock(&self.offline));
         for frame in queued {
-            self.client.send(Utf8Bytes(frame));
+            self.send(frame);
         }
         self.status(JsonStatus::Connected);
     }

@@ -430,22 +430,24 @@ impl Connection {
             } => (message, len, frame_len),
             Framing::Parts(parts) => return self.send_parts(parts),
         };
-        if !self.admit(frame_len) {
-            return false;
-        }
-        self.out.append(|out| message.write_frame(wire, len, out));
-        self.queued_bytes += frame_len;
-        true
+        self.queue_small(frame_len, |out| message.write_frame(wire, len, out))
     }
 
     /// Queues a small frame already encoded elsewhere (a session's replay buffer keeps
     /// it), copied into the queue.
     pub(crate) fn send_copied(&mut self, frame: &[u8]) -> bool {
-        if !self.admit(frame.len()) {
+        self.queue_small(frame.len(), |out| out.extend_from_slice(frame))
+    }
+
+    /// Queues a small frame of `frame_len` bytes, written by `write` into the contiguous
+    /// part of the queue, if [`Connection::admit`] takes it.
+    #[inline]
+    fn queue_small(&mut self, frame_len: usize, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        if !self.admit(frame_len) {
             return false;
         }
-        self.out.append(|out| out.extend_from_slice(frame));
-        self.queued_bytes += frame.len();
+        self.out.append(write);
+        self.queued_bytes += frame_len;
         true
     }
 
@@ -482,17 +484,11 @@ impl Connection {
     /// with the data frames), counted against the queue limit like data.
     pub fn send_session(&mut self, payload: &[u8]) -> bool {
         let wire = self.config.wire;
-        let frame_len = wire.frame_len(payload.len());
-        if !self.admit(frame_len) {
-            return false;
-        }
-        self.out.append(|out| {
+        self.queue_small(wire.frame_len(payload.len()), |out| {
             wire.write_frame(out, Kind::Session, payload.len(), |b| {
                 b.extend_from_slice(payload)
             })
-        });
-        self.queued_bytes += frame_len;
-        true
+        })
     }
 
     /// Whether a data frame of `len` bytes may be queued. Over the limit the peer is a slow

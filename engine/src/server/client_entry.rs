@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::peer::Peer;
 use crate::link::Link;
 use crate::listeners::ListenerCell;
-use crate::proto::outgoing::{Framing, IntoFrame, ZERO_COPY_MIN};
+use crate::proto::outgoing::{Framing, IntoFrame};
 use crate::proto::{FrameParts, Wire};
 use crate::session::ServerSession;
 
@@ -94,18 +94,9 @@ impl<S> Conn<S> {
             }
             return;
         };
-        if frame.len() < ZERO_COPY_MIN {
-            let kept = session
-                .replay
-                .push_with(frame.len(), |out| out.extend_from_slice(frame));
-            if let Some(link) = &self.link {
-                link.send_copied(kept);
-            }
-        } else {
-            session.replay.push(&FrameParts::whole(frame.clone()));
-            if let Some(link) = &self.link {
-                link.send_shared(frame);
-            }
+        let kept = session.replay.push_whole(frame);
+        if let Some(link) = &self.link {
+            link.send_kept(kept);
         }
     }
 }

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use super::client_entry::Conn;
 use super::opening::Opened;
 use super::peer::Peer;
-use super::shard::{guard, Shard};
+use super::shard::{guard, text_of, Protocol, Shard};
 use crate::auth::Identity;
 use crate::guard::TokenBucket;
+use crate::json::SysError;
 use crate::link::Link;
 use crate::proto::received::Received;
 use crate::proto::{close_code, End};
@@ -263,20 +264,29 @@ impl<S: Send + Sync + 'static> Shard<S> {
     }
 
     /// A message over the client's message rate was dropped: counted, logged, the client
-    /// told if it has a session, and the application's callback called.
+    /// told where its protocol can say it (a session frame, or the JSON protocol's 1010
+    /// carrying the message's `c`), and the application's callback called.
     pub(super) fn rate_limited(
         &self,
         link: &Rc<Link>,
         peer: &Peer<S>,
         retry: Duration,
-        sessioned: bool,
+        protocol: &Protocol,
+        message: &Received<'_>,
     ) {
         self.server.refusals.message();
         tracing::debug!(conn = link.id, ?retry, "message dropped: rate limit");
-        if sessioned {
-            let retry_after_ms =
-                u32::try_from(retry.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
-            link.send_session(&Control::RateLimited { retry_after_ms });
+        let retry_after_ms = retry.as_nanos().div_ceil(1_000_000);
+        match protocol {
+            Protocol::Binary { sessioned: true } => {
+                let retry_after_ms = u32::try_from(retry_after_ms).unwrap_or(u32::MAX);
+                link.send_session(&Control::RateLimited { retry_after_ms });
+            }
+            Protocol::Json(json) => {
+                let retry_after_ms = u64::try_from(retry_after_ms).unwrap_or(u64::MAX);
+                json.refuse_frame(text_of(message), &SysError::rate_limited(retry_after_ms));
+            }
+            Protocol::Binary { sessioned: false } => {}
         }
         if let Some(on_rate_limited) = &self.server.config.on_rate_limited {
             guard("on_rate_limited", || on_rate_limited(peer, retry));

@@ -460,17 +460,12 @@ async fn serve_connection<S, R>(
                 // Replaced by a resume: the session lives on another connection now.
                 Arrival::Replaced => return,
                 Arrival::RateLimited(retry) => {
-                    shard.rate_limited(&link, &peer, retry, true);
+                    shard.rate_limited(&link, &peer, retry, &protocol, &message);
                     return;
                 }
             }
         } else if let Err(retry) = shard.charge(&mut budget, &message) {
-            shard.rate_limited(&link, &peer, retry, false);
-            if let Some(json) = protocol.json() {
-                let retry_ms =
-                    u64::try_from(retry.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-                json.refuse_frame(text_of(&message), &SysError::rate_limited(retry_ms));
-            }
+            shard.rate_limited(&link, &peer, retry, &protocol, &message);
             return;
         }
         if let Some(json) = protocol.json() {
@@ -514,26 +509,8 @@ async fn serve_connection<S, R>(
     }
 }
 
-impl<S: Send + Sync + 'static> Shard<S> {
-    /// Runs the JSON protocol's heartbeat on every JSON connection, forgetting the ended.
-    fn json_heartbeat(&self, now: Instant) {
-        let Some(config) = self.server.config.json.heartbeat else {
-            return;
-        };
-        self.json_conns
-            .borrow_mut()
-            .retain(|connection| match connection.upgrade() {
-                Some(connection) => {
-                    connection.heartbeat(&config, now);
-                    true
-                }
-                None => false,
-            });
-    }
-}
-
 /// What an admitted connection speaks.
-enum Protocol {
+pub(super) enum Protocol {
     /// ConnectMe's binary protocol (PackMe, text): messages go to the listeners.
     Binary {
         /// With the engine's session extension.
@@ -557,7 +534,7 @@ impl Protocol {
 }
 
 /// A received message's text, if it is a text message.
-fn text_of<'a>(message: &'a Received<'_>) -> Option<&'a str> {
+pub(super) fn text_of<'a>(message: &'a Received<'_>) -> Option<&'a str> {
     match message {
         Received::Text(text) => Some(text),
         Received::TextInPlace(text) => Some(text.as_str()),
@@ -566,6 +543,22 @@ fn text_of<'a>(message: &'a Received<'_>) -> Option<&'a str> {
 }
 
 impl<S: Send + Sync + 'static> Shard<S> {
+    /// Runs the JSON protocol's heartbeat on every JSON connection, forgetting the ended.
+    fn json_heartbeat(&self, now: Instant) {
+        let Some(config) = self.server.config.json.heartbeat else {
+            return;
+        };
+        self.json_conns
+            .borrow_mut()
+            .retain(|connection| match connection.upgrade() {
+                Some(connection) => {
+                    connection.heartbeat(&config, now);
+                    true
+                }
+                None => false,
+            });
+    }
+
     /// Admits an opened connection: a plain client, a new session, or a resumed one.
     /// Returns its link, its peer, and whether it has a session.
     fn admit(&self, opened: Opened) -> (Rc<Link>, Peer<S>, bool) {

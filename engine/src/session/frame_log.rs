@@ -92,6 +92,14 @@ impl FrameLog {
         self.lens.push_back(written as u32);
     }
 
+    /// The newest frame.
+    pub(crate) fn newest(&self) -> Kept<'_> {
+        match *self.lens.back().expect("a frame was kept") {
+            SHARED => Kept::Shared(self.shared.back().expect("a shared frame per marker")),
+            _ => Kept::Copied(self.newest_copied()),
+        }
+    }
+
     /// The newest frame, which must be a copied one.
     #[inline]
     pub(crate) fn newest_copied(&self) -> &[u8] {

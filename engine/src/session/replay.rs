@@ -6,6 +6,8 @@
 //! resume that needs one of them fails with a gap, never silently); the engine's client
 //! refuses a new message instead (the caller sees the error).
 
+use bytes::Bytes;
+
 use super::frame_log::{FrameLog, Kept};
 use crate::proto::outgoing::ZERO_COPY_MIN;
 use crate::proto::FrameParts;
@@ -75,16 +77,27 @@ impl Replay {
     /// Records the next frame, keeping a large one's buffers and copying a small one, and
     /// returns its number.
     pub(crate) fn push(&mut self, frame: &FrameParts) -> u64 {
-        let len = frame.len();
         match frame.body() {
-            None if len < ZERO_COPY_MIN => {
-                self.frames
-                    .push_with(len, |out| out.extend_from_slice(frame.head()));
+            None => {
+                self.push_whole(frame.head());
             }
-            _ => self.frames.push_shared(frame.clone()),
+            Some(_) => {
+                self.frames.push_shared(frame.clone());
+                self.recorded(frame.len());
+            }
         }
-        self.recorded(len);
         self.last
+    }
+
+    /// Records the next frame, given whole (a broadcast's), and returns it as kept: a small
+    /// one copied, a large one sharing `frame`'s buffer.
+    pub(crate) fn push_whole(&mut self, frame: &Bytes) -> Kept<'_> {
+        if frame.len() < ZERO_COPY_MIN {
+            return Kept::Copied(self.push_with(frame.len(), |out| out.extend_from_slice(frame)));
+        }
+        self.frames.push_shared(FrameParts::whole(frame.clone()));
+        self.recorded(frame.len());
+        self.frames.newest()
     }
 
     /// A frame of `len` bytes was recorded: numbered, and the oldest dropped while over a
@@ -138,8 +151,6 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use bytes::Bytes;
 
     fn frame(n: u8, len: usize) -> FrameParts {
         FrameParts::whole(Bytes::from(vec![n; len]))
