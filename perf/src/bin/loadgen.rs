@@ -519,22 +519,11 @@ async fn paced(args: &Args, stats: Rc<Stats>, mode: Paced) -> io::Result<()> {
                 }
             }
         });
-        let Some(mut wr) = wr else { continue };
-        let (stats, size) = (stats.clone(), args.size);
+        let Some(wr) = wr else { continue };
+        let size = args.size;
         let offset = interval.mul_f64(i as f64 / senders as f64);
-        tokio::task::spawn_local(async move {
-            tokio::time::sleep(offset).await;
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut out = Vec::new();
-            while !stats.stop.get() {
-                ticker.tick().await;
-                out.clear();
-                frame(tag, size, &mut out);
-                if wr.write_all(&out).await.is_err() {
-                    return;
-                }
-            }
+        spawn_paced(wr, stats.clone(), interval, offset, move |out| {
+            frame(tag, size, out)
         });
     }
     Ok(())
@@ -710,7 +699,7 @@ async fn json_latency(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
     let interval = Duration::from_secs_f64(senders as f64 / args.rate.max(1) as f64);
     for i in 0..args.connections {
         let stream = ws_connect_with(args.addr, path(args), None).await?;
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, wr) = stream.into_split();
         let client = Rc::new(RefCell::new(JsonClient::new(i, payload.clone())));
         let (reader_stats, reader_client) = (stats.clone(), client.clone());
         tokio::task::spawn_local(async move {
@@ -731,24 +720,38 @@ async fn json_latency(args: &Args, stats: Rc<Stats>) -> io::Result<()> {
                 }
             }
         });
-        let stats = stats.clone();
         let offset = interval.mul_f64(i as f64 / senders as f64);
-        tokio::task::spawn_local(async move {
-            tokio::time::sleep(offset).await;
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut out = Vec::new();
-            while !stats.stop.get() {
-                ticker.tick().await;
-                out.clear();
-                client.borrow_mut().request(&mut out);
-                if wr.write_all(&out).await.is_err() {
-                    return;
-                }
-            }
+        spawn_paced(wr, stats.clone(), interval, offset, move |out| {
+            client.borrow_mut().request(out)
         });
     }
     Ok(())
+}
+
+/// The paced scenarios' sender: after `offset` (connections are staggered over one
+/// interval), one message every `interval`, built into a cleared buffer by `build`,
+/// until the run stops or the connection fails.
+fn spawn_paced(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    stats: Rc<Stats>,
+    interval: Duration,
+    offset: Duration,
+    mut build: impl FnMut(&mut Vec<u8>) + 'static,
+) {
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(offset).await;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut out = Vec::new();
+        while !stats.stop.get() {
+            ticker.tick().await;
+            out.clear();
+            build(&mut out);
+            if wr.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 async fn connect_storm(args: &Args, stats: Rc<Stats>) -> io::Result<Measured> {
