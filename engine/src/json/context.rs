@@ -52,6 +52,13 @@ pub(crate) trait JsonPeer: 'static {
     /// Sends `frame`, encoded once, to every member of `room` (but this connection's
     /// session when `exclude_self`); returns how many it was queued to.
     fn broadcast_to_room(&self, room: &str, frame: Bytes, exclude_self: bool) -> usize;
+
+    /// A `sys.*` event the connection answers itself instead of the router (the session
+    /// events `sys.ack` and `sys.reconnect.request`): `true` if it did, and the message
+    /// goes no further. Called in arrival order, before the message is queued.
+    fn system_event(&self, _envelope: &Envelope<'_>) -> bool {
+        false
+    }
 }
 
 /// The connection is closed: nothing more can be sent on it.

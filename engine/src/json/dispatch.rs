@@ -216,6 +216,9 @@ impl JsonDispatcher {
                 return;
             }
         };
+        if envelope.event().starts_with("sys.") && conn.peer.system_event(&envelope) {
+            return;
+        }
         let job = Job {
             request: Rc::new(Request::new(&envelope)),
             target: router.prepare(&envelope),
