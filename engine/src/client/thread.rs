@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -268,7 +269,7 @@ async fn session<T: Stream>(
     read_loop(&mut reader, buf, &link, |message| {
         if let Received::Session(control) = message {
             session_control(local, &link, &control);
-            return;
+            return ControlFlow::Continue(());
         }
         {
             let registry = local.registry.borrow();
@@ -277,6 +278,7 @@ async fn session<T: Stream>(
         if let Some(session) = local.session.borrow_mut().as_mut() {
             session.received(&link);
         }
+        ControlFlow::<()>::Continue(())
     })
     .await;
     if let Some(session) = local.session.borrow_mut().as_mut() {

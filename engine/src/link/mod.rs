@@ -180,8 +180,8 @@ impl Link {
             return;
         }
         let parked = self.parked.borrow_mut().take();
-        if let Some(resume) = parked {
-            resume(self.clone());
+        if let Some(parked) = parked {
+            parked.start(self.clone());
         }
     }
 
@@ -389,6 +389,25 @@ impl Link {
     }
 
     // ---- idle ----
+
+    /// Asks the writer to park once everything queued is written (as the idle sweep
+    /// does, but now).
+    pub(crate) fn request_park(&self) {
+        if let Some(w) = self.writer.take() {
+            self.park_requested.set(true);
+            w.wake();
+        }
+    }
+
+    /// The parked writer's write half, once everything queued was written and the writer
+    /// parked; `None` while it still runs (or has output to write).
+    pub(crate) fn take_write_half(&self) -> Option<Box<dyn Any>> {
+        if self.conn.borrow().has_transmit() {
+            return None;
+        }
+        let parked = self.parked.borrow_mut().take()?;
+        Some(parked.into_half())
+    }
 
     /// The shard's idle sweep: a connection that queued nothing since the last sweep
     /// parks its writer task, so an idle connection keeps only its reader.

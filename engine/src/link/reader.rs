@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::io;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -103,6 +104,10 @@ where
 /// `buf` may already hold bytes that followed the handshake. Why it ended is the
 /// connection's [`end`](crate::proto::Connection::end).
 ///
+/// `on_message` may break: reading pauses right after that message, and the break's value
+/// is returned with the bytes read past the message (an in-band session resume moves them,
+/// with the socket, to another connection). Otherwise `None`.
+///
 /// Under epoll, while nothing waits in the buffer, the loop waits for the socket to be
 /// readable without holding a buffer, so an idle connection holds none.
 ///
@@ -110,12 +115,12 @@ where
 /// the future's state once instead of twice: this state is most of what an idle
 /// connection costs.
 #[allow(clippy::manual_async_fn)] // deliberate, see above
-pub(crate) fn read_loop<'a, R: SplitRead>(
+pub(crate) fn read_loop<'a, R: SplitRead, B>(
     reader: &'a mut R,
     mut buf: BytesMut,
     link: &'a Rc<Link>,
-    mut on_message: impl FnMut(Received<'_>) + 'a,
-) -> impl Future<Output = ()> + 'a {
+    mut on_message: impl FnMut(Received<'_>) -> ControlFlow<B> + 'a,
+) -> impl Future<Output = Option<(B, BytesMut)>> + 'a {
     async move {
         let mut sizer = ReadSizer { size: MIN_READ };
         let mut now = Instant::now();
@@ -123,15 +128,16 @@ pub(crate) fn read_loop<'a, R: SplitRead>(
         let readiness = crate::rt::readiness();
         loop {
             loop {
-                let received = link.conn.borrow_mut().poll_received(now, &mut buf);
-                match received {
-                    Some(message) => on_message(message),
-                    None => break,
+                let Some(message) = link.conn.borrow_mut().poll_received(now, &mut buf) else {
+                    break;
+                };
+                if let ControlFlow::Break(value) = on_message(message) {
+                    return Some((value, buf));
                 }
             }
             link.changed();
             if !link.conn.borrow().is_receiving() {
-                return;
+                return None;
             }
             if eager_reads == EAGER_READS_PER_TURN {
                 eager_reads = 0;
@@ -154,7 +160,7 @@ pub(crate) fn read_loop<'a, R: SplitRead>(
                     match first(reader.readable(), link.reading_stopped()).await {
                         First::A(Ok(())) => {}
                         First::A(Err(error)) => done = Some((Err(error), BytesMut::new())),
-                        First::B(()) => return,
+                        First::B(()) => return None,
                     }
                     if done.is_none() {
                         // As large as the one given back, so reads are sized as if it had
@@ -177,7 +183,7 @@ pub(crate) fn read_loop<'a, R: SplitRead>(
                     })
                     .await;
                     let First::A(done) = outcome else {
-                        return;
+                        return None;
                     };
                     done
                 }
@@ -216,7 +222,9 @@ mod tests {
                     .unwrap();
                 let (mut reader, _writer) = stream.into_split();
                 let link = Link::detached(crate::proto::Wire::Tcp);
-                let future = read_loop(&mut reader, BytesMut::new(), &link, |_| {});
+                let future = read_loop(&mut reader, BytesMut::new(), &link, |_| {
+                    ControlFlow::<()>::Continue(())
+                });
                 let size = std::mem::size_of_val(&future);
                 assert!(size <= 448, "read loop state grew to {size} bytes");
             })

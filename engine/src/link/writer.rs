@@ -6,6 +6,7 @@
 //! in the link) until the next frame. An aborted connection stops its writer even in the
 //! middle of a write, so a peer that never reads cannot hold the socket.
 
+use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::task::Poll;
@@ -18,8 +19,29 @@ use crate::rt::io::{shutdown, write_batch};
 use crate::rt::net::WriteHalf;
 use crate::rt::{first, First};
 
-/// Restarts a parked writer task with its write half.
-pub(crate) type Parked = Box<dyn FnOnce(Rc<Link>)>;
+/// A parked writer's write half: restarted by the next frame, or given back whole (an
+/// in-band session resume moves the socket to another connection).
+pub(crate) type Parked = Box<dyn ParkedWriter>;
+
+/// A write half kept in its link while no writer task runs.
+pub(crate) trait ParkedWriter {
+    /// Starts the writer task again with the half.
+    fn start(self: Box<Self>, link: Rc<Link>);
+    /// The write half itself (a `W`, boxed), without shutting the socket's write side down.
+    fn into_half(self: Box<Self>) -> Box<dyn Any>;
+}
+
+struct Half<W>(W);
+
+impl<W: WriteHalf + 'static> ParkedWriter for Half<W> {
+    fn start(self: Box<Self>, link: Rc<Link>) {
+        start(self.0, link);
+    }
+
+    fn into_half(self: Box<Self>) -> Box<dyn Any> {
+        Box::new(self.0)
+    }
+}
 
 /// What the writer does next.
 enum Next {
@@ -31,7 +53,7 @@ enum Next {
 
 /// Gives `link` its write half; the writer starts with the first frame.
 pub(crate) fn attach<W: WriteHalf + 'static>(writer: W, link: &Link) {
-    *link.parked.borrow_mut() = Some(Box::new(move |link| start(writer, link)));
+    *link.parked.borrow_mut() = Some(Box::new(Half(writer)));
 }
 
 fn start<W: WriteHalf + 'static>(writer: W, link: Rc<Link>) {
@@ -70,7 +92,7 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
             Next::Stop => break,
             Next::Park => {
                 link.conn.borrow_mut().release();
-                *link.parked.borrow_mut() = Some(Box::new(move |link| start(writer, link)));
+                *link.parked.borrow_mut() = Some(Box::new(Half(writer)));
                 return;
             }
         }

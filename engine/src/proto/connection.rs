@@ -134,6 +134,9 @@ pub enum End {
     BodyTimeout,
     /// More output was queued than the queue limit allows.
     SlowConsumer,
+    /// The socket went on as another connection: the session it asked to resume (in
+    /// band, the JSON protocol's `sys.reconnect.request`) took it over.
+    Moved,
 }
 
 impl fmt::Display for End {
@@ -150,6 +153,7 @@ impl fmt::Display for End {
             Self::IdleTimeout => f.write_str("nothing received for the idle timeout"),
             Self::BodyTimeout => f.write_str("message not completed within the body timeout"),
             Self::SlowConsumer => f.write_str("send queue limit exceeded"),
+            Self::Moved => f.write_str("the socket moved to the session it resumed"),
         }
     }
 }

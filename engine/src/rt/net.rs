@@ -78,11 +78,14 @@ pub(crate) fn set_tcp_keepalive(stream: &TcpStream, keepalive: Option<crate::pro
 /// A stream that can be handed to another shard's thread as its file descriptor (a
 /// session's resume lands on the shard that holds the session). Taking the descriptor
 /// out deregisters it from this thread's driver.
-pub(crate) trait Transferable: Sized {
+pub(crate) trait Transferable: Stream + Sized {
     /// The descriptor, no longer known to this thread's driver.
     fn into_owned_fd(self) -> std::os::fd::OwnedFd;
     /// The stream again, registered with the calling thread's driver.
     fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self>;
+    /// The stream again from its two halves, without shutting its write side down (as
+    /// dropping the write half would); `None` if they are halves of different streams.
+    fn reunite(read: Self::Read, write: Self::Write) -> Option<Self>;
 }
 
 /// Takes a stream's descriptor out of it (and out of the thread's driver).
@@ -101,6 +104,10 @@ impl Transferable for TcpStream {
         owned_fd(self)
     }
 
+    fn reunite(read: Self::Read, write: Self::Write) -> Option<Self> {
+        read.reunite(write).ok()
+    }
+
     fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self> {
         Self::from_std(std::net::TcpStream::from(fd))
     }
@@ -109,6 +116,10 @@ impl Transferable for TcpStream {
 impl Transferable for UnixStream {
     fn into_owned_fd(self) -> std::os::fd::OwnedFd {
         owned_fd(self)
+    }
+
+    fn reunite(read: Self::Read, write: Self::Write) -> Option<Self> {
+        read.reunite(write).ok()
     }
 
     fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self> {

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use super::peer::Peer;
 use crate::link::Link;
 use crate::listeners::ListenerCell;
-use crate::proto::outgoing::{Framing, IntoFrame};
-use crate::proto::{FrameParts, Wire};
-use crate::session::ServerSession;
+use crate::proto::outgoing::{Framing, IntoFrame, ZERO_COPY_MIN};
+use crate::proto::{FrameParts, Kind, Wire};
+use crate::session::{json_wire, ServerSession};
 
 /// One client on its shard: its peer, its live connection, and its session if it has one.
 pub(crate) struct Conn<S> {
@@ -59,6 +59,10 @@ impl<S> Conn<S> {
             }
             return;
         };
+        if session.json {
+            self.send_json(&message.into_frame(wire));
+            return;
+        }
         match Framing::of(message, wire) {
             Framing::InPlace {
                 message,
@@ -79,6 +83,14 @@ impl<S> Conn<S> {
     /// Sends a frame built elsewhere.
     pub(crate) fn send_parts(&mut self, frame: FrameParts) {
         if let Some(session) = &mut self.session {
+            if session.json {
+                let whole = match frame.body() {
+                    None => frame.head().clone(),
+                    Some(body) => Bytes::from([frame.head().as_ref(), body].concat()),
+                };
+                self.send_json(&whole);
+                return;
+            }
             session.replay.push(&frame);
         }
         if let Some(link) = &self.link {
@@ -94,9 +106,48 @@ impl<S> Conn<S> {
             }
             return;
         };
+        if session.json {
+            self.send_json(frame);
+            return;
+        }
         let kept = session.replay.push_whole(frame);
         if let Some(link) = &self.link {
             link.send_kept(kept);
+        }
+    }
+
+    /// Sends `frame` (a whole WebSocket frame) to a JSON session: an envelope is numbered,
+    /// `"s":N` added as its last key ([`json_wire`]), and kept for replay; anything else
+    /// (a binary frame, a text that is not a JSON object) has no place in the session's
+    /// sequence and goes out once, as it is.
+    fn send_json(&mut self, frame: &Bytes) {
+        let session = self.session.as_mut().expect("a JSON session");
+        let Some(payload) = json_wire::object_payload(frame) else {
+            if let Some(link) = &self.link {
+                link.send_shared(frame);
+            }
+            return;
+        };
+        let seq = session.replay.last() + 1;
+        let len = json_wire::sequenced_len(payload, seq);
+        let frame_len = Wire::WsServer.frame_len(len);
+        let write = |out: &mut Vec<u8>| {
+            Wire::WsServer.write_frame(out, Kind::Text, len, |out| {
+                json_wire::write_sequenced(out, payload, seq)
+            })
+        };
+        if frame_len < ZERO_COPY_MIN {
+            let kept = session.replay.push_with(frame_len, write);
+            if let Some(link) = &self.link {
+                link.send_copied(kept);
+            }
+        } else {
+            let mut whole = Vec::with_capacity(frame_len);
+            write(&mut whole);
+            let kept = session.replay.push_whole(&Bytes::from(whole));
+            if let Some(link) = &self.link {
+                link.send_kept(kept);
+            }
         }
     }
 }

@@ -18,12 +18,14 @@ use serde::Serialize;
 use super::peer::Peer;
 use crate::auth::Identity;
 use crate::json::{
-    now_ms, CloseCode, DispatchConfig, HandlerError, Head, JsonDispatcher, JsonPeer, JsonRouter,
-    PeerClosed,
+    now_ms, CloseCode, DispatchConfig, Envelope, ErrorCode, HandlerError, Head, JsonDispatcher,
+    JsonPeer, JsonRouter, PeerClosed, SysError, SYS_ERROR,
 };
 use crate::link::Link;
 use crate::proto::outgoing::Utf8Bytes;
 use crate::room::RoomError;
+use crate::session::wire::Secret;
+use crate::session::SessionId;
 
 /// Where the JSON protocol is served ([`ServerBuilder::json`](crate::ServerBuilder::json)).
 #[derive(Clone)]
@@ -97,11 +99,79 @@ impl JsonEndpoint {
 
 /// `sys.session.created`'s payload (websocket-core-features.md §4, sessions-resume.md).
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct SessionCreated<'a> {
-    #[serde(rename = "sessionId")]
     session_id: String,
-    #[serde(rename = "userId")]
     user_id: Option<&'a str>,
+    /// Only with sessions on: what the client presents to resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resume_secret: Option<String>,
+}
+
+/// `sys.session.restored`'s payload (sessions-resume.md).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SessionRestored<'a> {
+    pub session_id: String,
+    pub user_id: Option<&'a str>,
+    pub rooms: Vec<String>,
+    /// The authenticator's metadata for the session's user (empty without one).
+    pub metadata: Option<&'a std::collections::BTreeMap<String, String>>,
+    pub last_seq: u64,
+    pub replayed: u64,
+}
+
+/// `sys.disconnect`'s payload.
+#[derive(Serialize)]
+pub(super) struct Disconnect<'a> {
+    pub reason: &'a str,
+}
+
+/// `sys.ack`'s payload.
+#[derive(serde::Deserialize)]
+struct Ack {
+    s: u64,
+}
+
+/// One control event (sessions-resume.md: never numbered, never kept for replay) as a
+/// complete envelope: `event` with `payload` in `version`, carrying `c` if given.
+pub(super) fn control_envelope<T: Serialize>(
+    event: &str,
+    version: &str,
+    correlation: Option<&str>,
+    payload: &T,
+) -> Bytes {
+    let mut out = Vec::with_capacity(160);
+    Head::new(event, version, now_ms())
+        .correlation(correlation)
+        .encode(payload, &mut out)
+        .expect("an object payload");
+    Bytes::from(out)
+}
+
+/// A `sys.error` control event (answering a `sys.reconnect.request` or a `sys.ack`).
+pub(super) fn control_error(
+    code: u16,
+    message: &str,
+    version: &str,
+    correlation: Option<&str>,
+) -> Bytes {
+    let code = ErrorCode::from_u16(code).unwrap_or(ErrorCode::Unknown);
+    let mut out = Vec::with_capacity(160);
+    SysError::new(code).message(message).encode(
+        Head::new(SYS_ERROR, version, now_ms()).correlation(correlation),
+        &mut out,
+    );
+    Bytes::from(out)
+}
+
+/// How a JSON connection starts ([`JsonConnection::start`]).
+pub(super) enum Greeting {
+    /// A new client: `sys.session.created`, with the session's id and resume secret when
+    /// sessions are on (without, the id names the connection and there is no secret).
+    Created(Option<(SessionId, Secret)>),
+    /// A resumed session: `sys.session.restored` and the replay were already queued.
+    Restored,
 }
 
 /// A server connection as the JSON router sees it.
@@ -113,6 +183,8 @@ pub(super) struct JsonConnection<S> {
     router: Arc<JsonRouter>,
     /// When the peer had last been heard at the last `sys.ping`: one ping per silence.
     pinged: Cell<Option<Instant>>,
+    /// The connection has a session (sessions are on): `sys.ack` is served.
+    sessioned: bool,
 }
 
 impl<S: Send + Sync + 'static> JsonConnection<S> {
@@ -123,16 +195,22 @@ impl<S: Send + Sync + 'static> JsonConnection<S> {
         peer: Peer<S>,
         link: Rc<Link>,
         endpoint: &JsonEndpoint,
+        greeting: Greeting,
     ) -> Option<(JsonDispatcher, Weak<Self>)> {
         let router = endpoint.router.clone()?;
+        let sessioned = !matches!(greeting, Greeting::Created(None));
         let connection = Rc::new(JsonConnection {
             identity: peer.identity().cloned().map(Rc::new),
             peer,
             link,
             router: router.clone(),
             pinged: Cell::new(None),
+            sessioned,
         });
-        connection.send_envelope("sys.session.created", &connection.created());
+        if let Greeting::Created(session) = greeting {
+            let created = connection.created(session);
+            connection.send_envelope("sys.session.created", &created);
+        }
         let weak = Rc::downgrade(&connection);
         let dispatcher = JsonDispatcher::new(router, connection, endpoint.dispatch);
         Some((dispatcher, weak))
@@ -150,22 +228,45 @@ impl<S: Send + Sync + 'static> JsonConnection<S> {
         }
     }
 
-    /// A message the server starts (no `c`), in the current version.
+    /// A control event the server starts (no `c`, no `s`), in the current version.
     fn send_envelope<T: Serialize>(&self, event: &str, payload: &T) {
-        let mut out = Vec::with_capacity(128);
-        Head::new(event, self.router.config().current(), now_ms())
-            .encode(payload, &mut out)
-            .expect("an object payload");
-        let _ = self.send_text(Bytes::from(out));
+        let frame = control_envelope(event, self.router.config().current(), None, payload);
+        self.send_control(frame);
     }
 
-    /// `sys.session.created {sessionId, userId}`: the first message on every connection.
-    /// Until sessions reach the JSON wire the id names the connection, and no resume
-    /// secret is given.
-    fn created(&self) -> SessionCreated<'_> {
+    /// Queues a control event: straight on the connection, outside the session's
+    /// sequence and replay buffer.
+    fn send_control(&self, frame: Bytes) {
+        // The JSON module's encoders write UTF-8 only.
+        self.link.send_message(Utf8Bytes(frame));
+    }
+
+    /// `sys.session.created {sessionId, userId, resumeSecret}`: the first message on every
+    /// connection that does not resume. Without sessions the id names the connection
+    /// and there is no secret.
+    fn created(&self, session: Option<(SessionId, Secret)>) -> SessionCreated<'_> {
+        let (session_id, resume_secret) = match session {
+            Some((id, secret)) => (id.to_string(), Some(secret.to_hex())),
+            None => (format!("{:016x}", self.peer.id()), None),
+        };
         SessionCreated {
-            session_id: format!("{:016x}", self.peer.id()),
+            session_id,
             user_id: self.peer.user(),
+            resume_secret,
+        }
+    }
+
+    /// `sys.ack {s}`: the client processed every sequenced message up to `s`, which
+    /// leave the replay buffer. A malformed one is answered (a control `sys.error` 1009).
+    fn ack(&self, envelope: &Envelope<'_>) {
+        match serde_json::from_str::<Ack>(envelope.payload()) {
+            Ok(Ack { s }) => self.peer.acknowledge(s),
+            Err(_) => self.send_control(control_error(
+                ErrorCode::ValidationFailed.as_u16(),
+                "sys.ack needs {\"s\": the last sequence number processed}",
+                envelope.version(),
+                envelope.correlation(),
+            )),
         }
     }
 }
@@ -207,4 +308,27 @@ impl<S: Send + Sync + 'static> JsonPeer for JsonConnection<S> {
         self.peer
             .broadcast_text_to_room(room, Utf8Bytes(frame), exclude_self)
     }
+
+    /// With sessions on: `sys.ack`, and a `sys.reconnect.request` that is not the
+    /// connection's first message (the first one is taken by the shard before it gets
+    /// here), answered with a control `sys.error` 1001.
+    fn system_event(&self, envelope: &Envelope<'_>) -> bool {
+        if !self.sessioned {
+            return false;
+        }
+        match envelope.event() {
+            "sys.ack" => self.ack(envelope),
+            RECONNECT_REQUEST => self.send_control(control_error(
+                ErrorCode::InvalidProtocol.as_u16(),
+                "sys.reconnect.request must be the first message on a connection",
+                envelope.version(),
+                envelope.correlation(),
+            )),
+            _ => return false,
+        }
+        true
+    }
 }
+
+/// The event that asks to resume a session (sessions-resume.md).
+pub(super) const RECONNECT_REQUEST: &str = "sys.reconnect.request";

@@ -7,6 +7,7 @@ mod client_entry;
 mod config;
 mod info;
 mod json_endpoint;
+mod json_resume;
 mod opening;
 mod peer;
 mod resume;

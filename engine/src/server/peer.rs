@@ -184,6 +184,16 @@ impl<S: Send + Sync + 'static> Peer<S> {
         });
     }
 
+    /// The client processed every sequenced message of its session up to `seq` (the JSON
+    /// protocol's `sys.ack`): they leave the replay buffer.
+    pub(super) fn acknowledge(&self, seq: u64) {
+        self.with_conn(move |conn| {
+            if let Some(session) = conn.session.as_mut() {
+                session.replay.ack(seq);
+            }
+        });
+    }
+
     /// The client ended (its connection, or its session): rooms refuse it from now on.
     pub(super) fn ended(&self) {
         self.inner.ended.store(true, Ordering::Release);

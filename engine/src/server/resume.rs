@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::client_entry::Conn;
+use super::json_endpoint::{control_envelope, Disconnect, SessionRestored};
 use super::opening::Opened;
 use super::peer::Peer;
 use super::shard::{guard, text_of, Protocol, Shard};
@@ -15,6 +16,7 @@ use crate::auth::Identity;
 use crate::guard::TokenBucket;
 use crate::json::SysError;
 use crate::link::Link;
+use crate::proto::outgoing::Utf8Bytes;
 use crate::proto::received::Received;
 use crate::proto::{close_code, End};
 use crate::session::replay::ReplayError;
@@ -55,28 +57,32 @@ impl<S: Send + Sync + 'static> Shard<S> {
         &self,
         resume: &Resume,
         identity: Option<&Identity>,
+        json: bool,
     ) -> Result<Taken<S>, u16> {
         let peer = self
             .server
             .session_peer(&resume.id)
             .ok_or(resume_error::UNKNOWN_SESSION)?;
-        self.detach_for_resume(&peer, resume, identity)
+        self.vet_resume(&peer, resume, identity, json)?;
+        Ok(self.detach_for_resume(&peer))
     }
 
-    /// Checks a resume against the session it names and, if it may proceed, takes the
-    /// session out of this shard: a live connection is told it was replaced (4003).
-    /// A resume past what the replay buffer still holds ends the session (1013).
-    fn detach_for_resume(
+    /// Checks a resume against the session `peer` holds (on this shard): that it is
+    /// there, of the same protocol (`json`), not closing, and that the secret and the user
+    /// match and the replay buffer still holds what the client needs. A resume past what
+    /// it holds ends the session (1013).
+    pub(super) fn vet_resume(
         &self,
         peer: &Peer<S>,
         resume: &Resume,
         identity: Option<&Identity>,
-    ) -> Result<Taken<S>, u16> {
+        json: bool,
+    ) -> Result<(), u16> {
         let key = peer.id();
         let mut conns = self.conns.borrow_mut();
         let conn = conns.get_mut(&key).ok_or(resume_error::UNKNOWN_SESSION)?;
         let session = conn.session.as_ref().ok_or(resume_error::UNKNOWN_SESSION)?;
-        if session.closing || session.id != resume.id {
+        if session.closing || session.id != resume.id || session.json != json {
             return Err(resume_error::UNKNOWN_SESSION);
         }
         if !session.secret.matches(&resume.secret) {
@@ -90,37 +96,50 @@ impl<S: Send + Sync + 'static> Shard<S> {
         }
         let replayable = session.replay.after(resume.last_seq).map(|_| ());
         match replayable {
-            Ok(()) => {}
-            Err(ReplayError::Unknown) => return Err(resume_error::BAD_CREDENTIALS),
+            Ok(()) => Ok(()),
+            Err(ReplayError::Unknown) => Err(resume_error::BAD_CREDENTIALS),
             Err(ReplayError::Gap) => {
                 let conn = conns.remove(&key).expect("found above");
                 drop(conns);
                 tracing::debug!(session = %resume.id, "resume past the replay buffer: session ended");
                 self.end_session(conn, close_code::TRY_AGAIN_LATER, "resume gap");
-                return Err(resume_error::GAP);
+                Err(resume_error::GAP)
             }
         }
-        let mut conn = conns.remove(&key).expect("found above");
-        drop(conns);
+    }
+
+    /// Takes the session `peer` holds (vetted) out of this shard: a live connection is
+    /// told it was replaced (4003).
+    fn detach_for_resume(&self, peer: &Peer<S>) -> Taken<S> {
+        let key = peer.id();
+        let mut conn = self.conns.borrow_mut().remove(&key).expect("vetted");
         self.server.sessions(self.index).remove(&key);
-        let mut session = conn.session.take().expect("checked above");
+        let mut session = conn.session.take().expect("vetted");
         let mut listeners = conn.parked_listeners.take();
         if let Some(old) = conn.link.take() {
             session.received_before = session.received(old.data_received());
             listeners = old.take_listeners();
-            self.replaced(old);
+            self.replaced(old, session.json);
         }
-        Ok(Taken {
+        Taken {
             peer: conn.peer,
             session,
             listeners,
-        })
+        }
     }
 
-    /// A connection whose session was resumed elsewhere: it is told and closed (4003),
-    /// and dropped if its peer does not answer within the close timeout. (Its entry in the
-    /// timer heap now finds the new connection, so its own close timeout is kept here.)
-    fn replaced(&self, old: Rc<Link>) {
+    /// A connection whose session was resumed elsewhere: it is told (a JSON one with
+    /// `sys.disconnect` first) and closed (4003), and dropped if its peer does not answer
+    /// within the close timeout. (Its entry in the timer heap now finds the new
+    /// connection, so its own close timeout is kept here.)
+    fn replaced(&self, old: Rc<Link>, json: bool) {
+        if json {
+            let reason = Disconnect {
+                reason: "replaced_by_reconnection",
+            };
+            let frame = control_envelope("sys.disconnect", self.json_version(), None, &reason);
+            old.send_message(Utf8Bytes(frame));
+        }
         old.fail_queries();
         old.close(close_code::REPLACED, "replaced_by_reconnection");
         let close_timeout = self.server.config.timeouts.close;
@@ -132,7 +151,15 @@ impl<S: Send + Sync + 'static> Shard<S> {
 
     /// Puts a taken session on a new connection here: restored, then every message the
     /// client has not processed, in order, then live traffic.
-    pub(super) fn attach_resumed(&self, taken: Taken<S>, last_seq: u64) -> (Rc<Link>, Peer<S>) {
+    ///
+    /// `json` is the request's `v` and `c` for a JSON session, answered with
+    /// `sys.session.restored` (a binary session gets the extension's restored frame).
+    pub(super) fn attach_resumed(
+        &self,
+        taken: Taken<S>,
+        last_seq: u64,
+        json: Option<(&str, Option<&str>)>,
+    ) -> (Rc<Link>, Peer<S>) {
         let Taken {
             peer,
             mut session,
@@ -140,17 +167,34 @@ impl<S: Send + Sync + 'static> Shard<S> {
         } = taken;
         let key = peer.id();
         let link = self.new_link(key);
-        link.accept_session_frames();
         link.adopt_listeners(listeners);
         session.received_mark = link.data_received();
         session.suspended_since = None;
         session.replay.ack(last_seq);
-        let replayed = session.replay.after(last_seq).map_or(0, Iterator::count);
-        link.send_session(&Control::Restored {
-            last_seq,
-            replayed: replayed as u64,
-            received: session.received_before,
-        });
+        let replayed = session.replay.after(last_seq).map_or(0, Iterator::count) as u64;
+        match json {
+            None => {
+                link.accept_session_frames();
+                link.send_session(&Control::Restored {
+                    last_seq,
+                    replayed,
+                    received: session.received_before,
+                });
+            }
+            Some((version, correlation)) => {
+                let restored = SessionRestored {
+                    session_id: session.id.to_string(),
+                    user_id: peer.user(),
+                    rooms: peer.rooms(),
+                    metadata: peer.identity().map(|i| &i.metadata),
+                    last_seq,
+                    replayed,
+                };
+                let frame =
+                    control_envelope("sys.session.restored", version, correlation, &restored);
+                link.send_message(Utf8Bytes(frame));
+            }
+        }
         for frame in session.replay.after(last_seq).into_iter().flatten() {
             link.send_kept(frame);
         }
@@ -225,6 +269,29 @@ impl<S: Send + Sync + 'static> Shard<S> {
         match self.charge(&mut session.rate, message) {
             Ok(()) => Arrival::Dispatch,
             Err(retry) => Arrival::RateLimited(retry),
+        }
+    }
+
+    /// Takes `message` from the budget of a client outside the session extension: its
+    /// JSON session's, which a resume keeps (so reconnecting does not refill it), or
+    /// without a session `budget`, the connection's own.
+    pub(super) fn charge_client(
+        &self,
+        link: &Rc<Link>,
+        budget: &mut Option<TokenBucket>,
+        message: &Received<'_>,
+    ) -> Result<(), Duration> {
+        if self.server.config.message_rate.is_none() {
+            return Ok(());
+        }
+        let mut conns = self.conns.borrow_mut();
+        let session = conns
+            .get_mut(&link.id)
+            .filter(|c| c.is_current(link))
+            .and_then(|c| c.session.as_mut());
+        match session {
+            Some(session) => self.charge(&mut session.rate, message),
+            None => self.charge(budget, message),
         }
     }
 

@@ -6,6 +6,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use rustc_hash::FxHashMap;
 use super::client_entry::Conn;
 use super::config::Transport;
 use super::info::ConnInfo;
-use super::json_endpoint::JsonConnection;
+use super::json_endpoint::{Greeting, JsonConnection};
+use super::json_resume::ReconnectRequest;
 use super::opening::{open, refuse, Opened};
 use super::peer::Peer;
 use super::resume::Arrival;
@@ -33,10 +35,10 @@ use crate::mailbox::Inbox;
 use crate::proto::outgoing::shard_local;
 use crate::proto::received::Received;
 use crate::proto::{close_code, Config, Connection, End};
-use crate::rt::net::{Accepted, Stream, TcpListener, UnixListener};
+use crate::rt::net::{Accepted, TcpListener, UnixListener};
 use crate::rt::{first, First};
-use crate::session::wire::Control;
-use crate::session::{resume_error, ServerSession};
+use crate::session::wire::{Control, Secret};
+use crate::session::{resume_error, ServerSession, SessionId};
 use crate::signal::Signal;
 
 /// Work posted to a shard from another thread.
@@ -269,7 +271,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             .collect()
     }
 
-    fn next_id(&self) -> u64 {
+    pub(super) fn next_id(&self) -> u64 {
         let seq = self.next_seq.get() + 1;
         self.next_seq.set(seq);
         ((self.index as u64) << 48) | seq
@@ -411,87 +413,113 @@ fn start_connection<S, T>(
     permit: Permit,
 ) where
     S: Send + Sync + 'static,
-    T: Stream,
+    T: Accepted,
 {
     let (reader, writer) = stream.into_split();
     let json = opened.json;
-    let (link, peer, sessioned) = shard.admit(opened);
+    let (link, peer, admitted) = shard.admit(opened);
     writer::attach(writer, &link);
+    let greeting = || match admitted {
+        Admitted::NewSession(id, secret) => Greeting::Created(Some((id, secret))),
+        Admitted::Plain => Greeting::Created(None),
+        Admitted::Resumed => Greeting::Restored,
+    };
+    let endpoint = &shard.server.config.json;
     let protocol = match json
-        .then(|| JsonConnection::start(peer.clone(), link.clone(), &shard.server.config.json))
+        .then(|| JsonConnection::start(peer.clone(), link.clone(), endpoint, greeting()))
         .flatten()
     {
         Some((dispatcher, connection)) => {
-            shard.json_conns.borrow_mut().push(connection);
+            shard.watch_json(connection);
             Protocol::Json(dispatcher)
         }
-        None => Protocol::Binary { sessioned },
+        None => Protocol::Binary {
+            sessioned: !matches!(admitted, Admitted::Plain),
+        },
     };
-    let served = serve_connection(shard.clone(), reader, buf, link, peer, protocol, permit);
+    let served = serve_connection::<S, T>(shard.clone(), reader, buf, link, peer, protocol, permit);
     drop(crate::rt::spawn(served));
+}
+
+/// What an admitted connection has of a session.
+enum Admitted {
+    /// None (sessions are off).
+    Plain,
+    /// A session created for it.
+    NewSession(SessionId, Secret),
+    /// The session it resumed at its upgrade.
+    Resumed,
 }
 
 /// Serves an admitted connection until it ends: reads and dispatches, then the bounded
 /// wait for the writer. Every idle connection keeps this task for its whole life, so its
 /// state is kept small (the wait for the writer at the end is boxed).
-async fn serve_connection<S, R>(
+pub(super) async fn serve_connection<S, T>(
     shard: Rc<Shard<S>>,
-    mut reader: R,
-    buf: BytesMut,
+    mut reader: T::Read,
+    mut buf: BytesMut,
     link: Rc<Link>,
     peer: Peer<S>,
     protocol: Protocol,
     // The connection's place in the guards' caps, given back when it ends.
-    _permit: Permit,
+    mut permit: Permit,
 ) where
     S: Send + Sync + 'static,
-    R: crate::rt::net::SplitRead + 'static,
+    T: Accepted,
 {
     // A client without a session: its message budget, if there is a message rate.
     let mut budget: Option<TokenBucket> = None;
-    read_loop(&mut reader, buf, &link, |message| {
-        if protocol.sessioned() {
-            if let Received::Session(control) = message {
-                shard.session_control(&link, &control);
-                return;
-            }
-            match shard.session_received(&link, &message) {
-                Arrival::Dispatch => {}
-                // Replaced by a resume: the session lives on another connection now.
-                Arrival::Replaced => return,
-                Arrival::RateLimited(retry) => {
-                    shard.rate_limited(&link, &peer, retry, &protocol, &message);
-                    return;
+    loop {
+        let paused = read_loop(&mut reader, buf, &link, |message| {
+            if protocol.sessioned() {
+                if let Received::Session(control) = message {
+                    shard.session_control(&link, &control);
+                    return ControlFlow::Continue(());
                 }
+                match shard.session_received(&link, &message) {
+                    Arrival::Dispatch => {}
+                    // Replaced by a resume: the session lives on another connection now.
+                    Arrival::Replaced => return ControlFlow::Continue(()),
+                    Arrival::RateLimited(retry) => {
+                        shard.rate_limited(&link, &peer, retry, &protocol, &message);
+                        return ControlFlow::Continue(());
+                    }
+                }
+            } else if let Err(retry) = shard.charge_client(&link, &mut budget, &message) {
+                shard.rate_limited(&link, &peer, retry, &protocol, &message);
+                return ControlFlow::Continue(());
             }
-        } else if let Err(retry) = shard.charge(&mut budget, &message) {
-            shard.rate_limited(&link, &peer, retry, &protocol, &message);
-            return;
-        }
-        if let Some(json) = protocol.json() {
-            match text_of(&message) {
-                Some(text) => json.received(text),
-                None => json.refuse_frame(
-                    None,
-                    &SysError::new(ErrorCode::InvalidProtocol)
-                        .message("Binary frames are not accepted: send JSON text")
-                        .details_raw(r#"{"reason":"binary_frame"}"#),
-                ),
+            if let Some(json) = protocol.json() {
+                return shard.json_received(&link, json, &message);
             }
-            return;
+            let registry = shard.registry.borrow();
+            let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
+            dispatch(
+                message,
+                &link,
+                &registry,
+                own.as_deref(),
+                &shard.listeners,
+                &peer,
+            );
+            ControlFlow::Continue(())
+        })
+        .await;
+        // Only a JSON connection pauses, on a `sys.reconnect.request`.
+        let (Some((request, rest)), Some(json)) = (paused, protocol.json()) else {
+            break;
+        };
+        let resume = shard
+            .clone()
+            .resume_in_band::<T>(reader, &link, &peer, json, request, rest, permit);
+        match Box::pin(resume).await {
+            Some((same_reader, rest, same_permit)) => {
+                (reader, buf, permit) = (same_reader, rest, same_permit);
+            }
+            // The socket moved to the resumed session's connection.
+            None => return,
         }
-        let registry = shard.registry.borrow();
-        let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
-        dispatch(
-            message,
-            &link,
-            &registry,
-            own.as_deref(),
-            &shard.listeners,
-            &peer,
-        );
-    })
-    .await;
+    }
     if let Some(json) = protocol.json() {
         // Queued messages and running handlers of a connection that went away are dropped.
         json.close();
@@ -543,6 +571,48 @@ pub(super) fn text_of<'a>(message: &'a Received<'_>) -> Option<&'a str> {
 }
 
 impl<S: Send + Sync + 'static> Shard<S> {
+    /// A data message on a JSON connection: a text goes to its dispatcher (a first
+    /// message that asks to resume a session pauses reading instead), a binary frame is
+    /// refused. Dropped on a connection a resume replaced.
+    fn json_received(
+        &self,
+        link: &Rc<Link>,
+        json: &JsonDispatcher,
+        message: &Received<'_>,
+    ) -> ControlFlow<ReconnectRequest> {
+        if !link.is_open() && !self.is_current(link) {
+            return ControlFlow::Continue(());
+        }
+        match text_of(message) {
+            Some(text) => {
+                if let Some(request) = self.reconnect_request(link, text) {
+                    return ControlFlow::Break(request);
+                }
+                json.received(text);
+            }
+            None => json.refuse_frame(
+                None,
+                &SysError::new(ErrorCode::InvalidProtocol)
+                    .message("Binary frames are not accepted: send JSON text")
+                    .details_raw(r#"{"reason":"binary_frame"}"#),
+            ),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Whether `link` is its client's current connection.
+    fn is_current(&self, link: &Rc<Link>) -> bool {
+        self.conns
+            .borrow()
+            .get(&link.id)
+            .is_some_and(|c| c.is_current(link))
+    }
+
+    /// Keeps a JSON connection for the heartbeat.
+    pub(super) fn watch_json(&self, connection: Weak<JsonConnection<S>>) {
+        self.json_conns.borrow_mut().push(connection);
+    }
+
     /// Runs the JSON protocol's heartbeat on every JSON connection, forgetting the ended.
     fn json_heartbeat(&self, now: Instant) {
         let Some(config) = self.server.config.json.heartbeat else {
@@ -560,31 +630,34 @@ impl<S: Send + Sync + 'static> Shard<S> {
     }
 
     /// Admits an opened connection: a plain client, a new session, or a resumed one.
-    /// Returns its link, its peer, and whether it has a session.
-    fn admit(&self, opened: Opened) -> (Rc<Link>, Peer<S>, bool) {
+    /// A JSON connection has a session whenever sessions are on (it resumes in band, if
+    /// it asks to, with its first message).
+    fn admit(&self, opened: Opened) -> (Rc<Link>, Peer<S>, Admitted) {
         let Opened {
             info,
             offer,
             identity,
-            json: _,
+            json,
         } = opened;
+        if json && self.server.config.sessions.is_some() {
+            return self.admit_session(info, identity, None, true);
+        }
         let refused = match offer {
             None => {
                 let (link, peer) = self.admit_plain(info, identity);
-                return (link, peer, false);
+                return (link, peer, Admitted::Plain);
             }
             Some(Err(())) => Some(resume_error::BAD_CREDENTIALS),
             Some(Ok(None)) => None,
-            Some(Ok(Some(resume))) => match self.take_session(&resume, identity.as_ref()) {
+            Some(Ok(Some(resume))) => match self.take_session(&resume, identity.as_ref(), false) {
                 Ok(taken) => {
-                    let (link, peer) = self.attach_resumed(taken, resume.last_seq);
-                    return (link, peer, true);
+                    let (link, peer) = self.attach_resumed(taken, resume.last_seq, None);
+                    return (link, peer, Admitted::Resumed);
                 }
                 Err(code) => Some(code),
             },
         };
-        let (link, peer) = self.admit_session(info, identity, refused);
-        (link, peer, true)
+        self.admit_session(info, identity, refused, false)
     }
 
     pub(super) fn new_link(&self, id: u64) -> Rc<Link> {
@@ -614,28 +687,33 @@ impl<S: Send + Sync + 'static> Shard<S> {
         (link, peer)
     }
 
-    /// A client with a new session, announced to it first (with the code of the resume
-    /// it asked for, if that failed).
-    pub(super) fn admit_session(
+    /// A client with a new session. A binary one is told first, in a session frame (with
+    /// the code of the resume it asked for, if that failed); a JSON one (`json`) is told
+    /// by its connection's `sys.session.created`.
+    fn admit_session(
         &self,
         info: ConnInfo,
         identity: Option<Identity>,
         refused: Option<u16>,
-    ) -> (Rc<Link>, Peer<S>) {
+        json: bool,
+    ) -> (Rc<Link>, Peer<S>, Admitted) {
         let config = self.server.config.sessions.unwrap_or_default();
         let id = self.next_id();
         let link = self.new_link(id);
-        link.accept_session_frames();
         let state = (self.server.config.state)(&info);
         let user = identity.as_ref().map(|i| i.user.clone());
         let peer = Peer::new(id, self.index, info, identity, state, self.server.clone());
-        let session = Box::new(ServerSession::new(&config, user));
-        link.send_session(&Control::Created {
-            id: session.id,
-            secret: session.secret,
-            user: session.user.clone(),
-            refused,
-        });
+        let session = Box::new(ServerSession::new(&config, user, json));
+        let admitted = Admitted::NewSession(session.id, session.secret);
+        if !json {
+            link.accept_session_frames();
+            link.send_session(&Control::Created {
+                id: session.id,
+                secret: session.secret,
+                user: session.user.clone(),
+                refused,
+            });
+        }
         self.server.index_session(session.id, Some(peer.clone()));
         self.insert(Conn {
             peer: peer.clone(),
@@ -644,7 +722,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             parked_listeners: None,
         });
         self.connected(&link, &peer);
-        (link, peer)
+        (link, peer, admitted)
     }
 
     pub(super) fn insert(&self, conn: Conn<S>) {

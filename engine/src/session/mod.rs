@@ -10,6 +10,7 @@
 //! unchanged. The extension's wire is in [`wire`] and the README.
 
 pub(crate) mod frame_log;
+pub(crate) mod json_wire;
 pub(crate) mod replay;
 pub(crate) mod wire;
 
@@ -30,6 +31,8 @@ pub mod resume_error {
     pub const BAD_CREDENTIALS: u16 = 1004;
     /// No such session: it expired, was closed, or never existed.
     pub const UNKNOWN_SESSION: u16 = 1006;
+    /// The connection asked to resume the session it already holds.
+    pub const DUPLICATE: u16 = 1007;
     /// Messages the client needs were dropped from the replay buffer (`resumeGap`).
     pub const GAP: u16 = 1013;
 }
@@ -86,10 +89,13 @@ pub(crate) struct ServerSession {
     /// first message). It is the session's, not the connection's: a resume does not
     /// refill it, so reconnecting gains a flooding client nothing.
     pub rate: Option<TokenBucket>,
+    /// The session speaks the JSON protocol: its sequenced messages carry `s`
+    /// ([`json_wire`]), and its control messages are JSON events.
+    pub json: bool,
 }
 
 impl ServerSession {
-    pub(crate) fn new(config: &SessionConfig, user: Option<String>) -> Self {
+    pub(crate) fn new(config: &SessionConfig, user: Option<String>, json: bool) -> Self {
         Self {
             id: SessionId::random(),
             secret: Secret::random(),
@@ -101,6 +107,7 @@ impl ServerSession {
             suspended_since: None,
             closing: false,
             rate: None,
+            json,
         }
     }
 

@@ -47,7 +47,6 @@ impl Replay {
     }
 
     /// Number of the last frame recorded (the session's outbound sequence).
-    #[cfg(test)]
     pub(crate) fn last(&self) -> u64 {
         self.last
     }

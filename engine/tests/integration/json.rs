@@ -18,7 +18,7 @@ use tungstenite::{Message, WebSocket};
 
 use crate::support::{connect, recv, server, wait_for, ws_url};
 
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 #[derive(Deserialize)]
 struct Echo {
@@ -38,7 +38,7 @@ struct Say {
 
 /// The router the tests share: `echo` (typed), `slow` (awaits), `join`, `say` (a room
 /// broadcast to the others), `whoami` (requires auth), `fail` (an application error).
-fn router() -> JsonRouter {
+pub(crate) fn router() -> JsonRouter {
     let mut router = JsonRouter::default();
     router.on(
         "echo",
@@ -78,7 +78,7 @@ fn json_server() -> Server {
 }
 
 /// Connects to `path` and returns the socket and its `sys.session.created`.
-fn open(server: &Server, path: &str) -> (Socket, Value) {
+pub(crate) fn open(server: &Server, path: &str) -> (Socket, Value) {
     let url = format!("ws://{}{path}", server.local_addr().unwrap());
     let (mut socket, _) = tungstenite::connect(url).expect("upgrade");
     set_timeout(&socket);
@@ -94,14 +94,14 @@ fn set_timeout(socket: &Socket) {
     }
 }
 
-fn send(socket: &mut Socket, text: &str) {
+pub(crate) fn send(socket: &mut Socket, text: &str) {
     socket.send(Message::text(text)).unwrap();
 }
 
 /// The next frame. A blocking read on a test thread can be interrupted (EINTR, from the
 /// io_uring work of a runtime on that thread): tungstenite keeps what it read, so the read
 /// is retried.
-fn next(socket: &mut Socket) -> Message {
+pub(crate) fn next(socket: &mut Socket) -> Message {
     loop {
         match socket.read() {
             Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -111,7 +111,7 @@ fn next(socket: &mut Socket) -> Message {
 }
 
 /// The next text frame, parsed; its `t` checked and removed so the rest compares exactly.
-fn read(socket: &mut Socket) -> Value {
+pub(crate) fn read(socket: &mut Socket) -> Value {
     loop {
         match next(socket) {
             Message::Text(text) => {

@@ -8,6 +8,7 @@ mod flush;
 mod guards;
 mod hostile;
 mod json;
+mod json_sessions;
 mod listeners;
 mod peers;
 mod query;
