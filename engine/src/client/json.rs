@@ -9,8 +9,15 @@
 //! automatic `sys.pong`, a bounded queue for sends made while disconnected (sent, in
 //! order, on the next connection), and a stream of connection status changes.
 //!
-//! Not yet: resuming a session (the server does not offer sessions on the JSON wire yet);
-//! a reconnect starts a new session, as `sys.session.created` says.
+//! Sessions (sessions-resume.md), when the server offers them (its `sys.session.created`
+//! carries a `resumeSecret`): the client keeps the session's id, secret and the highest
+//! `s` it processed; on every reconnect its first message is `sys.reconnect.request`, and
+//! nothing else goes out until the answer. Replayed messages it already processed are
+//! dropped, so listeners see every sequenced message once and in order. A failed resume is
+//! reported ([`JsonStatus::SessionLost`]) and the fresh session is adopted. It
+//! acknowledges every [`ACK_EVERY`]-th message (`sys.ack`), so the server's replay buffer
+//! stays short. Requests in flight when the connection drops fail with
+//! [`RequestError::Disconnected`] (the request may or may not have been handled).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -34,6 +41,9 @@ use crate::Listeners;
 /// Sends kept while disconnected, at most (the oldest is dropped past it).
 const OFFLINE_QUEUE: usize = 256;
 
+/// The client acknowledges its session's messages after this many (`sys.ack`).
+const ACK_EVERY: u64 = 32;
+
 /// A message from the server, as a listener sees it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct JsonEvent {
@@ -49,6 +59,9 @@ pub struct JsonEvent {
     /// `v`.
     #[serde(rename = "v", default)]
     pub version: Option<String>,
+    /// `s`: the session's sequence number, on sequenced messages of a session.
+    #[serde(rename = "s", default)]
+    pub seq: Option<u64>,
 }
 
 /// Why a [`JsonClient::request`] failed.
@@ -78,10 +91,43 @@ pub enum RequestError {
 /// A change of the connection's status ([`JsonClient::statuses`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonStatus {
-    /// Connected (again): queued sends go out now.
+    /// Connected (again). Queued sends go out once the session is settled: at once
+    /// without sessions, after [`JsonStatus::Resumed`] or [`JsonStatus::SessionLost`] on a
+    /// reconnect with them.
     Connected,
+    /// The session was resumed: every message it was sent while away follows, none lost.
+    Resumed,
+    /// The session could not be resumed (the server's `sys.error` code: 1006 expired,
+    /// 1013 its replay buffer no longer held what was missed, ...): a new session started,
+    /// and messages sent to the old one while away may be lost.
+    SessionLost(u16),
     /// The connection ended; the client reconnects per its policy unless closed.
     Disconnected,
+}
+
+/// What the client keeps of its session.
+#[derive(Default)]
+struct SessionState {
+    /// The session's id and resume secret (once the server offered a session).
+    session: Option<(String, String)>,
+    /// The highest `s` processed.
+    last_seq: u64,
+    /// The last `s` acknowledged.
+    acked: u64,
+    /// The session announced on the current connection, adopted if the resume fails.
+    fresh: Option<(String, String)>,
+    /// The `c` of the resume request waiting for its answer.
+    resuming: Option<String>,
+    /// The connection may carry the application's sends (its session is settled).
+    ready: bool,
+}
+
+/// `sys.session.created`'s payload.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    session_id: String,
+    resume_secret: Option<String>,
 }
 
 /// Identifies a listener for [`JsonClient::off`].
@@ -113,6 +159,7 @@ struct Shared {
     pending: Mutex<FxHashMap<String, Answer>>,
     offline: Mutex<VecDeque<Bytes>>,
     statuses: Mutex<Vec<Sender<JsonStatus>>>,
+    session: Mutex<SessionState>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,6 +201,7 @@ impl JsonClient {
             pending: Mutex::default(),
             offline: Mutex::default(),
             statuses: Mutex::default(),
+            session: Mutex::default(),
         });
         let _ = slot.set(Arc::downgrade(&shared));
         let weak = Arc::downgrade(&shared);
@@ -277,27 +325,37 @@ impl Shared {
         Ok(Bytes::from(out))
     }
 
-    /// Sends on the client's thread: on the connection, or into the offline queue.
+    /// Sends on the client's thread: on the connection once its session is settled, or
+    /// into the offline queue.
     fn send(self: &Arc<Self>, frame: Bytes) {
+        self.send_on(frame, false);
+    }
+
+    /// Sends on the client's thread; `first` goes out before the session is settled (the
+    /// resume request, the pong, the ack).
+    fn send_on(self: &Arc<Self>, frame: Bytes, first: bool) {
         let shared = Arc::downgrade(self);
-        self.client
-            .post(move |local| match local.link.borrow().as_ref() {
-                Some(link) => {
+        self.client.post(move |local| {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let ready = first || lock(&shared.session).ready;
+            match local.link.borrow().as_ref() {
+                Some(link) if ready => {
                     link.send_message(Utf8Bytes(frame));
                 }
-                None => {
-                    if let Some(shared) = shared.upgrade() {
-                        let mut offline = lock(&shared.offline);
-                        if offline.len() == OFFLINE_QUEUE {
-                            offline.pop_front();
-                            tracing::warn!(
-                                "JSON client offline queue full: the oldest send dropped"
-                            );
-                        }
-                        offline.push_back(frame);
+                // A connection's own traffic (a pong, an ack, a resume request) dies with it.
+                _ if first => {}
+                _ => {
+                    let mut offline = lock(&shared.offline);
+                    if offline.len() == OFFLINE_QUEUE {
+                        offline.pop_front();
+                        tracing::warn!("JSON client offline queue full: the oldest send dropped");
                     }
+                    offline.push_back(frame);
                 }
-            });
+            }
+        });
     }
 
     fn received(self: &Arc<Self>, text: &str) {
@@ -311,9 +369,24 @@ impl Shared {
         if message.event == "sys.ping" {
             let t = message.payload.get("t").cloned().unwrap_or(Value::Null);
             if let Ok(frame) = self.encode("sys.pong", &serde_json::json!({ "t": t }), None) {
-                self.send(frame);
+                self.send_on(frame, true);
             }
             return;
+        }
+        match message.event.as_str() {
+            "sys.session.created" => self.session_created(&message),
+            "sys.session.restored" => self.session_restored(&message),
+            "sys.error" if self.is_resume_answer(&message) => {
+                self.resume_failed(&message);
+                return;
+            }
+            _ => {
+                if let Some(seq) = message.seq {
+                    if !self.sequenced(seq) {
+                        return;
+                    }
+                }
+            }
         }
         if let Some(c) = message.correlation.as_deref() {
             if lock(&self.pending).contains_key(c) {
@@ -350,17 +423,125 @@ impl Shared {
 
     /// Sends what waited, through the one send path (so it waits again, in order, if the
     /// connection drops before it goes out).
-    fn connected(self: &Arc<Self>) {
+    fn flush_offline(self: &Arc<Self>) {
         let queued = std::mem::take(&mut *lock(&self.offline));
         for frame in queued {
             self.send(frame);
         }
+    }
+
+    fn connected(&self) {
         self.status(JsonStatus::Connected);
     }
 
     fn disconnected(&self) {
+        {
+            let mut session = lock(&self.session);
+            session.ready = false;
+            session.resuming = None;
+            session.fresh = None;
+        }
         self.fail_pending();
         self.status(JsonStatus::Disconnected);
+    }
+
+    /// `sys.session.created`: a connection's first message. With a session kept from an
+    /// earlier connection, the client asks to resume it first; otherwise the announced
+    /// session is the client's and sends may go.
+    fn session_created(self: &Arc<Self>, message: &JsonEvent) {
+        let Ok(created) = serde_json::from_value::<Created>(message.payload.clone()) else {
+            return;
+        };
+        let fresh = created
+            .resume_secret
+            .map(|secret| (created.session_id, secret));
+        let mut session = lock(&self.session);
+        let Some((id, secret)) = session.session.clone().filter(|_| fresh.is_some()) else {
+            *session = SessionState {
+                session: fresh,
+                ready: true,
+                ..SessionState::default()
+            };
+            drop(session);
+            self.flush_offline();
+            return;
+        };
+        let c = format!("resume-{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let request = serde_json::json!({
+            "sessionId": id,
+            "resumeSecret": secret,
+            "lastSeq": session.last_seq,
+        });
+        session.fresh = fresh;
+        session.resuming = Some(c.clone());
+        drop(session);
+        if let Ok(frame) = self.encode("sys.reconnect.request", &request, Some(&c)) {
+            self.send_on(frame, true);
+        }
+    }
+
+    /// `sys.session.restored`: the session is back; its missed messages follow.
+    fn session_restored(self: &Arc<Self>, message: &JsonEvent) {
+        {
+            let mut session = lock(&self.session);
+            if session.resuming.is_none() || session.resuming != message.correlation {
+                return;
+            }
+            session.resuming = None;
+            session.fresh = None;
+            session.ready = true;
+        }
+        self.status(JsonStatus::Resumed);
+        self.flush_offline();
+    }
+
+    fn is_resume_answer(&self, message: &JsonEvent) -> bool {
+        let session = lock(&self.session);
+        session.resuming.is_some() && session.resuming == message.correlation
+    }
+
+    /// The resume was refused: the connection's fresh session becomes the client's.
+    fn resume_failed(self: &Arc<Self>, message: &JsonEvent) {
+        let RequestError::Refused { code, .. } = refused(&message.payload) else {
+            unreachable!("refused() builds a refusal")
+        };
+        tracing::warn!(
+            code,
+            "session not resumed: a new one started, messages may be lost"
+        );
+        {
+            let mut session = lock(&self.session);
+            let fresh = session.fresh.take();
+            *session = SessionState {
+                session: fresh,
+                ready: true,
+                ..SessionState::default()
+            };
+        }
+        self.status(JsonStatus::SessionLost(code));
+        self.flush_offline();
+    }
+
+    /// A sequenced message numbered `seq`: `false` if it was processed already (a
+    /// replayed duplicate). Acknowledges every [`ACK_EVERY`] messages.
+    fn sequenced(self: &Arc<Self>, seq: u64) -> bool {
+        let ack = {
+            let mut session = lock(&self.session);
+            if seq <= session.last_seq {
+                return false;
+            }
+            session.last_seq = seq;
+            (seq >= session.acked + ACK_EVERY).then(|| {
+                session.acked = seq;
+                seq
+            })
+        };
+        if let Some(s) = ack {
+            if let Ok(frame) = self.encode("sys.ack", &serde_json::json!({ "s": s }), None) {
+                self.send_on(frame, true);
+            }
+        }
+        true
     }
 
     fn status(&self, status: JsonStatus) {

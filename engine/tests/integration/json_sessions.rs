@@ -5,11 +5,13 @@
 //! whichever shard the new socket landed; each refusal (1004, 1006, 1007, 1009, 1013, a
 //! late request) answered without `s` while the connection keeps its fresh session;
 //! `sys.ack` dropping acknowledged messages; a live connection replaced with
-//! `sys.disconnect` and 4003.
+//! `sys.disconnect` and 4003; and the engine's `JsonClient` resuming by itself.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
-use connectme::{Server, SessionConfig};
+use connectme::json::{JsonClient, JsonStatus};
+use connectme::{Client, Reconnect, Server, SessionConfig};
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
@@ -231,4 +233,89 @@ fn resuming_a_live_session_replaces_its_connection_with_sys_disconnect_and_4003(
         other => panic!("expected the close, got {other:?}"),
     }
     assert_eq!(request(&mut b, "echo", json!({"msg": "x"}), "e")["s"], 2);
+}
+
+#[test]
+fn the_json_client_resumes_its_session_without_losing_or_repeating_a_message() {
+    let server = session_server(SessionConfig::default());
+    let url = format!("ws://{}/ws", server.local_addr().unwrap());
+    let builder = Client::builder(&url).reconnect(Reconnect::Backoff {
+        initial: Duration::from_millis(150),
+        max: Duration::from_millis(300),
+        factor: 2.0,
+    });
+    let client = JsonClient::new(builder).unwrap();
+    let statuses = client.statuses();
+    let (tx, chat) = mpsc::channel();
+    client.on("chat.message", move |event| {
+        let text = event.payload["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let _ = tx.send((event.seq, text));
+    });
+    client.connect_blocking().unwrap();
+    let timeout = Duration::from_secs(5);
+    for room in ["lobby", "a-only"] {
+        client
+            .request("join", &json!({ "room": room }), timeout)
+            .wait()
+            .unwrap();
+    }
+    let (mut b, _) = open(&server, "/ws");
+    request(&mut b, "join", json!({"room": "lobby"}), "bj");
+    // What B is sent besides its answers.
+    let mut to_b = Vec::new();
+    let mut say = |b: &mut Socket, text: &str| {
+        let mut answer = request(b, "say", json!({"room": "lobby", "text": text}), text);
+        while answer["e"] != "say.response" {
+            to_b.push(answer);
+            answer = read(b);
+        }
+    };
+    say(&mut b, "m1");
+    // The server drops the client's connection, as a network failure would.
+    server.room_members("a-only")[0].disconnect();
+    say(&mut b, "m2");
+    say(&mut b, "m3");
+    let mut seen = Vec::new();
+    while !seen.contains(&JsonStatus::Disconnected) {
+        seen.push(statuses.recv_timeout(timeout).expect("a status"));
+    }
+    // Sent while away (a send on a connection that is dying is as lost as the
+    // connection): queued, and sent after the resume.
+    client
+        .send("say", &json!({"room": "lobby", "text": "from a"}))
+        .unwrap();
+    while !seen.contains(&JsonStatus::Resumed) {
+        seen.push(statuses.recv_timeout(timeout).expect("a status"));
+    }
+    assert_eq!(
+        seen,
+        [
+            JsonStatus::Connected,
+            JsonStatus::Disconnected,
+            JsonStatus::Connected,
+            JsonStatus::Resumed
+        ]
+    );
+    say(&mut b, "m4");
+    let got: Vec<(Option<u64>, String)> = (0..4)
+        .map(|_| chat.recv_timeout(timeout).expect("a chat message"))
+        .collect();
+    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["m1", "m2", "m3", "m4"]);
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| s.expect("numbered")).collect();
+    // Numbered in order (the client's own `say.response` takes a number between m3 and m4
+    // or before m2, wherever its queued send was handled).
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+    assert!(seqs[3] - seqs[0] <= 4, "{seqs:?}");
+    assert!(chat.recv_timeout(Duration::from_millis(200)).is_err());
+    // The queued send reached the room once the session was back.
+    if to_b.is_empty() {
+        to_b.push(read(&mut b));
+    }
+    assert_eq!(to_b.len(), 1, "{to_b:?}");
+    assert_eq!(to_b[0]["e"], "chat.message");
+    assert_eq!(to_b[0]["p"]["text"], "from a");
 }
