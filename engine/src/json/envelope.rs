@@ -318,13 +318,18 @@ impl JsonBackend for SonicRs {
     }
 }
 
-/// Parses and validates one text frame with the engine's JSON library (sonic-rs; the
-/// module docs of `json` give the measurement).
+/// Parses and validates one text frame: the plain shape every client sends in one pass
+/// without a JSON library ([`scan_plain`]), anything else with the engine's JSON library
+/// (sonic-rs; the module docs of `json` give the measurement), which decides every text the
+/// plain pass is unsure of, so the outcome is the library's on every text.
 pub(crate) fn parse<'a>(
     text: &'a str,
     config: &'a EnvelopeConfig,
 ) -> Result<Envelope<'a>, EnvelopeError> {
-    parse_with::<SonicRs>(text, config)
+    match scan_plain(text) {
+        Some(scan) => validate(scan, true, config),
+        None => parse_with::<SonicRs>(text, config),
+    }
 }
 
 /// [`parse`] on a given JSON library.
@@ -793,4 +798,293 @@ impl<'de> Deserialize<'de> for Timestamp {
         }
         deserializer.deserialize_any(TimestampVisitor)
     }
+}
+
+/// The envelope's one pass over the bytes for the shape clients send: an object whose keys
+/// and `e`/`v`/`c` strings have no escape, `v`/`c`/`t` possibly `null`, `t` an integer of
+/// at most 18 digits, `p` an object, unknown keys of any value, nesting within
+/// [`MAX_PAYLOAD_DEPTH`]. Every value is checked to be JSON as strictly as serde_json does
+/// (string escapes and control characters, number and literal syntax), `p` to the
+/// standard of [`payload_is_sound`]. `None` for anything else, malformed or merely unusual
+/// (an escape in a key, a duplicate key, a float `t`, a BOM): the library's pass then
+/// decides, so this pass only ever accepts what that one accepts, with the same result.
+///
+/// It exists because the library's pass (a serde visitor, a skip of `p`, then a second
+/// look at `p`'s strings) cost more than the rest of a small echo's JSON work
+/// (perf/README.md, "JSON echo, session 11").
+pub(super) fn scan_plain(text: &str) -> Option<Scan<'_>> {
+    let b = text.as_bytes();
+    let mut scan = Scan {
+        object: true,
+        ..Scan::default()
+    };
+    let mut i = skip_ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        i += 1;
+    } else {
+        loop {
+            if *b.get(i)? != b'"' {
+                return None;
+            }
+            let (end, escaped) = skip_string(b, i)?;
+            if escaped {
+                return None;
+            }
+            let key = &b[i + 1..end - 1];
+            i = skip_ws(b, end);
+            if *b.get(i)? != b':' {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let absent = match key {
+                b"e" => plain_slot(text, &mut i, &mut scan.e)?,
+                b"v" => plain_slot(text, &mut i, &mut scan.v)?,
+                b"c" => plain_slot(text, &mut i, &mut scan.c)?,
+                b"t" => {
+                    let absent = scan.t.is_absent();
+                    let (end, t) = plain_timestamp(b, i)?;
+                    scan.t = t;
+                    i = end;
+                    absent
+                }
+                b"p" => {
+                    if *b.get(i)? != b'{' {
+                        return None;
+                    }
+                    let absent = scan.p.is_absent();
+                    let end = skip_value(b, i, MAX_PAYLOAD_DEPTH)?;
+                    scan.p = Payload::Object(Cow::Borrowed(&text[i..end]));
+                    i = end;
+                    absent
+                }
+                _ => {
+                    i = skip_value(b, i, MAX_PAYLOAD_DEPTH)?;
+                    true
+                }
+            };
+            if !absent {
+                // A duplicate: the library's pass says which answer.
+                return None;
+            }
+            i = skip_ws(b, i);
+            match *b.get(i)? {
+                b',' => i = skip_ws(b, i + 1),
+                b'}' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, i) == b.len()).then_some(scan)
+}
+
+/// A plain string (no escape) or `null` at `*i` into `slot`; whether the slot was empty.
+fn plain_slot<'a>(text: &'a str, i: &mut usize, slot: &mut Slot<'a>) -> Option<bool> {
+    let b = text.as_bytes();
+    let absent = slot.is_absent();
+    match *b.get(*i)? {
+        b'"' => {
+            let (end, escaped) = skip_string(b, *i)?;
+            if escaped {
+                return None;
+            }
+            *slot = Slot::Str(Cow::Borrowed(&text[*i + 1..end - 1]));
+            *i = end;
+        }
+        b'n' if b[*i..].starts_with(b"null") => {
+            *slot = Slot::Null;
+            *i += 4;
+        }
+        _ => return None,
+    }
+    Some(absent)
+}
+
+/// `t` as `null` or an integer of at most 18 digits (so it fits i64), ending where a number
+/// ends; anything else (`-0`, a fraction, an exponent, more digits) is left to the library.
+fn plain_timestamp(b: &[u8], start: usize) -> Option<(usize, Timestamp)> {
+    if b[start..].starts_with(b"null") {
+        return Some((start + 4, Timestamp::Null));
+    }
+    let negative = b.get(start) == Some(&b'-');
+    let digits_start = start + usize::from(negative);
+    let mut i = digits_start;
+    let mut value: i64 = 0;
+    while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+        if i - digits_start == 18 {
+            return None;
+        }
+        value = value * 10 + i64::from(d - b'0');
+        i += 1;
+    }
+    let digits = i - digits_start;
+    let leading_zero = b.get(digits_start) == Some(&b'0');
+    if digits == 0
+        || (leading_zero && (digits > 1 || negative))
+        || matches!(b.get(i), Some(b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    Some((i, Timestamp::Int(if negative { -value } else { value })))
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Skips the string opening at `b[start] == b'"'`: the index past its closing quote, and
+/// whether it had an escape. `None` on a control character or an invalid escape (or no
+/// end).
+fn skip_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
+    let mut i = start + 1;
+    let mut escaped = false;
+    loop {
+        // Eight bytes at a time while none of them is a quote, a backslash or a control
+        // character.
+        while let Some(chunk) = b.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            if has_special(word) {
+                break;
+            }
+            i += 8;
+        }
+        match *b.get(i)? {
+            b'"' => return Some((i + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                match *b.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                    _ => return None,
+                }
+            }
+            0x00..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// Whether any byte of `word` is `"`, `\` or below 0x20 (the classic zero-byte test; it
+/// may also flag a byte right after a flagged one, which only ends the fast loop early).
+fn has_special(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | below_space)
+        != 0
+}
+
+/// Skips the JSON value starting at `b[start]` (no whitespace before it), checked as
+/// strictly as serde_json skips one, nested at most `max_depth` deep: the index past it.
+/// No recursion: one bit per open container (1 for an object).
+fn skip_value(b: &[u8], start: usize, max_depth: usize) -> Option<usize> {
+    debug_assert!(max_depth < 128);
+    let mut objects: u128 = 0;
+    let mut depth = 0usize;
+    let mut i = start;
+    loop {
+        // A value at `i`.
+        match *b.get(i)? {
+            open @ (b'{' | b'[') => {
+                depth += 1;
+                if depth > max_depth {
+                    return None;
+                }
+                let object = open == b'{';
+                objects = (objects << 1) | u128::from(object);
+                i = skip_ws(b, i + 1);
+                let close = if object { b'}' } else { b']' };
+                if *b.get(i)? == close {
+                    i += 1;
+                    depth -= 1;
+                    objects >>= 1;
+                } else {
+                    if object {
+                        i = skip_key(b, i)?;
+                    }
+                    continue;
+                }
+            }
+            b'"' => i = skip_string(b, i)?.0,
+            b't' if b[i..].starts_with(b"true") => i += 4,
+            b'f' if b[i..].starts_with(b"false") => i += 5,
+            b'n' if b[i..].starts_with(b"null") => i += 4,
+            b'-' | b'0'..=b'9' => i = skip_number(b, i)?,
+            _ => return None,
+        }
+        // After a value: close containers until one goes on.
+        loop {
+            if depth == 0 {
+                return Some(i);
+            }
+            i = skip_ws(b, i);
+            let object = objects & 1 == 1;
+            match *b.get(i)? {
+                b',' => {
+                    i = skip_ws(b, i + 1);
+                    if object {
+                        i = skip_key(b, i)?;
+                    }
+                    break;
+                }
+                b'}' if object => {}
+                b']' if !object => {}
+                _ => return None,
+            }
+            i += 1;
+            depth -= 1;
+            objects >>= 1;
+        }
+    }
+}
+
+/// Skips `"key"`, whitespace and the colon at `b[i]`, and the whitespace after it.
+fn skip_key(b: &[u8], i: usize) -> Option<usize> {
+    if *b.get(i)? != b'"' {
+        return None;
+    }
+    let i = skip_ws(b, skip_string(b, i)?.0);
+    if *b.get(i)? != b':' {
+        return None;
+    }
+    Some(skip_ws(b, i + 1))
+}
+
+/// Skips a number with JSON's syntax (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`);
+/// its range is not checked, as neither library checks it when skipping.
+fn skip_number(b: &[u8], start: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        let from = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i > from).then_some(i)
+    };
+    let mut i = start + usize::from(b[start] == b'-');
+    i = match *b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(i)?,
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        i = digits(i + 1)?;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        i = digits(i)?;
+    }
+    Some(i)
 }

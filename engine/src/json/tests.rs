@@ -782,6 +782,68 @@ fn same_on_both(text: &str) {
     let sonic = parse_with::<SonicRs>(text, &config);
     let serde = parse_with::<SerdeJson>(text, &config);
     assert_eq!(sonic, serde, "{text}");
+    // The engine's parse: the plain pass, or the library's when it is unsure.
+    assert_eq!(parse(text, &config), serde, "{text}");
+}
+
+/// The plain pass takes the shapes clients send, with whitespace anywhere, and leaves
+/// everything unusual to the library.
+#[test]
+fn the_plain_pass_takes_the_usual_shapes() {
+    use super::envelope::scan_plain;
+    for text in [
+        r#"{"v":"1.0","e":"echo","p":{"msg":"xxxx"},"c":"3-17","t":1764871200000}"#,
+        r#"{"e":"a"}"#,
+        r#"{}"#,
+        " {\n\t\"e\" : \"a\" ,\r\n \"p\" : { \"a\" : [ 1 , -2.5e+3 , true , false , null , { } , [ ] ] } } ",
+        r#"{"e":"a","v":null,"c":null,"t":null}"#,
+        r#"{"e":"a","t":0}"#,
+        r#"{"e":"a","t":-123456789012345678}"#,
+        r#"{"e":"é","p":{"\u00e9\n":"\"\\\/\b\f\n\r\t\ud800"}}"#,
+        r#"{"e":"a","x":{"y":[{"z":"w"}]},"x":1}"#,
+        r#"{"e":"a","p":{"a":"0123456789abcdefghijklmnopqrstuvwxyz"}}"#,
+    ] {
+        assert!(scan_plain(text).is_some(), "{text}");
+        same_on_both(text);
+    }
+    for text in [
+        r#"{"\u0065":"a"}"#,
+        r#"{"e":"\u0061"}"#,
+        r#"{"e":"a","e":"b"}"#,
+        r#"{"e":"a","p":{},"p":{}}"#,
+        r#"{"e":"a","t":-0}"#,
+        r#"{"e":"a","t":1.0}"#,
+        r#"{"e":"a","t":1e3}"#,
+        r#"{"e":"a","t":1234567890123456789}"#,
+        r#"{"e":"a","t":01}"#,
+        r#"{"e":"a","p":[]}"#,
+        r#"{"e":1}"#,
+        r#"{"e":"a","x":01}"#,
+        r#"{"e":"a","x":[1,]}"#,
+        r#"{"e":"a","x":{"a":1,}}"#,
+        r#"{"e":"a","x":"\x"}"#,
+        r#"{"e":"a","x":"\u12"}"#,
+        r#"{"e":"a","x":tru}"#,
+        r#"{"e":"a","x":-}"#,
+        r#"{"e":"a","x":1.}"#,
+        r#"{"e":"a","x":1e}"#,
+        r#"{"e":"a"} x"#,
+        r#"{"e":"a",}"#,
+        r#"{"e":"a""#,
+        "{\"e\":\"a\u{1}\"}",
+        "\u{feff}{\"e\":\"a\"}",
+        "[]",
+    ] {
+        assert!(scan_plain(text).is_none(), "{text}");
+        same_on_both(text);
+    }
+    for depth in [126, 127, 128] {
+        // `p` nested `depth` deep, its own braces included.
+        let inner = format!("{}{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+        let text = format!(r#"{{"e":"a","p":{{"k":{inner}}}}}"#);
+        assert_eq!(scan_plain(&text).is_some(), depth <= 127, "{depth}");
+        same_on_both(&text);
+    }
 }
 
 #[test]
@@ -822,6 +884,7 @@ proptest! {
     #[test]
     fn both_libraries_agree_on_random_objects(value in arb_envelope_object()) {
         same_on_both(&value.to_string());
+        same_on_both(&serde_json::to_string_pretty(&value).unwrap());
     }
 
     #[test]
