@@ -2,12 +2,14 @@
 //! browser) and for independent clients' tests: `examples/tests/python/test_json_protocol.py`
 //! drives the same server (started in-process by `tests/python_json.rs`) with Python's
 //! `websockets`. Handlers on `/ws`: `echo` (`{msg}` → `{msg}`), `sum` (`{values}` →
-//! `{sum}`), `slow` (its payload back after 50 ms), `fail` (the application error 4100) and
-//! `whoami` (requires auth: 1003 for the anonymous connections this server makes).
+//! `{sum}`), `slow` (its payload back after 50 ms), `fail` (the application error 4100),
+//! `whoami` (requires auth: 1003 for the anonymous connections this server makes), `join`
+//! and `say` (a room's chat). `--sessions` turns sessions on: resumable, with `s` on every
+//! sequenced message.
 //! Prints `listening on ADDR` once it accepts connections.
 //!
 //! ```text
-//! cargo run --example json_echo -- [--addr 127.0.0.1:9010] [--rate N]
+//! cargo run --example json_echo -- [--addr 127.0.0.1:9010] [--rate N] [--sessions]
 //! python examples/tests/python/test_json_protocol.py --port 9010
 //! ```
 
@@ -22,12 +24,15 @@ struct Args {
     /// unlimited).
     #[arg(long)]
     rate: Option<u32>,
+    /// Sessions on (resume with `sys.reconnect.request`).
+    #[arg(long)]
+    sessions: bool,
 }
 
 fn main() -> std::io::Result<()> {
     examples::init_logging();
     let args = Args::parse();
-    let server = examples::json_echo::server(&args.addr, args.rate)?;
+    let server = examples::json_echo::server(&args.addr, args.rate, args.sessions)?;
     let addr = server.local_addr().map_or(args.addr, |a| a.to_string());
     println!("listening on {addr}");
     server.wait();

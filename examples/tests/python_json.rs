@@ -1,7 +1,7 @@
 //! The websocket_core JSON protocol driven by an independent client in another language:
 //! `tests/python/test_json_protocol.py` (Python's `websockets`, plain `unittest`) against
-//! the `json_echo` example's server, started here in-process twice: without a message rate,
-//! and with 2 per second for the rate-limit test. The Python comes from the checkout's
+//! the `json_echo` example's server, started here in-process three times: without a message
+//! rate, with 2 per second for the rate-limit test, and with sessions for the resume tests. The Python comes from the checkout's
 //! venv, `target/venv`, which `.ci/python-tools` makes (test-all runs it first); without it
 //! this test fails and says so.
 
@@ -41,13 +41,15 @@ fn python() -> PathBuf {
 #[test]
 fn python_websockets_speaks_the_json_protocol() {
     let python = python();
-    let plain = server("127.0.0.1:0", None).expect("start the json_echo server");
-    let limited = server("127.0.0.1:0", Some(2)).expect("start the rate-limited one");
+    let plain = server("127.0.0.1:0", None, false).expect("start the json_echo server");
+    let limited = server("127.0.0.1:0", Some(2), false).expect("start the rate-limited one");
+    let sessions = server("127.0.0.1:0", None, true).expect("start the one with sessions");
     let port = |s: &connectme::Server| s.local_addr().expect("bound").port().to_string();
     let script = root().join("examples/tests/python/test_json_protocol.py");
     let output = Command::new(&python)
         .arg(&script)
         .args(["--port", &port(&plain), "--rate-port", &port(&limited)])
+        .args(["--session-port", &port(&sessions)])
         .output()
         .expect("run the Python tests");
     // unittest reports on stderr; shown with --nocapture, and on a failure.
@@ -67,7 +69,7 @@ fn python_websockets_speaks_the_json_protocol() {
         report.contains("\nOK") && !report.contains("skipped"),
         "every Python test ran and passed:\n{report}"
     );
-    for server in [plain, limited] {
+    for server in [plain, limited, sessions] {
         server.close();
         server.wait();
     }

@@ -3,11 +3,13 @@ by Python's `websockets` as an independent client against the `json_echo` exampl
 the envelopes on the wire exactly, field by field (`t` aside, which must be an integer ms
 timestamp).
 
-    python test_json_protocol.py --port P [--rate-port R] [unittest options]
+    python test_json_protocol.py --port P [--rate-port R] [--session-port S] [unittest options]
 
 `--port`: a `json_echo` server without a message rate; `--rate-port`: one started with
-`--rate 2` (the rate test is skipped, and says so, without it). `tests/python_json.rs`
-starts both in-process and runs this with the checkout's venv (`.ci/python-tools`).
+`--rate 2`; `--session-port`: one started with `--sessions` (sessions-resume.md: `s` on
+sequenced messages, resume with replay). Without them their tests are skipped, and say so.
+`tests/python_json.rs` starts all three in-process and runs this with the checkout's venv
+(`.ci/python-tools`).
 Plain `unittest` and `asyncio`; the only package needed is `websockets`.
 """
 
@@ -22,6 +24,7 @@ from websockets.asyncio.client import connect
 
 PORT = None
 RATE_PORT = None
+SESSION_PORT = None
 # How long any one answer may take before a test fails (instead of hanging).
 TIMEOUT = 5.0
 # Timestamps after 2023-11-14: a real ms clock, not seconds or zero.
@@ -344,13 +347,112 @@ class RateLimit(Protocol):
         self.assertEqual(answer, {"v": "1.0", "e": "echo.response", "p": {"msg": "4"}, "c": "4"})
 
 
+class Resume(Protocol):
+    """sessions-resume.md against a server with sessions: `s` on sequenced messages and
+    none on control events, a resume after an abrupt drop replaying exactly the missed
+    messages with their original `s`, and a refused resume keeping the fresh session."""
+
+    port_attr = "SESSION_PORT"
+
+    async def connect(self):
+        ws = await connect(url(SESSION_PORT), open_timeout=TIMEOUT)
+        self.addAsyncCleanup(ws.close)
+        return ws
+
+    async def read_on(self, ws):
+        self.ws, saved = ws, self.ws
+        try:
+            return await self.read()
+        finally:
+            self.ws = saved
+
+    async def ask_on(self, ws, message):
+        await ws.send(json.dumps(message))
+        return await self.read_on(ws)
+
+    async def test_created_carries_the_resume_secret_and_no_s(self):
+        p = self.created["p"]
+        self.assertEqual(set(p), {"sessionId", "userId", "resumeSecret"}, self.created)
+        for key in ["sessionId", "resumeSecret"]:
+            self.assertRegex(p[key], "^[0-9a-f]{32}$")
+        self.assertNotIn("s", self.created)
+
+    async def test_a_resume_after_a_drop_replays_the_missed_messages_in_order(self):
+        session = self.created["p"]
+        answer = await self.ask({"e": "join", "p": {"room": "py"}, "c": "j"})
+        self.assertEqual(
+            answer, {"v": "1.0", "e": "join.response", "p": {"joined": "py"}, "c": "j", "s": 1}
+        )
+        other = await self.connect()
+        await self.read_on(other)
+        await self.ask_on(other, {"e": "join", "p": {"room": "py"}})
+        said = await self.ask_on(other, {"e": "say", "p": {"room": "py", "text": "one"}})
+        self.assertEqual(said["p"], {"sent": 1})
+        self.assertEqual(
+            await self.read(), {"v": "1.0", "e": "chat.message", "p": {"text": "one"}, "s": 2}
+        )
+        # Gone without a close frame, as a network failure looks.
+        self.ws.transport.abort()
+        for text in ["two", "three"]:
+            await self.ask_on(other, {"e": "say", "p": {"room": "py", "text": text}})
+        await asyncio.sleep(0.05)
+        again = await self.connect()
+        fresh = await self.read_on(again)
+        self.assertEqual(fresh["e"], "sys.session.created")
+        self.assertNotEqual(fresh["p"]["sessionId"], session["sessionId"])
+        request = {
+            "sessionId": session["sessionId"],
+            "resumeSecret": session["resumeSecret"],
+            "lastSeq": 2,
+        }
+        restored = await self.ask_on(again, {"e": "sys.reconnect.request", "p": request, "c": "rs"})
+        self.assertEqual(
+            restored,
+            {
+                "v": "1.0",
+                "e": "sys.session.restored",
+                "p": {
+                    "sessionId": session["sessionId"],
+                    "userId": None,
+                    "rooms": ["py"],
+                    "metadata": None,
+                    "lastSeq": 2,
+                    "replayed": 2,
+                },
+                "c": "rs",
+            },
+        )
+        for s, text in [(3, "two"), (4, "three")]:
+            self.assertEqual(
+                await self.read_on(again),
+                {"v": "1.0", "e": "chat.message", "p": {"text": text}, "s": s},
+            )
+        answer = await self.ask_on(again, {"e": "echo", "p": {"msg": "back"}, "c": "b"})
+        self.assertEqual(
+            answer, {"v": "1.0", "e": "echo.response", "p": {"msg": "back"}, "c": "b", "s": 5}
+        )
+
+    async def test_a_wrong_secret_is_1004_and_the_connection_keeps_its_fresh_session(self):
+        session = self.created["p"]
+        other = await self.connect()
+        await self.read_on(other)
+        request = {"sessionId": session["sessionId"], "resumeSecret": "0" * 32, "lastSeq": 0}
+        answer = await self.ask_on(other, {"e": "sys.reconnect.request", "p": request, "c": "x"})
+        self.assert_sys_error(answer, 1004, "Invalid session credentials", c="x")
+        answer = await self.ask_on(other, {"e": "echo", "p": {"msg": "m"}, "c": "m"})
+        self.assertEqual(
+            answer, {"v": "1.0", "e": "echo.response", "p": {"msg": "m"}, "c": "m", "s": 1}
+        )
+
+
 def main():
-    global PORT, RATE_PORT
+    global PORT, RATE_PORT, SESSION_PORT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True, help="a json_echo server")
     parser.add_argument("--rate-port", type=int, help="a json_echo server with --rate 2")
+    parser.add_argument("--session-port", type=int, help="a json_echo server with --sessions")
     args, rest = parser.parse_known_args()
-    PORT, RATE_PORT = args.port, args.rate_port
+    PORT, RATE_PORT, SESSION_PORT = args.port, args.rate_port, args.session_port
     unittest.main(argv=[sys.argv[0], *rest], verbosity=2)
 
 
