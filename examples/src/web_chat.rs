@@ -15,6 +15,9 @@
 //! room) is answered with `sys.error` 1009 naming the field, as any typed payload that does
 //! not decode is.
 //!
+//! Sessions are on: a page whose connection drops resumes its session (its rooms, and every
+//! line sent to it while away, replayed once and in order).
+//!
 //! The page finds the WebSocket endpoint from its own address: the same host, the port
 //! given as `?ws=PORT` (see [`page_url`]), the path `/ws`; it offers the subprotocol
 //! `wscore.json`, which selects the JSON protocol on any path too.
@@ -27,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connectme::json::{HandlerError, JsonContext, JsonRouter};
-use connectme::Server;
+use connectme::{Server, SessionConfig};
 use serde::{Deserialize, Serialize};
 
 /// The longest chat line, in characters.
@@ -274,6 +277,7 @@ pub fn start(ws_addr: &str, http_addr: &str, web_dir: &Path) -> io::Result<WebCh
         .addr(ws_addr)?
         .json(router(cell.clone()))
         .json_subprotocol("wscore.json")
+        .sessions(SessionConfig::default())
         .build();
     let _ = cell.set(server.clone());
     let http = serve_files(http_addr, web_dir.to_owned())?;

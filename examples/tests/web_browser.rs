@@ -2,20 +2,26 @@
 //! Chromium: starts the example's servers in-process on free ports and runs
 //! `node examples/web/test/browser.mjs <page-url> <screenshot>`, which opens two pages that
 //! join "lobby" and talk both ways, shows the server's validation error for an empty line,
-//! and drops one page's connection to see it come back as a new session and be heard.
+//! drops one page's socket to see it resume its session and be heard, and asks this test
+//! (`KILL <room>` on its stdout, answered on its stdin) to kill that page's connection from
+//! the server side while the other page talks: the page resumes and shows every line once,
+//! in order.
 //!
 //! Also runs `node --test examples/web/test/wscore.test.mjs`: the page's client against a
-//! scripted server, for what the engine does not serve yet (the JSON session resume).
+//! scripted server (the resume's edge cases: refusals, timeouts, the queue).
 //!
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium`), `node`, and
 //! `npm ci --prefix examples/web/test` (playwright-core, pinned; no browser download). A
 //! missing one fails the test with how to install it, unless `CONNECTME_SKIP_BROWSER=1`.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use connectme::Server;
 
 use examples::web_chat::{start, web_dir};
 
@@ -67,6 +73,29 @@ fn get(addr: SocketAddr, path: &str) -> (String, Option<String>) {
     (status, kind)
 }
 
+/// Reads browser.mjs's stdout in a thread, answering each `KILL <room>` by dropping the
+/// connections of the room's members from the server side (as a network failure would)
+/// and writing `killed` to its stdin. The thread returns everything it read.
+fn serve_kills(child: &mut Child, server: Server) -> JoinHandle<String> {
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(room) = line.strip_prefix("KILL ") {
+                for peer in server.room_members(room) {
+                    peer.disconnect();
+                }
+                let _ = writeln!(stdin, "killed");
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    })
+}
+
 #[test]
 fn the_page_is_served_and_two_browsers_chat() {
     let chat = start("127.0.0.1:0", "127.0.0.1:0", &web_dir()).expect("start web_chat");
@@ -102,10 +131,12 @@ fn the_page_is_served_and_two_browsers_chat() {
         .arg(test_dir.join("browser.mjs"))
         .arg(chat.page_url())
         .arg(&screenshot)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run node");
+    let stdout = serve_kills(&mut child, chat.server.clone());
     // browser.mjs gives up after 60 s itself; this is in case node hangs anyway.
     let deadline = Instant::now() + Duration::from_secs(90);
     while child.try_wait().expect("wait for node").is_none() {
@@ -116,7 +147,7 @@ fn the_page_is_served_and_two_browsers_chat() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let output = child.wait_with_output().expect("node's output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = stdout.join().expect("the stdout reader");
     let stderr = String::from_utf8_lossy(&output.stderr);
     chat.close();
     assert!(
@@ -129,7 +160,8 @@ fn the_page_is_served_and_two_browsers_chat() {
         "ok: B shows A's line (and A its own)",
         "ok: A shows B's line",
         "ok: the empty line's validation error is shown: 1009: Validation failed for field: text",
-        "ok: after a dropped connection A reconnects (new session), rejoins and is heard",
+        "ok: after its socket drops A resumes its session and is heard",
+        "ok: after the server kills its connection A resumes with every line, once, in order",
         "browser test passed",
     ] {
         assert!(

@@ -1,6 +1,7 @@
 // wscore.js against a scripted server (a fake WebSocket): request/response by `c`, errors,
-// ping/pong, the offline queue, and the session resume of sessions-resume.md, which the
-// engine's JSON protocol does not serve yet (so the browser test cannot reach it).
+// ping/pong, the offline queue, and the session resume of sessions-resume.md with the edge
+// cases a real server cannot be made to produce on cue (the browser test resumes against
+// the engine itself).
 //
 //   node --test examples/web/test/wscore.test.mjs
 
