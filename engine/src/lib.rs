@@ -111,6 +111,7 @@ pub use reconnect::Reconnect;
 pub use room::{RoomError, RoomOptions};
 pub use rt::{sleep, sleep_until, spawn, timeout, Driver, Elapsed, Task, DRIVER_ENV};
 pub use server::{
-    ConnInfo, Endpoint, JsonHeartbeat, Limits, Peer, Server, ServerBuilder, Transport,
+    ConnInfo, Endpoint, IntoFanout, JsonHeartbeat, Limits, Peer, PerProtocol, Server,
+    ServerBuilder, Transport,
 };
 pub use session::{resume_error, SessionConfig, SessionId};

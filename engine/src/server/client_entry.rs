@@ -7,6 +7,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::peer::Peer;
+use super::Fanout;
 use crate::link::Link;
 use crate::listeners::ListenerCell;
 use crate::proto::outgoing::{Framing, IntoFrame, ZERO_COPY_MIN};
@@ -95,6 +96,13 @@ impl<S> Conn<S> {
         }
         if let Some(link) = &self.link {
             link.send_parts(frame);
+        }
+    }
+
+    /// Sends a broadcast: the frame for the client's protocol, if there is one.
+    pub(crate) fn send_fanout(&mut self, fanout: &Fanout) {
+        if let Some(frame) = fanout.frame_for(self.peer.speaks_json()) {
+            self.send_shared(frame);
         }
     }
 

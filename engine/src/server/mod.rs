@@ -5,6 +5,7 @@
 mod builder;
 mod client_entry;
 mod config;
+mod fanout;
 mod info;
 mod json_endpoint;
 mod json_resume;
@@ -28,6 +29,8 @@ use std::rc::Rc;
 
 pub use builder::ServerBuilder;
 pub use config::{Endpoint, Limits, Transport};
+pub(crate) use fanout::Fanout;
+pub use fanout::{IntoFanout, PerProtocol};
 pub use info::ConnInfo;
 pub use json_endpoint::JsonHeartbeat;
 pub use peer::Peer;
@@ -178,7 +181,7 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
     /// Encodes `message` once and posts it to every shard that has members of `rooms`
     /// (except `exclude`), each member once.
     /// Returns how many clients the message was posted to.
-    fn broadcast_to_rooms<F: IntoFrame>(
+    fn broadcast_to_rooms<F: IntoFanout>(
         &self,
         rooms: &[&str],
         message: F,
@@ -188,7 +191,7 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
         if recipients.is_empty() {
             return 0;
         }
-        let frame = message.into_frame(self.wire());
+        let frame = self.fanout(message);
         let mut count = 0;
         for (index, keys) in recipients {
             count += keys.len();
@@ -196,6 +199,17 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
             self.post(index, Box::new(move |shard| shard.send_to(&keys, frame)));
         }
         count
+    }
+
+    /// A broadcast's frames for this server.
+    fn fanout<F: IntoFanout>(&self, message: F) -> Fanout {
+        let version = self
+            .config
+            .json
+            .router
+            .as_ref()
+            .map_or("1.0", |router| router.config().current());
+        message.into_fanout(self.wire(), version)
     }
 
     /// Adds (`true`) or removes `peer` in its user's entry of the user index.
@@ -384,21 +398,21 @@ impl<S: Send + Sync + 'static> Server<S> {
         }
     }
 
-    /// Encodes `message` once and sends the same bytes to every connected client.
-    pub fn broadcast<F: IntoFrame>(&self, message: F) {
-        self.fan_out(message.into_frame(self.shared.wire()), None);
+    /// Encodes `message` once and sends the same bytes to every connected client; a
+    /// [`PerProtocol`] message is encoded once per protocol, and each client gets the one
+    /// its connection speaks. (A frame a JSON-protocol client cannot read, binary or a text
+    /// that is not a JSON object, is not sent to JSON clients.)
+    pub fn broadcast<F: IntoFanout>(&self, message: F) {
+        self.fan_out(self.shared.fanout(message), None);
     }
 
     /// Like [`Server::broadcast`], to the clients for which `filter` returns true.
     pub fn broadcast_where<F, P>(&self, message: F, filter: P)
     where
-        F: IntoFrame,
+        F: IntoFanout,
         P: Fn(&Peer<S>) -> bool + Send + Sync + 'static,
     {
-        self.fan_out(
-            message.into_frame(self.shared.wire()),
-            Some(Arc::new(filter)),
-        );
+        self.fan_out(self.shared.fanout(message), Some(Arc::new(filter)));
     }
 
     /// Encodes a PackMe message with a fresh server transaction id and broadcasts it.
@@ -412,7 +426,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         Frame(message.into_frame(self.shared.wire()))
     }
 
-    fn fan_out(&self, frame: bytes::Bytes, filter: Option<Arc<PeerFilter<S>>>) {
+    fn fan_out(&self, frame: Fanout, filter: Option<Arc<PeerFilter<S>>>) {
         for shard in 0..self.shared.config.shards {
             let frame = frame.clone();
             let filter = filter.clone();
@@ -467,14 +481,15 @@ impl<S: Send + Sync + 'static> Server<S> {
         self.shared.rooms.members(room)
     }
 
-    /// Sends `message` to every member of room `room`, encoded once.
-    pub fn broadcast_to_room<F: IntoFrame>(&self, room: &str, message: F) {
+    /// Sends `message` to every member of room `room`, encoded once (once per protocol,
+    /// as [`Server::broadcast`] says).
+    pub fn broadcast_to_room<F: IntoFanout>(&self, room: &str, message: F) {
         self.shared.broadcast_to_rooms(&[room], message, None);
     }
 
     /// Sends `message` to every member of any of `rooms`, each once, except `exclude`
     /// (the sender, typically).
-    pub fn broadcast_to_rooms<F: IntoFrame>(
+    pub fn broadcast_to_rooms<F: IntoFanout>(
         &self,
         rooms: &[&str],
         message: F,

@@ -9,7 +9,7 @@ use packme::{Message, Packet, Registry, RegistryError, Request};
 
 use super::client_entry::Conn;
 use super::info::ConnInfo;
-use super::ServerShared;
+use super::{IntoFanout, ServerShared};
 use crate::auth::Identity;
 use crate::listeners::{Context, Handler, Host, Key};
 use crate::proto::close_code;
@@ -27,6 +27,8 @@ struct PeerInner<S> {
     server: Arc<ServerShared<S>>,
     /// The client is gone (its connection, or its session, ended): it joins no room.
     ended: AtomicBool,
+    /// The client speaks the JSON protocol.
+    json: bool,
 }
 
 /// A client connected to the server.
@@ -52,6 +54,13 @@ impl<S> std::fmt::Debug for Peer<S> {
     }
 }
 
+impl<S> Peer<S> {
+    /// Whether the client speaks the websocket_core JSON protocol (else ConnectMe's).
+    pub fn speaks_json(&self) -> bool {
+        self.inner.json
+    }
+}
+
 impl<S: Send + Sync + 'static> Peer<S> {
     pub(crate) fn new(
         id: u64,
@@ -60,6 +69,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
         identity: Option<Identity>,
         state: S,
         server: Arc<ServerShared<S>>,
+        json: bool,
     ) -> Self {
         Self {
             inner: Arc::new(PeerInner {
@@ -70,6 +80,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
                 state,
                 server,
                 ended: AtomicBool::new(false),
+                json,
             }),
         }
     }
@@ -221,8 +232,9 @@ impl<S: Send + Sync + 'static> Peer<S> {
         self.inner.server.rooms.rooms_of(self.inner.id)
     }
 
-    /// Sends `message` to every other member of room `room` (not to this client).
-    pub fn broadcast_to_room<F: IntoFrame>(&self, room: &str, message: F) {
+    /// Sends `message` to every other member of room `room` (not to this client), as
+    /// [`Server::broadcast_to_room`](crate::Server::broadcast_to_room) does.
+    pub fn broadcast_to_room<F: IntoFanout>(&self, room: &str, message: F) {
         self.inner
             .server
             .broadcast_to_rooms(&[room], message, Some(self.inner.id));
@@ -233,7 +245,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
     pub(super) fn broadcast_text_to_room(
         &self,
         room: &str,
-        text: impl IntoFrame,
+        text: impl IntoFanout,
         exclude_self: bool,
     ) -> usize {
         let exclude = exclude_self.then_some(self.inner.id);

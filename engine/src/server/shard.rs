@@ -11,7 +11,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use packme::Registry;
 use rustc_hash::FxHashMap;
 
@@ -23,7 +23,7 @@ use super::json_resume::ReconnectRequest;
 use super::opening::{open, refuse, Opened};
 use super::peer::Peer;
 use super::resume::Arrival;
-use super::{PeerFilter, ServerShared};
+use super::{Fanout, PeerFilter, ServerShared};
 use crate::auth::Identity;
 use crate::guard::{Permit, Refusal, TokenBucket};
 use crate::json::{ErrorCode, JsonDispatcher, SysError};
@@ -32,7 +32,6 @@ use crate::link::timers::Timers;
 use crate::link::{writer, Link};
 use crate::listeners::{dispatch, HandlerTable, ListenerCell};
 use crate::mailbox::Inbox;
-use crate::proto::outgoing::shard_local;
 use crate::proto::received::Received;
 use crate::proto::{close_code, Config, Connection, End};
 use crate::rt::net::{Accepted, TcpListener, UnixListener};
@@ -224,24 +223,24 @@ impl<S: Send + Sync + 'static> Shard<S> {
         self.stop.fire();
     }
 
-    /// Sends one pre-encoded frame to every connection that passes `filter`.
-    pub(crate) fn broadcast(&self, frame: Bytes, filter: Option<&PeerFilter<S>>) {
-        let frame = shard_local(frame);
+    /// Sends a broadcast's pre-encoded frames to every connection that passes `filter`.
+    pub(crate) fn broadcast(&self, frame: Fanout, filter: Option<&PeerFilter<S>>) {
+        let frame = frame.shard_local();
         for conn in self.conns.borrow_mut().values_mut() {
             if filter.is_none_or(|keep| keep(&conn.peer)) {
-                conn.send_shared(&frame);
+                conn.send_fanout(&frame);
             }
         }
     }
 
-    /// Sends one pre-encoded frame to the clients `keys` (a room broadcast's members on
-    /// this shard).
-    pub(crate) fn send_to(&self, keys: &[u64], frame: Bytes) {
-        let frame = shard_local(frame);
+    /// Sends a broadcast's pre-encoded frames to the clients `keys` (a room broadcast's
+    /// members on this shard).
+    pub(crate) fn send_to(&self, keys: &[u64], frame: Fanout) {
+        let frame = frame.shard_local();
         let mut conns = self.conns.borrow_mut();
         for key in keys {
             if let Some(conn) = conns.get_mut(key) {
-                conn.send_shared(&frame);
+                conn.send_fanout(&frame);
             }
         }
     }
@@ -644,7 +643,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         }
         let refused = match offer {
             None => {
-                let (link, peer) = self.admit_plain(info, identity);
+                let (link, peer) = self.admit_plain(info, identity, json);
                 return (link, peer, Admitted::Plain);
             }
             Some(Err(())) => Some(resume_error::BAD_CREDENTIALS),
@@ -670,13 +669,30 @@ impl<S: Send + Sync + 'static> Shard<S> {
         )
     }
 
-    /// A client without a session: the link and the peer (running the state factory),
-    /// registered, and the application told.
-    fn admit_plain(&self, info: ConnInfo, identity: Option<Identity>) -> (Rc<Link>, Peer<S>) {
+    /// A new client's link and peer (running the state factory), not yet registered.
+    fn new_client(
+        &self,
+        info: ConnInfo,
+        identity: Option<Identity>,
+        json: bool,
+    ) -> (Rc<Link>, Peer<S>) {
         let id = self.next_id();
         let link = self.new_link(id);
         let state = (self.server.config.state)(&info);
-        let peer = Peer::new(id, self.index, info, identity, state, self.server.clone());
+        let server = self.server.clone();
+        let peer = Peer::new(id, self.index, info, identity, state, server, json);
+        (link, peer)
+    }
+
+    /// A client without a session: the link and the peer (running the state factory),
+    /// registered, and the application told.
+    fn admit_plain(
+        &self,
+        info: ConnInfo,
+        identity: Option<Identity>,
+        json: bool,
+    ) -> (Rc<Link>, Peer<S>) {
+        let (link, peer) = self.new_client(info, identity, json);
         self.insert(Conn {
             peer: peer.clone(),
             link: Some(link.clone()),
@@ -698,11 +714,8 @@ impl<S: Send + Sync + 'static> Shard<S> {
         json: bool,
     ) -> (Rc<Link>, Peer<S>, Admitted) {
         let config = self.server.config.sessions.unwrap_or_default();
-        let id = self.next_id();
-        let link = self.new_link(id);
-        let state = (self.server.config.state)(&info);
         let user = identity.as_ref().map(|i| i.user.clone());
-        let peer = Peer::new(id, self.index, info, identity, state, self.server.clone());
+        let (link, peer) = self.new_client(info, identity, json);
         let session = Box::new(ServerSession::new(&config, user, json));
         let admitted = Admitted::NewSession(session.id, session.secret);
         if !json {

@@ -1,7 +1,8 @@
 //! The websocket_core JSON protocol on real sockets, driven by tungstenite as an independent
 //! client: the exact envelopes on the wire (`sys.session.created` first, auto-replies with
 //! `c` and `v`, a `sys.error` for every refused frame), order of a connection's handlers,
-//! the message rate, subprotocol selection, and JSON and binary clients sharing rooms.
+//! the message rate, subprotocol selection, JSON and binary clients sharing rooms, and a
+//! broadcast reaching each of them in its own encoding.
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use connectme::json::{
     HandlerError, JsonClient, JsonContext, JsonRouter, JsonStatus, RequestError,
 };
-use connectme::{Client, JsonHeartbeat, Listeners, RateLimit, Server};
+use connectme::{Client, JsonHeartbeat, Listeners, PerProtocol, RateLimit, Server};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tungstenite::client::IntoClientRequest;
@@ -325,6 +326,54 @@ fn json_and_binary_clients_share_rooms() {
     );
     assert_eq!(read(&mut alice)["e"], "news");
     assert_eq!(read(&mut bob)["e"], "news");
+    drop(binary);
+}
+
+#[test]
+fn a_per_protocol_broadcast_reaches_each_client_in_its_own_encoding() {
+    let server = json_server();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let binary = connect(&ws_url(&server), |client| {
+        client.listen(move |data: bytes::Bytes, _: &Client| {
+            let _ = tx.send(data.to_vec());
+        });
+    });
+    wait_for("the binary client to be listed", || {
+        !server.clients().is_empty()
+    });
+    server.clients().remove(0).join("arena").unwrap();
+    let (mut json_client, _) = open(&server, "/ws");
+    send(
+        &mut json_client,
+        r#"{"e":"join","p":{"room":"arena"},"c":"j"}"#,
+    );
+    assert_eq!(read(&mut json_client)["p"]["joined"], "arena");
+
+    // Binary only: the JSON client, which could not read it, is not sent it.
+    server.broadcast_to_room("arena", &b"\x09\x09"[..]);
+    assert_eq!(recv(&rx, "the binary-only frame"), [9, 9]);
+    let moved = PerProtocol::new(
+        "player.moved",
+        &json!({"x": 10, "y": 4}),
+        &b"\x01\x0a\x04"[..],
+    )
+    .unwrap();
+    server.broadcast_to_room("arena", moved);
+    assert_eq!(
+        read(&mut json_client),
+        json!({"v":"1.0","e":"player.moved","p":{"x":10,"y":4}}),
+        "the JSON client's next message is the event (no binary frame before it)"
+    );
+    assert_eq!(recv(&rx, "the binary encoding"), [1, 10, 4]);
+    // The same for a global broadcast.
+    let tick = PerProtocol::new("tick", &json!({"n": 1}), &b"\x07"[..]).unwrap();
+    server.broadcast(tick);
+    assert_eq!(
+        read(&mut json_client),
+        json!({"v":"1.0","e":"tick","p":{"n":1}})
+    );
+    assert_eq!(recv(&rx, "the binary tick"), [7]);
+    assert!(PerProtocol::new("bad", &json!([1]), &b""[..]).is_err());
     drop(binary);
 }
 

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use connectme::json::{JsonClient, JsonStatus};
-use connectme::{Client, Reconnect, Server, SessionConfig};
+use connectme::{Client, PerProtocol, Reconnect, Server, SessionConfig};
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
@@ -126,6 +126,12 @@ fn a_json_session_numbers_its_messages_and_a_resume_replays_exactly_the_missed_o
     assert_eq!(
         request(&mut a, "echo", json!({"msg": "still me"}), "e"),
         json!({"v":"1.0","e":"echo.response","p":{"msg":"still me"},"c":"e","s":last + 1})
+    );
+    // A server broadcast is numbered in the session's sequence too.
+    server.broadcast(PerProtocol::new("tick", &json!({"n": 1}), &b"\x01"[..]).unwrap());
+    assert_eq!(
+        read(&mut a),
+        json!({"v":"1.0","e":"tick","p":{"n":1},"s":last + 2})
     );
 }
 
