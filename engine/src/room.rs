@@ -112,14 +112,14 @@ impl<P: Clone> Rooms<P> {
     /// Adds client `key` to `room` (created with the defaults if missing), if `alive`
     /// (checked under the lock that [`Rooms::leave_all`] takes, so a client that ends
     /// meanwhile is never left behind as a member). Joining a room twice is not an error
-    /// and changes nothing.
+    /// and changes nothing: `Ok(false)`.
     pub(crate) fn join(
         &self,
         room: &str,
         key: u64,
         peer: P,
         alive: impl FnOnce() -> bool,
-    ) -> Result<(), RoomError> {
+    ) -> Result<bool, RoomError> {
         let mut table = self.lock();
         if !alive() {
             return Err(RoomError::Gone);
@@ -141,7 +141,7 @@ impl<P: Clone> Rooms<P> {
         };
         let entry = rooms.get_mut(room).expect("inserted above");
         if entry.members.contains_key(&key) {
-            return Ok(());
+            return Ok(false);
         }
         if let Some(max) = entry.options.max_members {
             if entry.members.len() >= max {
@@ -153,7 +153,7 @@ impl<P: Clone> Rooms<P> {
         }
         entry.members.insert(key, peer);
         memberships.entry(key).or_default().push(name);
-        Ok(())
+        Ok(true)
     }
 
     /// Removes client `key` from `room`; an empty room is deleted unless kept. Whether it
@@ -179,18 +179,20 @@ impl<P: Clone> Rooms<P> {
         true
     }
 
-    /// Removes client `key` from every room (it ended).
-    pub(crate) fn leave_all(&self, key: u64) {
+    /// Removes client `key` from every room (it ended); the rooms it was in.
+    pub(crate) fn leave_all(&self, key: u64) -> Vec<Arc<str>> {
         let mut table = self.lock();
         let Table { rooms, memberships } = &mut *table;
-        for room in memberships.remove(&key).unwrap_or_default() {
-            if let Some(entry) = rooms.get_mut(&room) {
+        let left = memberships.remove(&key).unwrap_or_default();
+        for room in &left {
+            if let Some(entry) = rooms.get_mut(room) {
                 entry.members.remove(&key);
                 if entry.members.is_empty() && !entry.options.keep_when_empty {
-                    rooms.remove(&room);
+                    rooms.remove(room);
                 }
             }
         }
+        left
     }
 
     /// The rooms client `key` is in, in the order joined.

@@ -24,6 +24,8 @@ use crate::session::SessionConfig;
 
 pub(crate) type StateFactory<S> = Arc<dyn Fn(&ConnInfo) -> S + Send + Sync>;
 pub(crate) type PeerCallback<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
+/// A callback about a client and a room.
+pub(crate) type RoomCallback<S> = Arc<dyn Fn(&Peer<S>, &str) + Send + Sync>;
 pub(crate) type RateLimitedCallback<S> = Arc<dyn Fn(&Peer<S>, Duration) + Send + Sync>;
 
 pub(crate) struct ServerConfig<S> {
@@ -49,6 +51,10 @@ pub(crate) struct ServerConfig<S> {
     pub on_suspend: Option<PeerCallback<S>>,
     /// A suspended (or half-open) session was resumed on a new connection.
     pub on_resume: Option<PeerCallback<S>>,
+    /// A client joined a room.
+    pub on_room_join: Option<RoomCallback<S>>,
+    /// A client left a room (by leaving, or by ending).
+    pub on_room_leave: Option<RoomCallback<S>>,
     /// Sessions for the clients that ask for them; `None`: off.
     pub sessions: Option<SessionConfig>,
     /// Who may connect; `None`: everyone.
@@ -122,6 +128,8 @@ impl ServerBuilder<()> {
                 on_disconnect: None,
                 on_suspend: None,
                 on_resume: None,
+                on_room_join: None,
+                on_room_leave: None,
                 sessions: None,
                 auth: None,
                 auth_timeout: Duration::from_secs(10),
@@ -415,13 +423,29 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// Called when a client joins a room (not when it joins one it is in). Runs on the
+    /// thread that made the join (the client's shard for a handler's join): keep it short.
+    pub fn on_room_join(mut self, f: impl Fn(&Peer<S>, &str) + Send + Sync + 'static) -> Self {
+        self.config.on_room_join = Some(Arc::new(f));
+        self
+    }
+
+    /// Called when a client leaves a room: by [`Peer::leave`], or for each of its rooms
+    /// when it ends (a session that expired or was closed; a suspended session stays in
+    /// its rooms).
+    pub fn on_room_leave(mut self, f: impl Fn(&Peer<S>, &str) + Send + Sync + 'static) -> Self {
+        self.config.on_room_leave = Some(Arc::new(f));
+        self
+    }
+
     /// The per-connection state factory (ConnectMe's custom client class): called once per
     /// accepted connection with what is known about it.
     ///
     /// # Panics
     ///
     /// If [`on_connect`](Self::on_connect), [`on_disconnect`](Self::on_disconnect),
-    /// [`on_suspend`](Self::on_suspend), [`on_resume`](Self::on_resume) or
+    /// [`on_suspend`](Self::on_suspend), [`on_resume`](Self::on_resume),
+    /// [`on_room_join`](Self::on_room_join), [`on_room_leave`](Self::on_room_leave) or
     /// [`on_rate_limited`](Self::on_rate_limited) was set before: those callbacks take the
     /// peer type this call changes, so they would be lost. Call `state` first.
     pub fn state<T: Send + Sync + 'static>(
@@ -434,8 +458,10 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 && c.on_disconnect.is_none()
                 && c.on_suspend.is_none()
                 && c.on_resume.is_none()
+                && c.on_room_join.is_none()
+                && c.on_room_leave.is_none()
                 && c.on_rate_limited.is_none(),
-            "ServerBuilder::state must come before on_connect, on_disconnect, on_suspend, on_resume and on_rate_limited, which take the peer type it changes"
+            "ServerBuilder::state must come before on_connect, on_disconnect, on_suspend, on_resume, on_room_join, on_room_leave and on_rate_limited, which take the peer type it changes"
         );
         ServerBuilder {
             config: ServerConfig {
@@ -455,6 +481,8 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 on_disconnect: None,
                 on_suspend: None,
                 on_resume: None,
+                on_room_join: None,
+                on_room_leave: None,
                 sessions: c.sessions,
                 auth: c.auth,
                 auth_timeout: c.auth_timeout,

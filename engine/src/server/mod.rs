@@ -231,8 +231,32 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
 
     /// Adds `peer` to room `room`, unless it has ended.
     fn join(&self, room: &str, peer: &Peer<S>) -> Result<(), RoomError> {
-        self.rooms
-            .join(room, peer.id(), peer.clone(), || !peer.has_ended())
+        let joined = self
+            .rooms
+            .join(room, peer.id(), peer.clone(), || !peer.has_ended())?;
+        if let (true, Some(on_room_join)) = (joined, &self.config.on_room_join) {
+            guard("on_room_join", || on_room_join(peer, room));
+        }
+        Ok(())
+    }
+
+    /// Removes `peer` from `room`; whether it was a member.
+    fn leave(&self, room: &str, peer: &Peer<S>) -> bool {
+        let left = self.rooms.leave(room, peer.id());
+        if let (true, Some(on_room_leave)) = (left, &self.config.on_room_leave) {
+            guard("on_room_leave", || on_room_leave(peer, room));
+        }
+        left
+    }
+
+    /// Removes an ended `peer` from every room.
+    fn leave_all(&self, peer: &Peer<S>) {
+        let left = self.rooms.leave_all(peer.id());
+        if let Some(on_room_leave) = &self.config.on_room_leave {
+            for room in left {
+                guard("on_room_leave", || on_room_leave(peer, &room));
+            }
+        }
     }
 
     fn setup(&self) -> MutexGuard<'_, Setup<S>> {

@@ -224,7 +224,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
     /// Leaves room `room`; whether the client was in it. An empty room is deleted unless
     /// it was created to be kept.
     pub fn leave(&self, room: &str) -> bool {
-        self.inner.server.rooms.leave(room, self.inner.id)
+        self.inner.server.leave(room, self)
     }
 
     /// The rooms the client is in, in the order joined.

@@ -799,7 +799,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         }
         conn.peer.ended();
         self.server.index_user(&conn.peer, false);
-        self.server.rooms.leave_all(conn.peer.id());
+        self.server.leave_all(&conn.peer);
     }
 }
 

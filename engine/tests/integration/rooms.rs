@@ -134,3 +134,55 @@ fn rooms_belong_to_the_session_across_suspension_and_expiry() {
     server.close();
     server.wait();
 }
+
+#[test]
+fn room_callbacks_see_every_join_and_leave_including_the_rooms_an_ended_client_leaves() {
+    let (tx, events) = mpsc::channel();
+    let (join_tx, leave_tx) = (Mutex::new(tx.clone()), Mutex::new(tx));
+    let (peers_tx, peers) = mpsc::channel();
+    let peers_tx = Mutex::new(peers_tx);
+    let server = server()
+        .on_connect(move |peer| {
+            let _ = peers_tx.lock().unwrap().send(peer.clone());
+        })
+        .on_room_join(move |peer, room| {
+            let _ = join_tx
+                .lock()
+                .unwrap()
+                .send(format!("{} joined {room}", peer.id()));
+        })
+        .on_room_leave(move |peer, room| {
+            let _ = leave_tx
+                .lock()
+                .unwrap()
+                .send(format!("{} left {room}", peer.id()));
+        })
+        .start()
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let (client, _rx) = text_client(&url, false);
+    let peer = recv(&peers, "peer");
+    let id = peer.id();
+    for room in ["red", "blue", "red"] {
+        peer.join(room).unwrap();
+    }
+    assert!(peer.leave("red"));
+    assert!(!peer.leave("red"), "not a member any more");
+    peer.join("green").unwrap();
+    drop(client);
+    let expected = [
+        "joined red",
+        "joined blue",
+        "left red",
+        "joined green",
+        "left blue",
+        "left green",
+    ];
+    for event in expected {
+        assert_eq!(recv(&events, event), format!("{id} {event}"));
+    }
+    assert!(
+        events.recv_timeout(Duration::from_millis(100)).is_err(),
+        "a second join of a room, or leaving one it is not in, calls nothing"
+    );
+}
