@@ -70,6 +70,7 @@ mod error;
 mod router;
 #[cfg(test)]
 mod router_tests;
+mod schema;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -93,3 +94,4 @@ pub(crate) use envelope::{
 };
 pub use error::HandlerError;
 pub use router::{JsonRouter, LocalBoxFuture, Next, Outcome, Route};
+pub use schema::{JsonController, Schema};

@@ -702,3 +702,100 @@ fn a_peer_that_refuses_frames_ends_handlers_quietly() {
         assert!(peer.take().is_empty());
     });
 }
+
+// ---- schema, controllers, off ----
+
+#[test]
+fn a_schema_is_checked_in_order_after_auth_and_before_the_handler() {
+    run(async {
+        let mut router = JsonRouter::default();
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        router
+            .on("move", |_, p: Value| async move { Ok(p) })
+            .schema(
+                Schema::new()
+                    .field("x", "an integer from 0 to 9", |v| {
+                        v.as_u64().is_some_and(|x| x < 10)
+                    })
+                    .field("y", "an integer from 0 to 9", |v| {
+                        v.as_u64().is_some_and(|y| y < 10)
+                    }),
+            );
+        router
+            .on("admin", |_, _: Value| async { Ok(()) })
+            .requires_auth()
+            .schema(Schema::new().field("x", "any", |_| panic!("not reached")));
+        router
+            .on("broken", |_, _: Value| async { Ok(()) })
+            .schema(Schema::new().field("x", "any", |_| panic!("a bug in a check")));
+        let counted = ran.clone();
+        router
+            .on("typed", move |_, p: Echo| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move { Ok(p) }
+            })
+            .schema(Schema::new().field("text", "at most 3 characters", |v| {
+                v.as_str().is_some_and(|s| s.len() <= 3)
+            }));
+        let (peer, dispatcher) = setup(router, DispatchConfig::default());
+        dispatcher.received(r#"{"e":"move","p":{"x":1,"y":2},"c":"ok"}"#);
+        dispatcher.received(r#"{"e":"move","p":{"x":10,"y":20},"c":"x"}"#);
+        dispatcher.received(r#"{"e":"move","p":{"x":1},"c":"y"}"#);
+        dispatcher.received(r#"{"e":"admin","p":{},"c":"auth"}"#);
+        dispatcher.received(r#"{"e":"typed","p":{"text":"long"},"c":"t"}"#);
+        let invalid = |c: &str, field: &str, reason: &str| {
+            json!({"v":"1.0","e":"sys.error","c":c,"p":{"code":1009,
+                "message":format!("Validation failed for field: {field}"),
+                "details":{"errors":[{"field":field,"reason":reason}]}}})
+        };
+        assert_eq!(
+            peer.take(),
+            [
+                json!({"v":"1.0","e":"move.response","p":{"x":1,"y":2},"c":"ok"}),
+                invalid("x", "x", "an integer from 0 to 9"),
+                invalid("y", "y", "an integer from 0 to 9"),
+                json!({"v":"1.0","e":"sys.error","c":"auth","p":{"code":1003,
+                    "message":"Authentication required"}}),
+                invalid("t", "text", "at most 3 characters"),
+            ]
+        );
+        assert_eq!(
+            ran.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "a failed schema stops the handler"
+        );
+        dispatcher.received(r#"{"e":"broken","p":{},"c":"b"}"#);
+        let sent = peer.take();
+        assert_internal(&sent[0], "b", "Internal server error");
+    });
+}
+
+#[test]
+fn controllers_register_their_handlers_and_off_removes_an_event() {
+    struct Lobby;
+    impl JsonController for Lobby {
+        fn register(&self, router: &mut JsonRouter) {
+            router.on("lobby.list", |_, _: Value| async {
+                Ok(json!({"rooms": []}))
+            });
+            router.on_version("lobby.join", "1.0", |_, _: Value| async { Ok(()) });
+        }
+    }
+    run(async {
+        let mut router = JsonRouter::default();
+        router.controller(&Lobby);
+        assert!(router.has_handler("lobby.list") && router.has_handler("lobby.join"));
+        assert!(router.off("lobby.join"));
+        assert!(!router.off("lobby.join"));
+        assert!(!router.has_handler("lobby.join"));
+        let (peer, dispatcher) = setup(router, DispatchConfig::default());
+        dispatcher.received(r#"{"e":"lobby.list","c":"l"}"#);
+        dispatcher.received(r#"{"e":"lobby.join","c":"j"}"#);
+        let sent = peer.take();
+        assert_eq!(
+            sent[0],
+            json!({"v":"1.0","e":"lobby.list.response","p":{"rooms":[]},"c":"l"})
+        );
+        assert_eq!(sent[1]["p"]["code"], 1008, "{}", sent[1]);
+    });
+}
