@@ -9,8 +9,9 @@
 //! is the only place the JSON wire differs.
 
 /// The payload of `frame`, one unmasked WebSocket text frame (as the server sends),
-/// if it carries a JSON object (its text starts with `{` and ends with `}`). `None` for
-/// anything else: a binary frame, a text that is not an object.
+/// if it carries a JSON object (its text starts with `{` and ends with `}`, whitespace
+/// around them aside, which is left out). `None` for anything else: a binary frame, a
+/// text that is not an object.
 pub(crate) fn object_payload(frame: &[u8]) -> Option<&[u8]> {
     const FIN_TEXT: u8 = 0x81;
     let (&first, rest) = frame.split_first()?;
@@ -23,6 +24,7 @@ pub(crate) fn object_payload(frame: &[u8]) -> Option<&[u8]> {
         127 => rest.get(8..)?,
         _ => rest,
     };
+    let payload = payload.trim_ascii();
     (payload.first() == Some(&b'{') && payload.last() == Some(&b'}')).then_some(payload)
 }
 
@@ -89,6 +91,35 @@ mod tests {
             let text = format!("{{\"a\":\"{}\"}}", "x".repeat(len));
             let frame = text_frame(&text);
             assert_eq!(object_payload(&frame), Some(text.as_bytes()), "{len}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever object a frame carries, the numbered one is the same object with `s`
+        /// added, and its length is the one announced.
+        #[test]
+        fn any_object_gets_exactly_s_added(
+            entries in proptest::collection::btree_map("[a-r]{0,6}", ".{0,12}", 0..6),
+            padded in proptest::bool::ANY,
+            seq in proptest::num::u64::ANY,
+        ) {
+            let object = serde_json::Value::from(
+                entries.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                    .collect::<serde_json::Map<_, _>>(),
+            );
+            let mut text = object.to_string();
+            if padded {
+                text = format!(" {text}\n");
+            }
+            let frame = text_frame(&text);
+            let payload = object_payload(&frame).expect("an object");
+            let mut out = Vec::new();
+            write_sequenced(&mut out, payload, seq);
+            proptest::prop_assert_eq!(out.len(), sequenced_len(payload, seq));
+            let mut numbered: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+            let s = numbered.as_object_mut().unwrap().remove("s");
+            proptest::prop_assert_eq!(s, Some(serde_json::Value::from(seq)));
+            proptest::prop_assert_eq!(numbered, object);
         }
     }
 
