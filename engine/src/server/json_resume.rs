@@ -164,6 +164,8 @@ impl<S: Send + Sync + 'static> Shard<S> {
         permit: Permit,
     ) -> Option<GoOn<T>> {
         let owner = match self.vet_in_band(peer, &request).await {
+            // Closed meanwhile (the server is stopping, say): it ends where it is.
+            Ok(_) if !link.is_open() => return Some((reader, rest, permit)),
             Ok(owner) => owner,
             Err((code, text)) => {
                 request.refuse(link, code, text);
