@@ -116,6 +116,15 @@ impl Conn {
         Ok(())
     }
 
+    /// Sends a copy of `frame` (a [`with_scratch`] buffer) unless the dispatcher was closed.
+    pub(super) fn send_copy(&self, frame: &[u8]) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        self.peer.send_text(Bytes::copy_from_slice(frame))?;
+        Ok(())
+    }
+
     /// Sends `error` as a `sys.error` answering `request` (its `c` and `v`).
     pub(super) fn send_sys_error(&self, request: &Request, error: &SysError<'_>) {
         let mut out = Vec::with_capacity(128);
@@ -123,6 +132,30 @@ impl Conn {
         // A closed connection has nobody left to tell.
         let _ = self.send_frame(out);
     }
+}
+
+thread_local! {
+    /// The shard thread's buffer for encoding outbound envelopes (see [`with_scratch`]).
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer kept after use only up to this capacity: a rare large reply is not held.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
+/// Runs `f` on the thread's encode buffer, emptied. An envelope is encoded there and sent
+/// as a copy of its exact size ([`Conn::send_copy`]): one allocation per frame, where a
+/// fresh `Vec` cost one, a second when the reply outgrew its guessed capacity, and a third
+/// for `Bytes::from` of a `Vec` with spare capacity. One buffer per shard thread, none per
+/// connection. Re-entrant: a call inside `f` (an application's `Serialize` that sends) gets
+/// a buffer of its own.
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut out = SCRATCH.take();
+    out.clear();
+    let result = f(&mut out);
+    if out.capacity() <= SCRATCH_KEPT {
+        SCRATCH.set(out);
+    }
+    result
 }
 
 /// The `e`, `v` and `c` of the message being handled, owned (the frame is gone by the time
@@ -331,13 +364,15 @@ impl JsonContext {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
-        let mut out = Vec::with_capacity(128);
         let version = self.conn.router.config().current();
-        Head::new(event, version, now_ms()).encode(payload, &mut out)?;
+        let frame = with_scratch(|out| {
+            Head::new(event, version, now_ms()).encode(payload, out)?;
+            Ok::<_, SendError>(Bytes::copy_from_slice(out))
+        })?;
         Ok(self
             .conn
             .peer
-            .broadcast_to_room(room, Bytes::from(out), exclude_sender))
+            .broadcast_to_room(room, frame, exclude_sender))
     }
 
     /// Joins `room`; the server's refusal (a full room) comes back as the error to answer.
@@ -368,23 +403,25 @@ impl JsonContext {
     /// clients listening for `<event>.response`.
     pub(super) fn auto_reply<R: Serialize + ?Sized>(&self, value: &R) -> Result<(), HandlerError> {
         let head = self.request.head(self.request.response_event(), now_ms());
-        let mut out = Vec::with_capacity(128);
-        match head.encode(value, &mut out) {
-            Ok(()) => {}
-            Err(EncodeError::PayloadNotObject) => {
-                let raw = serde_json::value::to_raw_value(value).map_err(HandlerError::internal)?;
-                if raw.get() == "null" {
-                    return Ok(());
+        with_scratch(|out| {
+            match head.encode(value, out) {
+                Ok(()) => {}
+                Err(EncodeError::PayloadNotObject) => {
+                    let raw =
+                        serde_json::value::to_raw_value(value).map_err(HandlerError::internal)?;
+                    if raw.get() == "null" {
+                        return Ok(());
+                    }
+                    head.encode(&Wrapped { data: &raw }, out)
+                        .map_err(HandlerError::internal)?;
                 }
-                head.encode(&Wrapped { data: &raw }, &mut out)
-                    .map_err(HandlerError::internal)?;
+                Err(error) => return Err(HandlerError::internal(error)),
             }
-            Err(error) => return Err(HandlerError::internal(error)),
-        }
-        // A connection gone while the handler ran has nobody left to answer (§8.1 step 10:
-        // the reference crashed there).
-        let _ = self.conn.send_frame(out);
-        Ok(())
+            // A connection gone while the handler ran has nobody left to answer (§8.1 step
+            // 10: the reference crashed there).
+            let _ = self.conn.send_copy(out);
+            Ok(())
+        })
     }
 
     fn encode_send<T: Serialize + ?Sized>(
@@ -395,9 +432,10 @@ impl JsonContext {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
-        let mut out = Vec::with_capacity(128);
-        head.encode(payload, &mut out)?;
-        self.conn.send_frame(out)
+        with_scratch(|out| {
+            head.encode(payload, out)?;
+            self.conn.send_copy(out)
+        })
     }
 }
 

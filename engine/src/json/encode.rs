@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::codes::ErrorCode;
-use super::envelope::{EnvelopeConfig, EnvelopeError, EnvelopeErrorKind};
+use super::envelope::{has_special, EnvelopeConfig, EnvelopeError, EnvelopeErrorKind};
 
 /// The event of an error answer.
 pub(crate) const SYS_ERROR: &str = "sys.error";
@@ -125,10 +125,35 @@ impl<'a> Head<'a> {
     }
 }
 
-/// A JSON string, escaped by serde_json's writer.
+/// A JSON string: copied as it is when nothing in it needs an escape (the usual event,
+/// version and correlation id), else escaped by serde_json's writer.
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    if !needs_escape(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing a `str` into a `Vec` cannot fail.
     let _ = s.serialize(&mut serde_json::Serializer::new(out));
+}
+
+/// Whether serde_json would escape anything in `bytes`: a quote, a backslash or a control
+/// character.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        if has_special(u64::from_le_bytes(word)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// The payload of a `sys.error`: `{code, message, details?}`, plus the top-level

@@ -975,7 +975,7 @@ fn skip_string(b: &[u8], start: usize) -> Option<(usize, bool)> {
 
 /// Whether any byte of `word` is `"`, `\` or below 0x20 (the classic zero-byte test; it
 /// may also flag a byte right after a flagged one, which only ends the fast loop early).
-fn has_special(word: u64) -> bool {
+pub(super) fn has_special(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
