@@ -44,7 +44,7 @@ use std::time::Duration;
 use super::codes::ErrorCode;
 use super::context::{Conn, JsonContext, JsonPeer, Request};
 use super::encode::{now_ms, Head, SysError, SYS_ERROR};
-use super::envelope::parse;
+use super::envelope::{parse, Envelope};
 use super::error::new_error_id;
 use super::router::{JsonRouter, LocalBoxFuture, Next, Outcome, Target};
 use crate::rt;
@@ -219,23 +219,27 @@ impl JsonDispatcher {
         if envelope.event().starts_with("sys.") && conn.peer.system_event(&envelope) {
             return;
         }
-        let job = Job {
-            request: Rc::new(Request::new(&envelope)),
-            target: router.prepare(&envelope),
-        };
+        let request = Rc::new(Request::new(&envelope));
         let mut state = inner.state.borrow_mut();
         if state.running >= inner.config.concurrency {
             if state.queue.len() >= inner.config.max_queued {
                 drop(state);
-                inner.refuse(&job.request);
+                inner.refuse(&request);
             } else {
-                state.queue.push_back(job);
+                let target = router.prepare(&envelope);
+                state.queue.push_back(Job { request, target });
             }
             return;
         }
         state.running += 1;
         drop(state);
-        Inner::run(inner, job);
+        let running = if router.has_middleware() {
+            let target = router.prepare(&envelope);
+            Running::start(conn, Job { request, target })
+        } else {
+            Running::direct(conn, request, &envelope)
+        };
+        Inner::run(inner, running);
     }
 
     /// Answers a frame the server refused before routing it (over the message rate, or a
@@ -280,11 +284,10 @@ impl Drop for JsonDispatcher {
 }
 
 impl Inner {
-    /// Runs `job` (whose run slot is counted), inline while pipelines finish without
-    /// waiting, then in a task; either way on to the queued messages.
-    fn run(inner: &Rc<Inner>, mut job: Job) {
+    /// Runs a started pipeline (whose run slot is counted), inline while pipelines finish
+    /// without waiting, then in a task; either way on to the queued messages.
+    fn run(inner: &Rc<Inner>, mut running: Running) {
         loop {
-            let mut running = Running::start(&inner.conn, job);
             let mut cx = Context::from_waker(&inner.inline_waker);
             match running.poll(&mut cx) {
                 Poll::Ready(outcome) => running.finish(Ended::Done(outcome)),
@@ -295,7 +298,7 @@ impl Inner {
                 }
             }
             match inner.next_job() {
-                Some(next) => job = next,
+                Some(job) => running = Running::start(&inner.conn, job),
                 None => return,
             }
         }
@@ -412,11 +415,29 @@ struct Running {
 }
 
 impl Running {
+    /// A queued message's pipeline, or one with middleware.
     fn start(conn: &Rc<Conn>, job: Job) -> Self {
-        let ctx = JsonContext::new(conn.clone(), job.request);
         let next = Next::start(job.target);
+        Running::build(conn, job.request, move |ctx| next.run(ctx))
+    }
+
+    /// The pipeline of a message that runs at once without middleware, decoded from the
+    /// frame straight into the handler's type ([`JsonRouter::start_direct`]).
+    fn direct(conn: &Rc<Conn>, request: Rc<Request>, envelope: &Envelope<'_>) -> Self {
+        let router = &*conn.router;
+        Running::build(conn, request, |ctx| router.start_direct(ctx, envelope))
+    }
+
+    /// Builds the pipeline with `pipeline`, a panic in its synchronous part (a decode, a
+    /// handler's code before its first await) caught as the pipeline's end.
+    fn build(
+        conn: &Rc<Conn>,
+        request: Rc<Request>,
+        pipeline: impl FnOnce(JsonContext) -> LocalBoxFuture<Outcome>,
+    ) -> Self {
+        let ctx = JsonContext::new(conn.clone(), request);
         let handler_ctx = ctx.clone();
-        match catch_unwind(AssertUnwindSafe(move || next.run(handler_ctx))) {
+        match catch_unwind(AssertUnwindSafe(move || pipeline(handler_ctx))) {
             Ok(pipeline) => Running {
                 ctx,
                 pipeline: Some(pipeline),

@@ -29,7 +29,6 @@ use super::context::JsonContext;
 use super::encode::clipped;
 use super::envelope::{compare_versions, Envelope, EnvelopeConfig};
 use super::error::HandlerError;
-use super::schema::Schema;
 use super::validate;
 
 /// A boxed future that stays on its thread.
@@ -63,7 +62,6 @@ struct EventRoutes {
 pub struct Route {
     handler: Box<dyn ErasedHandler>,
     requires_auth: bool,
-    schema: Option<Schema>,
 }
 
 impl Route {
@@ -73,29 +71,12 @@ impl Route {
         self.requires_auth = true;
         self
     }
-
-    /// Checks the payload against `schema` before the handler runs (after the auth
-    /// check, before the payload is decoded into the handler's type): the first field that
-    /// fails is answered 1009 naming it.
-    pub fn schema(&mut self, schema: Schema) -> &mut Self {
-        self.schema = Some(schema);
-        self
-    }
-
-    /// The payload checked against the schema, then decoded for the handler.
-    fn decode(&self, payload: &str) -> Result<Box<dyn Any>, HandlerError> {
-        if let Some(schema) = &self.schema {
-            schema.check(payload)?;
-        }
-        self.handler.decode(payload)
-    }
 }
 
 impl fmt::Debug for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Route")
             .field("requires_auth", &self.requires_auth)
-            .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
 }
@@ -225,13 +206,6 @@ impl JsonRouter {
         self.events.contains_key(event)
     }
 
-    /// Removes every handler of `event` (all versions): its messages go to the not-found
-    /// handler from now on. Whether it had any. (A router is fixed once the server starts;
-    /// this is for composing one, e.g. replacing a controller's handler.)
-    pub fn off(&mut self, event: &str) -> bool {
-        self.events.remove(event).is_some()
-    }
-
     fn push<T, R, F, Fut>(&mut self, handler: F) -> usize
     where
         F: Fn(JsonContext, T) -> Fut + Send + Sync + 'static,
@@ -245,7 +219,6 @@ impl JsonRouter {
                 types: PhantomData,
             }),
             requires_auth: false,
-            schema: None,
         });
         self.routes.len() - 1
     }
@@ -289,30 +262,63 @@ impl JsonRouter {
         {
             Some(index) => Target::Route {
                 index,
-                payload: self.routes[index].decode(envelope.payload()),
+                payload: self.routes[index].handler.decode(envelope.payload()),
             },
             None => Target::NotFound,
+        }
+    }
+
+    /// Whether messages go through middleware; without any, the dispatcher may start a
+    /// message's handler at once with [`JsonRouter::start_direct`].
+    pub(super) fn has_middleware(&self) -> bool {
+        !self.middleware.is_empty()
+    }
+
+    /// The whole pipeline of a message when there is no middleware, started while the
+    /// frame is at hand: routed, checked and decoded as [`JsonRouter::prepare`] and
+    /// [`Next::run`] would, in the same order, without boxing the decoded payload.
+    pub(super) fn start_direct(
+        &self,
+        ctx: JsonContext,
+        envelope: &Envelope<'_>,
+    ) -> LocalBoxFuture<Outcome> {
+        debug_assert!(self.middleware.is_empty());
+        let index = self
+            .lookup(envelope.event(), envelope.version())
+            .or(self.not_found);
+        match self.checked(&ctx, index) {
+            Ok(route) => route.handler.decode_call(ctx, envelope.payload()),
+            Err(error) => Box::pin(ready(Err(error))),
         }
     }
 
     /// The end of the chain: the checks of §8.1 steps 4 to 6, then the handler.
     fn invoke(&self, ctx: JsonContext, target: Target) -> LocalBoxFuture<Outcome> {
         let (index, payload) = match target {
-            Target::Route { index, payload } => (index, payload),
-            Target::NotFound => {
-                let message = format!("Handler not found for event: {}", clipped(ctx.event()));
-                let error = HandlerError::new(ErrorCode::HandlerNotFound.as_u16(), message);
-                return Box::pin(ready(Err(error)));
-            }
+            Target::Route { index, payload } => (Some(index), Some(payload)),
+            Target::NotFound => (None, None),
+        };
+        match (self.checked(&ctx, index), payload) {
+            (Ok(route), Some(Ok(payload))) => route.handler.call(ctx, payload),
+            (Err(error), _) | (_, Some(Err(error))) => Box::pin(ready(Err(error))),
+            (Ok(_), None) => unreachable!("a route always has its payload"),
+        }
+    }
+
+    /// §8.1 steps 4 and 5: a handler (else 1008), and auth if it requires it (else 1003).
+    fn checked(&self, ctx: &JsonContext, index: Option<usize>) -> Result<&Route, HandlerError> {
+        let Some(index) = index else {
+            let message = format!("Handler not found for event: {}", clipped(ctx.event()));
+            return Err(HandlerError::new(
+                ErrorCode::HandlerNotFound.as_u16(),
+                message,
+            ));
         };
         let route = &self.routes[index];
         if route.requires_auth && ctx.identity().is_none() {
-            return Box::pin(ready(Err(ErrorCode::AuthRequired.into())));
+            return Err(ErrorCode::AuthRequired.into());
         }
-        match payload {
-            Ok(payload) => route.handler.call(ctx, payload),
-            Err(error) => Box::pin(ready(Err(error))),
-        }
+        Ok(route)
     }
 }
 
@@ -372,6 +378,9 @@ trait ErasedHandler: Send + Sync {
 
     /// Runs the handler on what [`ErasedHandler::decode`] gave, and auto-replies.
     fn call(&self, ctx: JsonContext, payload: Box<dyn Any>) -> LocalBoxFuture<Outcome>;
+
+    /// [`ErasedHandler::decode`] then [`ErasedHandler::call`], the payload never boxed.
+    fn decode_call(&self, ctx: JsonContext, payload: &str) -> LocalBoxFuture<Outcome>;
 }
 
 /// `fn() -> …`: the router stays `Send + Sync` whatever the handler's payload, future and
@@ -401,7 +410,27 @@ where
                 "payload decoded for another handler",
             ))));
         };
-        let answer = (self.handler)(ctx.clone(), *payload);
+        self.call_typed(ctx, *payload)
+    }
+
+    fn decode_call(&self, ctx: JsonContext, payload: &str) -> LocalBoxFuture<Outcome> {
+        match validate::decode::<T>(payload) {
+            Ok(payload) => self.call_typed(ctx, payload),
+            Err(error) => Box::pin(ready(Err(error))),
+        }
+    }
+}
+
+impl<F, T, Fut, R> TypedHandler<F, T, Fut, R>
+where
+    F: Fn(JsonContext, T) -> Fut + Send + Sync + 'static,
+    T: DeserializeOwned + 'static,
+    Fut: Future<Output = Result<R, HandlerError>> + 'static,
+    R: Serialize + 'static,
+{
+    /// The handler's future, then the auto-reply of its answer.
+    fn call_typed(&self, ctx: JsonContext, payload: T) -> LocalBoxFuture<Outcome> {
+        let answer = (self.handler)(ctx.clone(), payload);
         Box::pin(async move {
             let value = answer.await?;
             ctx.auto_reply(&value)
