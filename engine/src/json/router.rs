@@ -29,6 +29,7 @@ use super::context::JsonContext;
 use super::encode::clipped;
 use super::envelope::{compare_versions, Envelope, EnvelopeConfig};
 use super::error::HandlerError;
+use super::schema::Schema;
 use super::validate;
 
 /// A boxed future that stays on its thread.
@@ -62,6 +63,7 @@ struct EventRoutes {
 pub struct Route {
     handler: Box<dyn ErasedHandler>,
     requires_auth: bool,
+    schema: Option<Schema>,
 }
 
 impl Route {
@@ -71,12 +73,39 @@ impl Route {
         self.requires_auth = true;
         self
     }
+
+    /// Checks the payload against `schema` before the handler runs (after the auth
+    /// check, before the payload is decoded into the handler's type): the first field that
+    /// fails is answered 1009 naming it.
+    pub fn schema(&mut self, schema: Schema) -> &mut Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// The payload checked against the schema, then decoded for the handler.
+    fn decode(&self, payload: &str) -> Result<Box<dyn Any>, HandlerError> {
+        if let Some(schema) = &self.schema {
+            schema.check(payload)?;
+        }
+        self.handler.decode(payload)
+    }
+
+    /// [`Route::decode`] and the handler's call in one, the payload never boxed.
+    fn decode_call(&self, ctx: JsonContext, payload: &str) -> LocalBoxFuture<Outcome> {
+        if let Some(schema) = &self.schema {
+            if let Err(error) = schema.check(payload) {
+                return Box::pin(ready(Err(error)));
+            }
+        }
+        self.handler.decode_call(ctx, payload)
+    }
 }
 
 impl fmt::Debug for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Route")
             .field("requires_auth", &self.requires_auth)
+            .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +235,13 @@ impl JsonRouter {
         self.events.contains_key(event)
     }
 
+    /// Removes every handler of `event` (all versions): its messages go to the not-found
+    /// handler from now on. Whether it had any. (A router is fixed once the server starts;
+    /// this is for composing one, e.g. replacing a controller's handler.)
+    pub fn off(&mut self, event: &str) -> bool {
+        self.events.remove(event).is_some()
+    }
+
     fn push<T, R, F, Fut>(&mut self, handler: F) -> usize
     where
         F: Fn(JsonContext, T) -> Fut + Send + Sync + 'static,
@@ -219,6 +255,7 @@ impl JsonRouter {
                 types: PhantomData,
             }),
             requires_auth: false,
+            schema: None,
         });
         self.routes.len() - 1
     }
@@ -262,7 +299,7 @@ impl JsonRouter {
         {
             Some(index) => Target::Route {
                 index,
-                payload: self.routes[index].handler.decode(envelope.payload()),
+                payload: self.routes[index].decode(envelope.payload()),
             },
             None => Target::NotFound,
         }
@@ -275,8 +312,9 @@ impl JsonRouter {
     }
 
     /// The whole pipeline of a message when there is no middleware, started while the
-    /// frame is at hand: routed, checked and decoded as [`JsonRouter::prepare`] and
-    /// [`Next::run`] would, in the same order, without boxing the decoded payload.
+    /// frame is at hand: routed, checked (auth, then the schema) and decoded as
+    /// [`JsonRouter::prepare`] and [`Next::run`] would, in the same order, without boxing
+    /// the decoded payload.
     pub(super) fn start_direct(
         &self,
         ctx: JsonContext,
@@ -287,7 +325,7 @@ impl JsonRouter {
             .lookup(envelope.event(), envelope.version())
             .or(self.not_found);
         match self.checked(&ctx, index) {
-            Ok(route) => route.handler.decode_call(ctx, envelope.payload()),
+            Ok(route) => route.decode_call(ctx, envelope.payload()),
             Err(error) => Box::pin(ready(Err(error))),
         }
     }
