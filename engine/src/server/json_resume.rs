@@ -128,12 +128,7 @@ pub(super) type GoOn<T> = (<T as crate::rt::net::Stream>::Read, BytesMut, Permit
 impl<S: Send + Sync + 'static> Shard<S> {
     /// The version the server starts JSON messages in.
     pub(super) fn json_version(&self) -> &str {
-        self.server
-            .config
-            .json
-            .router
-            .as_ref()
-            .map_or("1.0", |router| router.config().current())
+        self.server.json_version()
     }
 
     /// The connection's first message as a `sys.reconnect.request`, if it is one and

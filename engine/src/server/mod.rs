@@ -203,13 +203,16 @@ impl<S: Send + Sync + 'static> ServerShared<S> {
 
     /// A broadcast's frames for this server.
     fn fanout<F: IntoFanout>(&self, message: F) -> Fanout {
-        let version = self
-            .config
+        message.into_fanout(self.wire(), self.json_version())
+    }
+
+    /// The version the server starts JSON messages in.
+    fn json_version(&self) -> &str {
+        self.config
             .json
             .router
             .as_ref()
-            .map_or("1.0", |router| router.config().current());
-        message.into_fanout(self.wire(), version)
+            .map_or("1.0", |router| router.config().current())
     }
 
     /// Adds (`true`) or removes `peer` in its user's entry of the user index.
