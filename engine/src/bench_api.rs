@@ -261,7 +261,7 @@ impl Drop for FanOutBench {
 /// back as an envelope; an accepted envelope's accessors are all read and checked against
 /// the rules of §3 (its `p` is one JSON object, however deeply nested).
 pub fn fuzz_json_envelope(data: &[u8]) {
-    use crate::json::{parse_with, EnvelopeConfig, SerdeJson, SonicRs, SYS_ERROR};
+    use crate::json::{parse, parse_with, EnvelopeConfig, SerdeJson, SonicRs, SYS_ERROR};
 
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -269,6 +269,12 @@ pub fn fuzz_json_envelope(data: &[u8]) {
     let config = EnvelopeConfig::new("1.0").support("2.0").minimum("1.0");
     let sonic = parse_with::<SonicRs>(text, &config);
     let serde = parse_with::<SerdeJson>(text, &config);
+    // The engine's own path: the plain one-pass scan, or sonic-rs where it gives up.
+    assert_eq!(
+        parse(text, &config),
+        serde,
+        "the plain scan disagrees: {text:?}"
+    );
     match (&sonic, &serde) {
         (Ok(_), Ok(_)) => {}
         (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "the libraries disagree: {text:?}"),

@@ -133,35 +133,3 @@ impl ErrorCode {
         }
     }
 }
-
-/// A WebSocket close code the JSON protocol uses (§16.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum CloseCode {
-    /// 1001: the server is stopping.
-    GoingAway,
-    /// 4001: the handshake needs a token and has none.
-    AuthRequired,
-    /// 4002: the authenticator rejected the token.
-    AuthFailed,
-    /// 4003 (`sessionDuplicate`): the connection is replaced by a resume, after
-    /// `sys.disconnect`.
-    SessionReplaced,
-    /// 4004: no sign of life within the heartbeat timeout.
-    InactivityTimeout,
-    /// 4005: the session expired.
-    SessionExpired,
-}
-
-impl CloseCode {
-    /// The number in the close frame.
-    pub(crate) const fn as_u16(self) -> u16 {
-        match self {
-            CloseCode::GoingAway => 1001,
-            CloseCode::AuthRequired => 4001,
-            CloseCode::AuthFailed => 4002,
-            CloseCode::SessionReplaced => 4003,
-            CloseCode::InactivityTimeout => 4004,
-            CloseCode::SessionExpired => 4005,
-        }
-    }
-}

@@ -33,9 +33,8 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
@@ -271,6 +270,7 @@ impl JsonDispatcher {
     }
 
     /// Messages running and waiting.
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         let state = self.inner.state.borrow();
         state.running + state.queue.len()

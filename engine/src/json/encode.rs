@@ -252,11 +252,6 @@ impl<'a> SysError<'a> {
         self
     }
 
-    /// The code.
-    pub(crate) fn code(&self) -> ErrorCode {
-        self.code
-    }
-
     /// Appends the whole `sys.error` envelope (`head`'s event is replaced by `sys.error`).
     pub(crate) fn encode(&self, head: Head<'_>, out: &mut Vec<u8>) {
         let head = Head {

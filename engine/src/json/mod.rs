@@ -1,4 +1,3 @@
-#![allow(dead_code, unused_imports)] // the JSON sessions still to come (close codes, `s`) and the benches use the rest
 //! The websocket_core JSON event protocol's envelope (issue 17), beside the binary
 //! ConnectMe protocol: parsing and validating inbound `v/e/p/c/t` messages
 //! (websocket-core-features.md §3), the `sys.error` and close codes (§16), and writing
@@ -8,7 +7,7 @@
 //! connections and the JSON client all speak this envelope; none of it does I/O.
 //!
 //! Where it departs from the reference, on purpose (§18): every refused message has a
-//! typed [`EnvelopeError`] to answer with `sys.error` (1001, or 1002 for `v`, carrying the
+//! typed [`EnvelopeError`](envelope::EnvelopeError) to answer with `sys.error` (1001, or 1002 for `v`, carrying the
 //! message's `c` when it could be read) instead of a silent drop; a `v` that is not a string
 //! is a 1002 instead of a crash; `sys.error` texts are fixed or the application's, never an
 //! error's own text; a key given twice is refused (1001, `duplicate_key`).
@@ -19,8 +18,8 @@
 //!   validation in the reference's order (§3: JSON object, `e`, `v`, `p`, then `t`/`c`).
 //!   [`Envelope`] borrows `e`, `c` and `p` (as raw JSON text, unparsed) from the frame.
 //!   [`EnvelopeConfig`]: current version, supported set, minimum.
-//! - [`EnvelopeError`]: its [`EnvelopeErrorKind`], the `sys.error` [`ErrorCode`], the `c`
-//!   and `v` to echo; [`EnvelopeError::encode_answer`] writes the whole `sys.error`.
+//! - [`EnvelopeError`](envelope::EnvelopeError): its [`EnvelopeErrorKind`](envelope::EnvelopeErrorKind), the `sys.error` [`ErrorCode`], the `c`
+//!   and `v` to echo; [`EnvelopeError::encode_answer`](envelope::EnvelopeError::encode_answer) writes the whole `sys.error`.
 //! - [`Head`]: `e`, `v`, `c`, `t`, `s` of an outbound envelope; [`Head::encode`] writes it
 //!   around a `Serialize` payload, [`Head::encode_raw`] around JSON text.
 //! - [`SysError`]: `{code, message, details?}` (+ `retryAfterMs` for 1010), with
@@ -79,19 +78,17 @@ mod validate;
 pub use crate::client::{
     JsonClient, JsonEvent, JsonListenerId, JsonReply, JsonStatus, RequestError,
 };
-pub(crate) use codes::CloseCode;
 pub use codes::ErrorCode;
 pub use context::{JsonContext, SendError};
 pub(crate) use context::{JsonPeer, PeerClosed};
 pub use dispatch::DispatchConfig;
 pub(crate) use dispatch::JsonDispatcher;
 pub use encode::EncodeError;
-pub(crate) use encode::{details_json, now_ms, Head, SysError, SYS_ERROR};
+pub(crate) use encode::{now_ms, Head, SysError, SYS_ERROR};
 pub use envelope::EnvelopeConfig;
-pub(crate) use envelope::{
-    compare_versions, parse, parse_with, Envelope, EnvelopeError, EnvelopeErrorKind, JsonBackend,
-    ScanSeed, SerdeJson, SonicRs,
-};
+pub(crate) use envelope::{parse, Envelope};
+#[cfg(any(test, feature = "bench-api"))]
+pub(crate) use envelope::{parse_with, SerdeJson, SonicRs};
 pub use error::HandlerError;
 pub use router::{JsonRouter, LocalBoxFuture, Next, Outcome, Route};
 pub use schema::{JsonController, Schema};

@@ -92,6 +92,8 @@ pub mod close_code {
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The session was resumed on another connection (websocket_core's 4003).
     pub const REPLACED: u16 = 4003;
+    /// No sign of life within the JSON protocol's heartbeat timeout (websocket_core's 4004).
+    pub const INACTIVITY_TIMEOUT: u16 = 4004;
     /// The session expired (websocket_core's 4005).
     pub const SESSION_EXPIRED: u16 = 4005;
 

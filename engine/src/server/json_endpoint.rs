@@ -18,10 +18,11 @@ use serde::Serialize;
 use super::peer::Peer;
 use crate::auth::Identity;
 use crate::json::{
-    now_ms, CloseCode, DispatchConfig, Envelope, ErrorCode, HandlerError, Head, JsonDispatcher,
-    JsonPeer, JsonRouter, PeerClosed, SysError, SYS_ERROR,
+    now_ms, DispatchConfig, Envelope, ErrorCode, HandlerError, Head, JsonDispatcher, JsonPeer,
+    JsonRouter, PeerClosed, SysError, SYS_ERROR,
 };
 use crate::link::Link;
+use crate::proto::close_code;
 use crate::proto::outgoing::Utf8Bytes;
 use crate::room::RoomError;
 use crate::session::wire::Secret;
@@ -222,7 +223,7 @@ impl<S: Send + Sync + 'static> JsonConnection<S> {
         let silent = now.saturating_duration_since(heard);
         if silent >= config.timeout {
             self.peer
-                .close_with(CloseCode::InactivityTimeout.as_u16(), "inactivity timeout");
+                .close_with(close_code::INACTIVITY_TIMEOUT, "inactivity timeout");
         } else if silent >= config.interval && self.pinged.replace(Some(heard)) != Some(heard) {
             self.send_envelope("sys.ping", &Ping { t: now_ms() });
         }
