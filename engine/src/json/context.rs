@@ -59,6 +59,14 @@ pub(crate) trait JsonPeer: 'static {
     fn system_event(&self, _envelope: &Envelope<'_>) -> bool {
         false
     }
+
+    /// A `sys.*` message whose envelope was refused: `true` if the connection sent
+    /// `answer` (its `sys.error`) itself, as a control event outside the session's
+    /// sequence (sessions-resume.md: the answer to a `sys.ack` or a
+    /// `sys.reconnect.request`); `false` sends it as any other answer.
+    fn refused_system_event(&self, _event: &str, _answer: &Bytes) -> bool {
+        false
+    }
 }
 
 /// The connection is closed: nothing more can be sent on it.
@@ -109,10 +117,15 @@ impl Conn {
 
     /// Sends an encoded frame unless the dispatcher was closed.
     pub(super) fn send_frame(&self, frame: Vec<u8>) -> Result<(), SendError> {
+        self.send_bytes(Bytes::from(frame))
+    }
+
+    /// Sends an encoded frame unless the dispatcher was closed.
+    pub(super) fn send_bytes(&self, frame: Bytes) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
-        self.peer.send_text(Bytes::from(frame))?;
+        self.peer.send_text(frame)?;
         Ok(())
     }
 

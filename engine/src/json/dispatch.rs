@@ -40,6 +40,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::codes::ErrorCode;
 use super::context::{Conn, JsonContext, JsonPeer, Request};
 use super::encode::{now_ms, Head, SysError, SYS_ERROR};
@@ -211,7 +213,13 @@ impl JsonDispatcher {
                 );
                 let mut out = Vec::with_capacity(160);
                 error.encode_answer(router.config(), None, now_ms(), &mut out);
-                let _ = conn.send_frame(out);
+                let answer = Bytes::from(out);
+                let sent_as_control = error
+                    .system_event()
+                    .is_some_and(|event| conn.peer.refused_system_event(event, &answer));
+                if !sent_as_control {
+                    let _ = conn.send_bytes(answer);
+                }
                 return;
             }
         };

@@ -153,12 +153,14 @@ impl<'a> Envelope<'a> {
     }
 
     /// `t`, milliseconds since the epoch as the client said; parsed, not trusted.
+    #[cfg(any(test, feature = "bench-api"))]
     pub(crate) fn timestamp(&self) -> Option<i64> {
         self.timestamp
     }
 
     /// Whether `e` was borrowed from the frame (no escape in it), so routing it allocated
     /// nothing.
+    #[cfg(any(test, feature = "bench-api"))]
     pub(crate) fn event_is_borrowed(&self) -> bool {
         matches!(self.event, Cow::Borrowed(_))
     }
@@ -231,6 +233,7 @@ pub(crate) struct EnvelopeError {
     kind: EnvelopeErrorKind,
     correlation: Option<Box<str>>,
     version: Option<Box<str>>,
+    system_event: Option<Box<str>>,
 }
 
 impl EnvelopeError {
@@ -240,6 +243,7 @@ impl EnvelopeError {
     }
 
     /// The `sys.error` code.
+    #[cfg(any(test, feature = "bench-api"))]
     pub(crate) fn code(&self) -> ErrorCode {
         self.kind.code()
     }
@@ -255,6 +259,13 @@ impl EnvelopeError {
     /// means the answer carries the current version.
     pub(crate) fn version(&self) -> Option<&str> {
         self.version.as_deref()
+    }
+
+    /// The message's `e` when it was read and is a `sys.*` event: a session's own requests
+    /// (`sys.ack`, `sys.reconnect.request`) are answered outside its sequence even when
+    /// their envelope is refused.
+    pub(crate) fn system_event(&self) -> Option<&str> {
+        self.system_event.as_deref()
     }
 }
 
@@ -274,9 +285,11 @@ pub(crate) trait JsonBackend {
 }
 
 /// serde_json, with its `RawValue` for `p`.
+#[cfg(any(test, feature = "bench-api"))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SerdeJson;
 
+#[cfg(any(test, feature = "bench-api"))]
 impl JsonBackend for SerdeJson {
     type Raw<'a> = &'a serde_json::value::RawValue;
 
@@ -373,6 +386,10 @@ fn validate<'a>(
             _ => None,
         },
         version: version.map(Box::from),
+        system_event: match &e {
+            Slot::Str(e) if e.starts_with("sys.") => Some(Box::from(&**e)),
+            _ => None,
+        },
     };
     // 1. JSON, and an object.
     if !complete {
@@ -385,9 +402,10 @@ fn validate<'a>(
         return Err(fail(EnvelopeErrorKind::DuplicateKey, None));
     }
     // 2. `e`.
-    let event = match e {
+    let event = match &e {
         Slot::Absent => return Err(fail(EnvelopeErrorKind::MissingEvent, None)),
-        Slot::Str(e) if !e.is_empty() => e,
+        // A clone of the borrowed text (an owned one, unescaped, is rare).
+        Slot::Str(e) if !e.is_empty() => e.clone(),
         _ => return Err(fail(EnvelopeErrorKind::InvalidEvent, None)),
     };
     // 3. `v`.
@@ -424,6 +442,7 @@ fn validate<'a>(
                 kind: EnvelopeErrorKind::InvalidCorrelation,
                 correlation: None,
                 version: Some(Box::from(&*version)),
+                system_event: event.starts_with("sys.").then(|| Box::from(&*event)),
             })
         }
     };

@@ -329,6 +329,14 @@ impl<S: Send + Sync + 'static> JsonPeer for JsonConnection<S> {
         }
         true
     }
+
+    fn refused_system_event(&self, event: &str, answer: &Bytes) -> bool {
+        let control = self.sessioned && matches!(event, "sys.ack" | RECONNECT_REQUEST);
+        if control {
+            self.send_control(answer.clone());
+        }
+        control
+    }
 }
 
 /// The event that asks to resume a session (sessions-resume.md).

@@ -24,7 +24,9 @@ impl SessionId {
         Self(random_bytes())
     }
 
-    /// Parses 32 hex digits.
+    /// Parses 32 hex digits. Either case is read (the server writes lower case): the id
+    /// is bytes, so `AB..` and `ab..` name the same session, and a resume still needs the
+    /// session's secret.
     pub fn parse(hex: &str) -> Option<Self> {
         parse_hex(hex).map(Self)
     }

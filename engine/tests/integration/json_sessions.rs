@@ -174,6 +174,18 @@ fn a_refused_resume_is_answered_and_the_connection_keeps_its_fresh_session() {
     let beyond = json!({"sessionId": id, "resumeSecret": secret, "lastSeq": 99});
     assert_refused(&resume_with(&server, beyond, "b").2, 1004, "b");
 
+    // A request whose envelope itself is refused is still answered outside the sequence:
+    // `p` not an object (1001), `v` not a string (1002). The connection goes on.
+    let (mut e, _) = open(&server, "/ws");
+    send(&mut e, r#"{"e":"sys.reconnect.request","p":[1],"c":"arr"}"#);
+    assert_refused(&read(&mut e), 1001, "arr");
+    send(
+        &mut e,
+        r#"{"e":"sys.reconnect.request","v":7,"p":{},"c":"ver"}"#,
+    );
+    assert_refused(&read(&mut e), 1002, "ver");
+    assert_eq!(request(&mut e, "echo", json!({"msg": "z"}), "e1")["s"], 1);
+
     // A connection naming its own session.
     let (mut d, own) = open(&server, "/ws");
     let own = json!({
@@ -203,6 +215,8 @@ fn acknowledged_messages_leave_the_buffer_and_a_resume_past_it_ends_the_session_
         1009,
         "ack",
     );
+    send(&mut a, r#"{"e":"sys.ack","p":"2","c":"str"}"#);
+    assert_refused(&read(&mut a), 1001, "str");
     send(&mut a, r#"{"e":"sys.ack","p":{"s":2}}"#);
     assert_eq!(request(&mut a, "echo", json!({"msg": "x"}), "e")["s"], 4);
 
