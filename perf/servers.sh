@@ -2,7 +2,8 @@
 # stopping one. Each server starts fresh on a free port, pinned to CPU 0, and is stopped
 # by PID (also on exit: the caller's EXIT trap calls stop_server).
 
-bin=target/release
+# Where cargo builds (perf/run builds there): CARGO_TARGET_DIR if set, as perf/ab-flags.
+bin=${CARGO_TARGET_DIR:-target}/release
 declare -A server_cmd=(
   [connectme-uring]="$bin/bench-server --driver uring --shards 1"
   [connectme-epoll]="$bin/bench-server --driver epoll --shards 1"
@@ -15,6 +16,12 @@ add_flush_server() {
   server_cmd[connectme-uring-flush$1ms]="$bin/bench-server --driver uring --shards 1 --flush-delay-ms $1"
 }
 add_flush_server 20
+
+# uws: uWebSockets (issue 15), built outside the repository by perf/uws/build
+# (perf/uws/README.md); a server only when UWS_BIN names its binary.
+if [ -n "${UWS_BIN:-}" ]; then
+  server_cmd[uws]=$UWS_BIN
+fi
 
 server_pid=
 port=${port:-19500}
@@ -42,12 +49,17 @@ stop_server() {
 uring_available() { $bin/bench-server --driver uring --shards 1 --check-driver >/dev/null 2>&1; }
 
 # runnable NAME...: the servers among NAME... that this machine can run, one per line
-# (the connectme-uring ones only where io_uring is allowed).
+# (the connectme-uring ones only where io_uring is allowed, uws only when UWS_BIN is set
+# to an executable).
 runnable() {
   local name
   for name in "$@"; do
     if [[ $name == connectme-uring* ]] && ! uring_available; then
       echo "perf: io_uring unavailable here, skipping $name" >&2
+      continue
+    fi
+    if [ "$name" = uws ] && [ ! -x "${UWS_BIN:-}" ]; then
+      echo "perf: UWS_BIN is not set to an executable (perf/uws/README.md), skipping uws" >&2
       continue
     fi
     echo "$name"
