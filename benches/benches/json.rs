@@ -79,6 +79,13 @@ fn parse_group(c: &mut Criterion, name: &str, text: &str) {
             black_box((envelope.event().len(), envelope.correlation().map(str::len)))
         })
     });
+    // What the engine runs: its plain one-pass scan, sonic-rs where the scan gives up.
+    group.bench_function("engine (plain scan)", |b| {
+        b.iter(|| {
+            let envelope = envelope::parse(black_box(text), &config).unwrap();
+            black_box((envelope.event().len(), envelope.correlation().map(str::len)))
+        })
+    });
     group.finish();
 }
 
