@@ -7,6 +7,9 @@
 
 use std::io;
 
+#[cfg(feature = "census")]
+pub mod census;
+
 /// First byte of a message the server must broadcast.
 pub const BROADCAST_TAG: u8 = b'B';
 /// First byte of a message the server must send to every member of the sender's room

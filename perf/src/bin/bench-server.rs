@@ -21,8 +21,13 @@ use connectme::json::JsonRouter;
 use connectme::{BinaryRef, ByteString, Driver, Listeners, Peer, Server, SessionConfig};
 use perf::{BROADCAST_TAG, ROOM_TAG};
 
+#[cfg(not(feature = "census"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// Built with `--features census`: the same allocator, counted (perf/idle-census).
+#[cfg(feature = "census")]
+#[global_allocator]
+static GLOBAL: perf::census::Census<mimalloc::MiMalloc> = perf::census::Census(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 struct Args {
@@ -53,6 +58,22 @@ struct Args {
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    // `CENSUS_AT=0.3,6`: the allocation census at those seconds after start.
+    #[cfg(feature = "census")]
+    if let Ok(times) = std::env::var("CENSUS_AT") {
+        let times = times.split(',').filter_map(|t| t.parse::<f64>().ok());
+        perf::census::dump_at(times.map(Duration::from_secs_f64).collect());
+    }
+    // `CENSUS_TRACE=632,448`: where the next six allocations of each size come from, once the
+    // server has started (after 0.5 s).
+    #[cfg(feature = "census")]
+    if let Ok(sizes) = std::env::var("CENSUS_TRACE") {
+        let sizes = sizes.split(',').filter_map(|s| s.parse().ok()).collect();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            perf::census::trace_sizes(sizes, 6);
+        });
+    }
     if args.check_driver {
         println!("{}", args.driver.resolve()?);
         return Ok(());
