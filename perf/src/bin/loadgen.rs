@@ -25,6 +25,11 @@
 //! that is not `echo.response` with the payload sent, or names no request in flight, is an
 //! error (server-initiated `sys.*` messages without `c` are skipped). Servers:
 //! bench-server `--json`, tokio-tungstenite-server `--json`.
+//!
+//! `--raw`: plain TCP against a byte-echo server (`uring-proto`): no upgrade, frames go
+//! out unmasked (the server frames' layout, so the echoed bytes parse as server frames),
+//! and each connection opens by exchanging one 10-byte frame in place of the handshake
+//! (echo, latency, connect, idle).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -32,6 +37,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -127,7 +133,13 @@ struct Args {
     /// Append the JSON result line to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Plain TCP to a byte-echo server: no upgrade, unmasked frames (see the module docs).
+    #[arg(long)]
+    raw: bool,
 }
+
+/// `--raw`, set once at start.
+static RAW: AtomicBool = AtomicBool::new(false);
 
 fn now_ns() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -143,21 +155,26 @@ fn frame(tag: u8, size: usize, out: &mut Vec<u8>) {
     out.resize(out.len() + size - 9, 0);
 }
 
-/// A client frame's header: `first` (FIN and opcode), the length, mask key 0.
+/// A client frame's header: `first` (FIN and opcode), the length, mask key 0 (no mask
+/// with `--raw`).
 fn frame_header(first: u8, size: usize, out: &mut Vec<u8>) {
+    let masked = !RAW.load(Ordering::Relaxed);
+    let mask_bit = if masked { 0x80 } else { 0 };
     out.push(first);
     match size {
-        0..=125 => out.push(0x80 | size as u8),
+        0..=125 => out.push(mask_bit | size as u8),
         126..=0xFFFF => {
-            out.push(0x80 | 126);
+            out.push(mask_bit | 126);
             out.extend_from_slice(&(size as u16).to_be_bytes());
         }
         _ => {
-            out.push(0x80 | 127);
+            out.push(mask_bit | 127);
             out.extend_from_slice(&(size as u64).to_be_bytes());
         }
     }
-    out.extend_from_slice(&[0, 0, 0, 0]);
+    if masked {
+        out.extend_from_slice(&[0, 0, 0, 0]);
+    }
 }
 
 /// Server frames (unmasked) out of a read buffer.
@@ -286,6 +303,21 @@ async fn ws_connect_with(
     socket.set_zero_linger()?;
     let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
+    if RAW.load(Ordering::Relaxed) {
+        // A byte-echo server: one 10-byte frame there and back stands for the handshake.
+        let mut hello = Vec::with_capacity(10);
+        frame_header(0x82, 8, &mut hello);
+        hello.extend_from_slice(b"rawhello");
+        stream.write_all(&hello).await?;
+        let mut back = [0u8; 10];
+        stream.read_exact(&mut back).await?;
+        if back[..] != hello[..] {
+            return Err(io::Error::other(
+                "the raw echo did not return the opening frame",
+            ));
+        }
+        return Ok(stream);
+    }
     let extension = extension
         .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
         .unwrap_or_default();
@@ -996,6 +1028,7 @@ async fn resume_storm(
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
+    RAW.store(args.raw, Ordering::Relaxed);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
