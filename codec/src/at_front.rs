@@ -41,6 +41,7 @@ impl<'a> BytesAtFront<'a> {
 }
 
 impl Drop for BytesAtFront<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.buf.advance(self.len);
     }

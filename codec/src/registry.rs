@@ -156,6 +156,7 @@ impl Registry {
     }
 
     /// Whether nothing is registered.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }

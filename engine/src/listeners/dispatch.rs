@@ -6,9 +6,9 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use packme::{DecodeError, MessageInfo, Registry};
+use packme::{MessageInfo, Registry};
 
-use super::handler::call;
+use super::handler::{call, Failed};
 use super::table::{HandlerTable, ListenerCell};
 use super::{Key, Raw};
 use crate::link::Link;
@@ -18,13 +18,14 @@ use crate::proto::received::Received;
 /// Calls every handler for `key` in `tables` (the connection's own first), stopping at the
 /// first decode failure, which is returned (the caller then treats the frame as bytes).
 /// Every handler but the last gets a clone of `raw`; the last gets `raw` itself.
+#[inline]
 fn call_all<C>(
     tables: &Tables<'_, C>,
     key: Key,
     raw: Raw<'_>,
     ctx: &C,
     link: &Rc<Link>,
-) -> Result<bool, DecodeError> {
+) -> Result<bool, Failed> {
     let [own, shared] = tables.map(|table| table.map_or(&[][..], |table| table.get(key)));
     let mut left = own.len() + shared.len();
     for (_, handler) in own.iter().chain(shared) {
@@ -155,6 +156,7 @@ fn readable_in_place<C>(data: &[u8], registry: &Registry, tables: &Tables<'_, C>
 
 /// What `registry` knows of PackMe id `id` (an empty registry, the common case for raw
 /// bytes, is not searched).
+#[inline]
 fn registered(registry: &Registry, id: u32) -> Option<&MessageInfo> {
     if registry.is_empty() {
         None

@@ -16,8 +16,12 @@ use crate::proto::received::BinaryRef;
 
 /// A stored handler: called with the message, the connection's context for the handler,
 /// and the link its reply goes to directly (no lookup of the connection by id).
-type ErasedHandler<C> =
-    Arc<dyn Fn(Raw<'_>, &C, &Rc<Link>) -> Result<(), DecodeError> + Send + Sync>;
+type ErasedHandler<C> = Arc<dyn Fn(Raw<'_>, &C, &Rc<Link>) -> Result<(), Failed> + Send + Sync>;
+
+/// A message a handler could not decode. Boxed: the error is rare, and a result one
+/// pointer wide comes back from every handler call in a register instead of through
+/// memory.
+pub(super) type Failed = Box<DecodeError>;
 
 /// A handler in the erased form stored in tables.
 #[allow(unreachable_pub)] // named by the sealed `Host`, not nameable outside the crate
@@ -61,7 +65,7 @@ where
 {
     Handler {
         call: Arc::new(move |raw, ctx, link| {
-            if let Some(arg) = T::from_raw(raw)? {
+            if let Some(arg) = T::from_raw(raw).map_err(Box::new)? {
                 f(arg, ctx).deliver(link);
             }
             Ok(())
@@ -108,7 +112,11 @@ where
                 }
                 Raw::Text(_) | Raw::TextInPlace(_) => return Ok(()),
             };
-            f(decode_frame_ref::<M::View<'_>>(frame)?, ctx).deliver(link);
+            f(
+                decode_frame_ref::<M::View<'_>>(frame).map_err(Box::new)?,
+                ctx,
+            )
+            .deliver(link);
             Ok(())
         }),
         borrows: false,
@@ -117,22 +125,30 @@ where
 
 /// Runs `handler`, containing a panic so that one failing handler cannot take the shard
 /// down; returns its decode result.
+#[inline]
 pub(super) fn call<C>(
     handler: &Handler<C>,
     raw: Raw<'_>,
     ctx: &C,
     link: &Rc<Link>,
-) -> Result<(), DecodeError> {
+) -> Result<(), Failed> {
     match catch_unwind(AssertUnwindSafe(|| (handler.call)(raw, ctx, link))) {
         Ok(result) => result,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".into());
-            tracing::error!(panic = %what, "message handler panicked");
+            panicked(panic);
             Ok(())
         }
     }
+}
+
+/// Reports a handler's panic (out of line: the call above stays small).
+#[cold]
+#[inline(never)]
+fn panicked(panic: Box<dyn std::any::Any + Send>) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into());
+    tracing::error!(panic = %what, "message handler panicked");
 }

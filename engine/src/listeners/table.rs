@@ -68,6 +68,8 @@ impl<C> HandlerTable<C> {
         match key {
             Key::Text => &self.text,
             Key::Binary => &self.binary,
+            // Most servers listen for no PackMe type: no hashing then.
+            Key::Message(_) if self.messages.is_empty() => &[],
             Key::Message(id) => self.messages.get(&id).map(Vec::as_slice).unwrap_or(&[]),
         }
     }
@@ -114,11 +116,18 @@ impl<C> ListenerCell<C> {
         }
     }
 
+    #[inline]
     pub(super) fn apply_deferred(&self) {
         // The common case, checked without building and dropping an empty batch.
         if self.deferred.borrow().is_empty() {
             return;
         }
+        self.apply_deferred_now();
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn apply_deferred_now(&self) {
         loop {
             let pending = std::mem::take(&mut *self.deferred.borrow_mut());
             if pending.is_empty() {

@@ -214,7 +214,14 @@ pub fn write_frame(
     len: usize,
     write_payload: impl FnOnce(&mut Vec<u8>),
 ) {
-    write_header(out, true, opcode, mask, len);
+    // One capacity check for the whole frame (the payload writer's own then finds room).
+    out.reserve(header_len(len, mask.is_some()) + len);
+    match (mask, len) {
+        // A small server frame, the common case: its two header bytes as one store (the
+        // general writer below checks capacity per field).
+        (None, 0..=125) => out.extend_from_slice(&[0x80 | opcode.bits(), len as u8]),
+        _ => write_header(out, true, opcode, mask, len),
+    }
     let start = out.len();
     write_payload(out);
     debug_assert_eq!(
