@@ -20,7 +20,7 @@ pub(crate) mod writer;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -33,6 +33,16 @@ use crate::proto::{Connection, End};
 use crate::session::frame_log::Kept;
 use crate::session::wire::Control;
 use timers::Timers;
+
+/// How long a connection must have received nothing before the idle sweep parks it
+/// whole (see [`ParkedConnection`]): long enough that a connection in use, even a slow
+/// one, keeps its tasks, short enough that idle ones are parked within seconds.
+const PARK_AFTER: Duration = Duration::from_secs(2);
+
+/// [`Link::park_requests`] bit: the writer is asked to park.
+const PARK_WRITER: u8 = 1;
+/// [`Link::park_requests`] bit: the reader is asked to park (the whole connection).
+const PARK_READER: u8 = 2;
 
 /// Queued bytes at which a held queue is written without waiting out the flush delay
 /// (or half the queue limit, if that is lower, so holding never closes a healthy peer as
@@ -55,11 +65,13 @@ pub(crate) struct Link {
     writer_stop: Cell<Option<Waker>>,
     /// This connection's own listeners, a `ListenerCell<C>` for the endpoint's context type.
     listeners: RefCell<Option<Rc<dyn Any>>>,
-    /// The write half of an idle connection whose writer task ended; the next frame
-    /// restarts it.
-    parked: RefCell<Option<writer::Parked>>,
-    /// Asks a waiting writer to park (set by the shard's idle sweep).
-    park_requested: Cell<bool>,
+    /// What the link keeps of a task that is not running: the write half of a writer
+    /// that parked, or the whole connection.
+    parked: RefCell<Option<Box<dyn Parked>>>,
+    /// What the shard's idle sweep asked to park: the waiting writer ([`PARK_WRITER`]),
+    /// the reader waiting for the socket ([`PARK_READER`], so that the connection parks
+    /// whole). One byte for both: this struct is most of what an idle connection holds.
+    park_requests: Cell<u8>,
     /// Whether anything was queued since the last idle sweep.
     active: Cell<bool>,
     /// Whether the writer is holding queued frames for the flush delay.
@@ -88,7 +100,7 @@ impl Link {
             writer_stop: Cell::new(None),
             listeners: RefCell::new(None),
             parked: RefCell::new(None),
-            park_requested: Cell::new(false),
+            park_requests: Cell::new(0),
             active: Cell::new(false),
             holding: Cell::new(false),
             writer_done: Cell::new(false),
@@ -173,7 +185,8 @@ impl Link {
         FLUSH_NOW_BYTES.min(self.conn.borrow().max_queued_bytes() / 2)
     }
 
-    /// Wakes the writer task, or restarts it if it was parked.
+    /// Wakes the writer task, or restarts it if it was parked (with the reader too if the
+    /// whole connection was).
     fn wake_writer(self: &Rc<Self>) {
         if let Some(w) = self.writer.take() {
             w.wake();
@@ -259,6 +272,19 @@ impl Link {
         until(&self.reader_stop, || !self.conn.borrow().is_receiving())
     }
 
+    /// For a reader waiting for the socket with nothing in its buffer: resolves once the
+    /// connection no longer receives (`false`) or the idle sweep asks the reader to park
+    /// (`true`).
+    pub(crate) fn reader_released(&self) -> impl Future<Output = bool> + '_ {
+        let released = until(&self.reader_stop, || {
+            self.park_requested(PARK_READER) || !self.conn.borrow().is_receiving()
+        });
+        async move {
+            released.await;
+            self.conn.borrow().is_receiving()
+        }
+    }
+
     /// Resolves once the connection is aborted (the writer must stop, even mid-write).
     pub(crate) fn aborted(&self) -> impl Future<Output = ()> + '_ {
         until(&self.writer_stop, || self.conn.borrow().is_aborted())
@@ -305,7 +331,7 @@ impl Link {
         if aborted {
             wake(&self.writer_stop);
         }
-        if !receiving && !output && self.parked.borrow_mut().take().is_some() {
+        if !receiving && !output && self.take_parked_writer().is_some() {
             // An idle connection ending (how most end: the peer closes an idle one): its
             // parked write half is dropped here, with nothing to flush, instead of starting
             // a task only to shut it down.
@@ -394,8 +420,32 @@ impl Link {
     /// does, but now).
     pub(crate) fn request_park(&self) {
         if let Some(w) = self.writer.take() {
-            self.park_requested.set(true);
+            self.request_park_of(PARK_WRITER);
             w.wake();
+        }
+    }
+
+    /// Asks the writer or the reader (`which`, a `PARK_` bit) to park.
+    fn request_park_of(&self, which: u8) {
+        self.park_requests.set(self.park_requests.get() | which);
+    }
+
+    /// Whether the writer or the reader (`which`) was asked to park; the request is taken.
+    pub(super) fn park_requested(&self, which: u8) -> bool {
+        let requests = self.park_requests.get();
+        self.park_requests.set(requests & !which);
+        requests & which != 0
+    }
+
+    /// The parked writer's write half (not a whole connection's).
+    fn take_parked_writer(&self) -> Option<Box<dyn Any>> {
+        let mut parked = self.parked.borrow_mut();
+        match parked.take()?.into_write_half() {
+            Ok(half) => Some(half),
+            Err(whole) => {
+                *parked = Some(whole);
+                None
+            }
         }
     }
 
@@ -405,35 +455,96 @@ impl Link {
         if self.conn.borrow().has_transmit() {
             return None;
         }
-        let parked = self.parked.borrow_mut().take()?;
-        Some(parked.into_half())
+        self.take_parked_writer()
     }
 
     /// The shard's idle sweep: a connection that queued nothing since the last sweep
-    /// parks its writer task, so an idle connection keeps only its reader.
-    pub(crate) fn sweep_idle(&self) {
+    /// parks its writer task, so an idle connection keeps only its reader; one that also
+    /// received nothing for [`PARK_AFTER`] is asked to park whole (the reader does if it
+    /// is waiting for the socket with nothing in its buffer, and its writer has parked).
+    pub(crate) fn sweep_idle(&self, now: Instant) {
         if self.active.replace(false) || !self.conn.borrow().is_open() {
             return;
         }
         if let Some(w) = self.writer.take() {
-            self.park_requested.set(true);
+            self.request_park_of(PARK_WRITER);
             w.wake();
+        }
+        if now.saturating_duration_since(self.last_heard()) >= PARK_AFTER {
+            self.request_park_of(PARK_READER);
+            wake(&self.reader_stop);
+        }
+    }
+
+    /// Parks the whole connection: neither task runs until it is resumed (see
+    /// [`Parked`]). The writer must have parked already, its half taken.
+    pub(crate) fn park(&self, connection: Box<dyn Parked>) {
+        let mut parked = self.parked.borrow_mut();
+        debug_assert!(parked.is_none(), "parked twice");
+        *parked = Some(connection);
+    }
+
+    /// The parked connection's socket has an event: resumes it. Nothing happens unless it
+    /// is parked whole (a late event).
+    pub(crate) fn socket_ready(self: &Rc<Self>) {
+        let whole = {
+            let mut parked = self.parked.borrow_mut();
+            match parked.as_ref() {
+                Some(p) if p.is_whole() => parked.take(),
+                _ => None,
+            }
+        };
+        if let Some(whole) = whole {
+            whole.start(self.clone());
         }
     }
 }
+/// What a link keeps of its tasks while they are not running: the write half of a writer
+/// that parked (the reader runs), or a whole connection at rest. A connection idle long
+/// enough parks whole: neither task runs and it holds no buffer (its socket waits in the
+/// shard's [`IdlePoller`](crate::rt::idle::IdlePoller)). It is resumed, its tasks started
+/// again, when the peer sends or hangs up, when a frame is queued (a broadcast, a ping),
+/// or when the connection is closed or aborted.
+pub(crate) trait Parked {
+    /// Starts what was parked again: the writer, or the whole connection (whose writer
+    /// starts once it has output).
+    fn start(self: Box<Self>, link: Rc<Link>);
+    /// The write half (a `W`, boxed) if only the writer was parked, without shutting the
+    /// socket's write side down; a whole connection comes back unchanged.
+    fn into_write_half(self: Box<Self>) -> Result<Box<dyn Any>, Box<dyn Parked>>;
+    /// Whether the whole connection is parked (not only its writer).
+    fn is_whole(&self) -> bool;
+}
+
 /// Resolves once `done` holds; while it does not, the waiting task's waker is kept in
-/// `slot`, where [`wake`] finds it.
-fn until<'a>(
+/// `slot`, where [`wake`] finds it. Dropped (raced against a read or a write that
+/// finished first), it takes its waker back out of the slot: a waker left there would
+/// keep its task's memory alive after the task ended (a parked writer's whole task).
+fn until<'a, F: Fn() -> bool + 'a>(slot: &'a Cell<Option<Waker>>, done: F) -> Until<'a, F> {
+    Until { slot, done }
+}
+
+/// The future of [`until`].
+struct Until<'a, F> {
     slot: &'a Cell<Option<Waker>>,
-    done: impl Fn() -> bool + 'a,
-) -> impl Future<Output = ()> + 'a {
-    poll_fn(move |cx| {
-        if done() {
+    done: F,
+}
+
+impl<F: Fn() -> bool> Future for Until<'_, F> {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if (self.done)() {
             return Poll::Ready(());
         }
-        slot.set(Some(cx.waker().clone()));
+        self.slot.set(Some(cx.waker().clone()));
         Poll::Pending
-    })
+    }
+}
+
+impl<F> Drop for Until<'_, F> {
+    fn drop(&mut self) {
+        drop(self.slot.take());
+    }
 }
 
 /// Wakes the task waiting in `slot`, if any.

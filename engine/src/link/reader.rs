@@ -10,13 +10,13 @@ use std::future::Future;
 use std::io;
 use std::ops::ControlFlow;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
 use crate::link::Link;
 use crate::proto::received::Received;
-use crate::rt::io::{read_more, read_now};
+use crate::rt::io::{read_more, read_ready};
 use crate::rt::net::{ReadHalf, SplitRead};
 use crate::rt::{first, First};
 
@@ -28,6 +28,12 @@ pub(crate) const MIN_READ: usize = 512;
 /// other connections run (see [`crate::rt::let_others_run`]): 8 full reads are 512 KiB.
 /// Reads that wait (io_uring's always do) never count.
 const EAGER_READS_PER_TURN: u32 = 8;
+/// Under io_uring, reads that each arrive within [`BUSY_GAP`] of the one before, in a row,
+/// after which the reader keeps a read in the kernel while it waits (see [`read_loop`]).
+const BUSY_STREAK: u8 = 3;
+/// The longest gap between two reads of a busy connection: 100 ms keeps a client sending
+/// 10 messages a second or more (a game's input, a stream) on the cheaper reads.
+const BUSY_GAP: Duration = Duration::from_millis(100);
 /// Largest read size the adaptation grows to. Per-read costs dominate small reads (an
 /// io_uring completion each), so a busy connection reads in big chunks.
 const MAX_READ: usize = 64 * 1024;
@@ -100,97 +106,123 @@ where
     }
 }
 
-/// Reads and dispatches until the connection stops receiving (or its reader is stopped).
-/// `buf` may already hold bytes that followed the handshake. Why it ended is the
-/// connection's [`end`](crate::proto::Connection::end).
+/// Why a [`read_loop`] returned.
+pub(crate) enum Stopped<B> {
+    /// The connection no longer receives; why is its [`end`](crate::proto::Connection::end).
+    Ended,
+    /// `on_message` broke with this value; the bytes read past the message come with it
+    /// (an in-band session resume moves them, with the socket, to another connection).
+    Paused(B, BytesMut),
+    /// The idle sweep asked the reader to park ([`Link::sweep_idle`]): it was waiting for
+    /// the socket with an empty buffer, so it leaves nothing behind, no bytes and no read
+    /// in the kernel.
+    Parked,
+}
+
+/// Reads and dispatches until the connection stops receiving, `on_message` breaks, or the
+/// idle sweep parks the reader (see [`Stopped`]). `buf` may already hold bytes that
+/// followed the handshake.
 ///
-/// `on_message` may break: reading pauses right after that message, and the break's value
-/// is returned with the bytes read past the message (an in-band session resume moves them,
-/// with the socket, to another connection). Otherwise `None`.
-///
-/// Under epoll, while nothing waits in the buffer, the loop waits for the socket to be
-/// readable without holding a buffer, so an idle connection holds none.
+/// While nothing waits in the buffer the loop waits for the socket to be readable without
+/// holding a buffer, so an idle connection holds none and can be parked whole. Under epoll
+/// that is free: a read that would wait holds nothing (it is tried first). Under io_uring
+/// a submitted read pins its buffer in the kernel and cannot be taken back without losing
+/// what it may have read, so a quiet connection waits for readiness and then reads what
+/// arrived with a non-blocking `recv` ([`read_ready`]), one system call more per message;
+/// a busy one ([`BUSY_STREAK`] reads in a row, each within [`BUSY_GAP`] of the last) keeps
+/// a read in the kernel instead, the cheapest way to receive. A busy connection that falls
+/// silent holds that read until its next message (at the latest the keepalive's pong),
+/// after which it waits by readiness again. A frame that arrived in part is read on with
+/// the executor's own reads.
 ///
 /// Returns an `async move` block rather than being an `async fn`, so the arguments live in
-/// the future's state once instead of twice: this state is most of what an idle
-/// connection costs.
+/// the future's state once instead of twice: this state is most of what a connection in
+/// use costs.
 #[allow(clippy::manual_async_fn)] // deliberate, see above
 pub(crate) fn read_loop<'a, R: SplitRead, B>(
     reader: &'a mut R,
     mut buf: BytesMut,
     link: &'a Rc<Link>,
     mut on_message: impl FnMut(Received<'_>) -> ControlFlow<B> + 'a,
-) -> impl Future<Output = Option<(B, BytesMut)>> + 'a {
+) -> impl Future<Output = Stopped<B>> + 'a {
     async move {
         let mut sizer = ReadSizer { size: MIN_READ };
         let mut now = Instant::now();
         let mut eager_reads = 0u32;
         let readiness = crate::rt::readiness();
+        // Reads in a row that each came within `BUSY_GAP` of the one before.
+        let mut busy = 0u8;
         loop {
             loop {
                 let Some(message) = link.conn.borrow_mut().poll_received(now, &mut buf) else {
                     break;
                 };
                 if let ControlFlow::Break(value) = on_message(message) {
-                    return Some((value, buf));
+                    return Stopped::Paused(value, buf);
                 }
             }
             link.changed();
             if !link.conn.borrow().is_receiving() {
-                return None;
+                return Stopped::Ended;
             }
             if eager_reads == EAGER_READS_PER_TURN {
                 eager_reads = 0;
                 crate::rt::let_others_run().await;
             }
             let wanted = link.conn.borrow().wanted().max(buf.len() + 1);
-            sizer.prepare(&mut buf, wanted);
-            let mut offered = buf.capacity() - buf.len();
             let mut waited = false;
-            let mut done = None;
-            if readiness && buf.is_empty() {
-                // Nothing waits in the buffer, and under epoll a read that finds no bytes
-                // holds nothing in the kernel: try one, and if the socket is empty, give
-                // the buffer back and wait to be readable without it. An idle connection
-                // then holds no receive buffer.
-                done = read_now(reader, buf).await;
-                buf = BytesMut::new();
-                if done.is_none() {
-                    waited = true;
-                    match first(reader.readable(), link.reading_stopped()).await {
-                        First::A(Ok(())) => {}
-                        First::A(Err(error)) => done = Some((Err(error), BytesMut::new())),
-                        First::B(()) => return None,
-                    }
-                    if done.is_none() {
-                        // As large as the one given back, so reads are sized as if it had
-                        // been kept.
-                        buf = BytesMut::with_capacity(offered);
+            let mut offered;
+            let (result, returned) = if buf.is_empty() && (readiness || busy < BUSY_STREAK) {
+                // Epoll tries the read first (it costs nothing pending); io_uring waits
+                // for readiness first (a read it submitted could not be taken back).
+                let mut ready = readiness;
+                loop {
+                    if ready {
                         sizer.prepare(&mut buf, wanted);
                         offered = buf.capacity();
+                        if let Some(done) = read_ready(reader, std::mem::take(&mut buf)).await {
+                            break done;
+                        }
+                    }
+                    // Nothing to read: wait holding no buffer.
+                    buf = BytesMut::new();
+                    waited = true;
+                    ready = true;
+                    match first(reader.readable(), link.reader_released()).await {
+                        First::A(Ok(())) => {}
+                        First::A(Err(error)) => {
+                            offered = 0;
+                            break (Err(error), BytesMut::new());
+                        }
+                        First::B(true) => return Stopped::Parked,
+                        First::B(false) => return Stopped::Ended,
                     }
                 }
-            }
-            let (result, returned) = match done {
-                Some(done) => done,
-                None => {
-                    let mut race =
-                        std::pin::pin!(first(read_more(reader, buf), link.reading_stopped()));
-                    let outcome = std::future::poll_fn(|cx| {
-                        let poll = race.as_mut().poll(cx);
-                        waited |= poll.is_pending();
-                        poll
-                    })
-                    .await;
-                    let First::A(done) = outcome else {
-                        return None;
-                    };
-                    done
-                }
+            } else {
+                sizer.prepare(&mut buf, wanted);
+                offered = buf.capacity() - buf.len();
+                let mut race =
+                    std::pin::pin!(first(read_more(reader, buf), link.reading_stopped()));
+                let outcome = std::future::poll_fn(|cx| {
+                    let poll = race.as_mut().poll(cx);
+                    waited |= poll.is_pending();
+                    poll
+                })
+                .await;
+                let First::A(done) = outcome else {
+                    return Stopped::Ended;
+                };
+                done
             };
             eager_reads = if waited { 0 } else { eager_reads + 1 };
             buf = returned;
+            let last = now;
             now = Instant::now();
+            busy = if now - last < BUSY_GAP {
+                busy.saturating_add(1)
+            } else {
+                0
+            };
             match result {
                 Ok(0) => link.conn.borrow_mut().eof(),
                 Ok(n) => {

@@ -12,34 +12,29 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
 
-use super::Link;
+use super::{Link, Parked};
 use crate::proto::batch::WriteBatch;
 use crate::proto::End;
 use crate::rt::io::{shutdown, write_batch};
 use crate::rt::net::WriteHalf;
 use crate::rt::{first, First};
 
-/// A parked writer's write half: restarted by the next frame, or given back whole (an
-/// in-band session resume moves the socket to another connection).
-pub(crate) type Parked = Box<dyn ParkedWriter>;
-
-/// A write half kept in its link while no writer task runs.
-pub(crate) trait ParkedWriter {
-    /// Starts the writer task again with the half.
-    fn start(self: Box<Self>, link: Rc<Link>);
-    /// The write half itself (a `W`, boxed), without shutting the socket's write side down.
-    fn into_half(self: Box<Self>) -> Box<dyn Any>;
-}
-
+/// A parked writer's write half, kept in its link while no writer task runs: restarted by
+/// the next frame, or given back whole (an in-band session resume moves the socket to
+/// another connection).
 struct Half<W>(W);
 
-impl<W: WriteHalf + 'static> ParkedWriter for Half<W> {
+impl<W: WriteHalf + 'static> Parked for Half<W> {
     fn start(self: Box<Self>, link: Rc<Link>) {
         start(self.0, link);
     }
 
-    fn into_half(self: Box<Self>) -> Box<dyn Any> {
-        Box::new(self.0)
+    fn into_write_half(self: Box<Self>) -> Result<Box<dyn Any>, Box<dyn Parked>> {
+        Ok(Box::new(self.0))
+    }
+
+    fn is_whole(&self) -> bool {
+        false
     }
 }
 
@@ -76,7 +71,7 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
             if !conn.is_receiving() {
                 return Poll::Ready(Next::Flushed);
             }
-            if link.park_requested.replace(false) {
+            if link.park_requested(super::PARK_WRITER) {
                 return Poll::Ready(Next::Park);
             }
             link.writer.set(Some(cx.waker().clone()));
@@ -92,7 +87,7 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
             Next::Stop => break,
             Next::Park => {
                 link.conn.borrow_mut().release();
-                *link.parked.borrow_mut() = Some(Box::new(Half(writer)));
+                attach(writer, &link);
                 return;
             }
         }

@@ -11,7 +11,7 @@ use monoio::buf::SliceMut;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::BufResult;
 
-use super::net::{ReadHalf, WriteHalf};
+use super::net::{ReadHalf, SplitRead, WriteHalf};
 use crate::proto::batch::WriteBatch;
 
 /// Reads into the spare capacity of `buf`, after the bytes it already holds (monoio's
@@ -64,6 +64,46 @@ pub(crate) fn read_now<R: ReadHalf>(
     debug_assert!(super::readiness(), "read_now is for epoll only");
     NowOrNever {
         future: read_more(reader, buf),
+    }
+}
+
+/// Reads into `buf`'s spare capacity if the socket has bytes now, else returns `None` at
+/// once (`buf` dropped), leaving nothing pending in the kernel: what a reader does when
+/// the socket may be readable, before it waits for that again. Under epoll this is the
+/// executor's own read polled once ([`read_now`], which keeps the executor's readiness
+/// state right); under io_uring, where a submitted read stays in the kernel's hands
+/// until it completes, a plain non-blocking `recv`.
+pub(crate) async fn read_ready<R: SplitRead>(
+    reader: &mut R,
+    mut buf: BytesMut,
+) -> Option<(io::Result<usize>, BytesMut)> {
+    if super::readiness() {
+        return read_now(reader, buf).await;
+    }
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `spare` is `buf`'s unused capacity, valid for writes of its length; `recv`
+    // writes at most that many bytes and reports how many.
+    #[allow(unsafe_code)]
+    let n = unsafe {
+        libc::recv(
+            reader.raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if let Ok(n) = usize::try_from(n) {
+        // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+        #[allow(unsafe_code)]
+        unsafe {
+            buf.set_len(buf.len() + n)
+        };
+        return Some((Ok(n), buf));
+    }
+    let error = io::Error::last_os_error();
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+        _ => Some((Err(error), buf)),
     }
 }
 

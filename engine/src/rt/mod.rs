@@ -8,6 +8,7 @@
 //! [`sleep`] and [`timeout`], which run on the calling shard or client thread.
 
 mod driver;
+pub(crate) mod idle;
 pub(crate) mod io;
 pub(crate) mod net;
 

@@ -17,6 +17,9 @@ pub(crate) trait SplitRead: ReadHalf {
     /// Waits until the driver has seen the socket readable (epoll's readiness, no
     /// syscall; it may be a false positive, which the next read then waits out).
     fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + '_;
+    /// The socket's descriptor (for a read that bypasses the executor, see
+    /// [`super::io::read_ready`]).
+    fn raw_fd(&self) -> std::os::fd::RawFd;
 }
 
 impl SplitRead for monoio::io::OwnedReadHalf<TcpStream> {
@@ -30,6 +33,13 @@ impl SplitRead for monoio::io::OwnedReadHalf<TcpStream> {
         let stream = unsafe { &*self.0.get() };
         stream.readable(true)
     }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        // SAFETY: as for `readable`.
+        #[allow(unsafe_code)]
+        let stream = unsafe { &*self.0.get() };
+        std::os::fd::AsRawFd::as_raw_fd(stream)
+    }
 }
 
 impl SplitRead for monoio::io::OwnedReadHalf<UnixStream> {
@@ -38,6 +48,13 @@ impl SplitRead for monoio::io::OwnedReadHalf<UnixStream> {
         #[allow(unsafe_code)]
         let stream = unsafe { &*self.0.get() };
         stream.readable(true)
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        // SAFETY: as for `readable`.
+        #[allow(unsafe_code)]
+        let stream = unsafe { &*self.0.get() };
+        std::os::fd::AsRawFd::as_raw_fd(stream)
     }
 }
 
@@ -78,9 +95,26 @@ pub(crate) fn set_tcp_keepalive(stream: &TcpStream, keepalive: Option<crate::pro
 /// A stream that can be handed to another shard's thread as its file descriptor (a
 /// session's resume lands on the shard that holds the session). Taking the descriptor
 /// out deregisters it from this thread's driver.
-pub(crate) trait Transferable: Stream + Sized {
+pub(crate) trait Transferable: Stream + std::os::fd::AsRawFd + Sized {
     /// The descriptor, no longer known to this thread's driver.
     fn into_owned_fd(self) -> std::os::fd::OwnedFd;
+    /// The descriptor, out of this thread's driver, from a stream the executor may still
+    /// hold for a moment: io_uring holds it for a cancelled readiness wait until the
+    /// cancellation completes, so there the descriptor is copied and the stream dropped
+    /// (closed, not shut down; `into_owned_fd` requires that nothing else holds it).
+    /// Under epoll nothing holds it, and the stream must leave the driver's set, so the
+    /// descriptor is taken out.
+    fn detach(self) -> std::io::Result<std::os::fd::OwnedFd> {
+        if super::readiness() {
+            return Ok(self.into_owned_fd());
+        }
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&self);
+        // SAFETY: the descriptor is open for as long as `self` lives, which is until the
+        // copy is made.
+        #[allow(unsafe_code)]
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+        fd.try_clone_to_owned()
+    }
     /// The stream again, registered with the calling thread's driver.
     fn from_owned_fd(fd: std::os::fd::OwnedFd) -> std::io::Result<Self>;
     /// The stream again from its two halves, without shutting its write side down (as

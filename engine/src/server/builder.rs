@@ -518,6 +518,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
             shared: Arc::new(ServerShared {
                 admission,
                 refusals: RefusalCounters::default(),
+                parked: std::sync::atomic::AtomicUsize::new(0),
                 config: self.config,
                 setup: Mutex::new(Setup {
                     started: false,

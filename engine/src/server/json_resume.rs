@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use super::json_endpoint::{control_error, Greeting, JsonConnection, RECONNECT_REQUEST};
 use super::peer::Peer;
-use super::shard::{serve_connection, Protocol, Shard};
+use super::shard::{serve_connection, Protocol, Serving, Shard};
 use crate::auth::Identity;
 use crate::guard::Permit;
 use crate::json::{parse, JsonDispatcher};
@@ -303,15 +303,9 @@ impl<S: Send + Sync + 'static> Shard<S> {
             unreachable!("a JSON session implies a JSON router")
         };
         self.watch_json(connection);
-        let served = serve_connection::<S, T>(
-            self.clone(),
-            reader,
-            buf,
-            link,
-            peer,
-            Protocol::Json(dispatcher),
-            permit,
-        );
-        drop(crate::rt::spawn(served));
+        let serving = Serving::new(self.clone(), link, peer, Protocol::Json(dispatcher), permit);
+        drop(crate::rt::spawn(serve_connection::<S, T>(
+            serving, reader, buf,
+        )));
     }
 }

@@ -17,7 +17,7 @@ mod shard;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -87,6 +87,8 @@ pub(crate) struct ServerShared<S> {
     admission: AdmissionControl,
     /// What the guards refused.
     refusals: RefusalCounters,
+    /// Connections parked whole, on all shards (see [`Server::parked_connections`]).
+    parked: AtomicUsize,
 }
 
 impl<S: Send + Sync + 'static> ServerShared<S> {
@@ -401,6 +403,14 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// [message rate](ServerBuilder::message_rate) refused so far.
     pub fn refusals(&self) -> Refusals {
         self.shared.refusals.snapshot()
+    }
+
+    /// How many connections are parked right now: idle for a few seconds, they hold no
+    /// task, no buffer and no pending read, only their socket and their state, until the
+    /// client sends, a message is sent to them, or they are closed. (What an idle
+    /// connection costs is measured in perf/README.md.)
+    pub fn parked_connections(&self) -> usize {
+        self.shared.parked.load(Ordering::Relaxed)
     }
 
     /// The I/O driver the shards run on (known once started).

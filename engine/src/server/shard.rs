@@ -7,7 +7,9 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
+use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,13 +29,14 @@ use super::{Fanout, PeerFilter, ServerShared};
 use crate::auth::Identity;
 use crate::guard::{Permit, Refusal, TokenBucket};
 use crate::json::{ErrorCode, JsonDispatcher, SysError};
-use crate::link::reader::{read_loop, MIN_READ};
+use crate::link::reader::{read_loop, Stopped, MIN_READ};
 use crate::link::timers::Timers;
-use crate::link::{writer, Link};
+use crate::link::{writer, Link, Parked};
 use crate::listeners::{dispatch, HandlerTable, ListenerCell};
 use crate::mailbox::Inbox;
 use crate::proto::received::Received;
 use crate::proto::{close_code, Config, Connection, End};
+use crate::rt::idle::IdlePoller;
 use crate::rt::net::{Accepted, TcpListener, UnixListener};
 use crate::rt::{first, First};
 use crate::session::wire::{Control, Secret};
@@ -57,6 +60,8 @@ pub(crate) struct Shard<S> {
     pub(super) conn_config: Arc<Config>,
     pub(super) stop: Signal,
     next_seq: Cell<u64>,
+    /// Where the sockets of parked connections wait.
+    idle: IdlePoller,
 }
 
 struct Current {
@@ -173,6 +178,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             }),
             stop: Signal::default(),
             next_seq: Cell::new(0),
+            idle: IdlePoller::new()?,
         });
         let owner = Rc::downgrade(&shard);
         shard.timers.start(Box::new(move |id| {
@@ -189,6 +195,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         });
         drop(crate::rt::spawn(mailbox_loop(shard.clone(), start.inbox)));
         drop(crate::rt::spawn(idle_sweep(Rc::downgrade(&shard))));
+        drop(crate::rt::spawn(wake_parked(Rc::downgrade(&shard))));
         let result = match start.listener {
             ShardListener::Tcp(std) => {
                 let listener = TcpListener::from_std(std)?;
@@ -301,21 +308,44 @@ async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
         if shard.stop.is_fired() {
             return;
         }
+        let now = Instant::now();
         for link in shard
             .conns
             .borrow()
             .values()
             .filter_map(|c| c.link.as_ref())
         {
-            link.sweep_idle();
+            link.sweep_idle(now);
         }
-        let now = Instant::now();
         shard.expire_sessions(now);
         shard.json_heartbeat(now);
         if shard.index == 0 {
             // Forgets the addresses whose handshake budget refilled, also when no
             // connection arrives to sweep them.
             shard.server.admission.sweep(now);
+        }
+    }
+}
+
+/// Resumes the parked connections whose sockets have an event (the peer sent, closed or
+/// failed), for as long as the shard runs. (A stopping shard closes every connection,
+/// which resumes them; this task is dropped with the shard's runtime.)
+async fn wake_parked<S: Send + Sync + 'static>(shard: Weak<Shard<S>>) {
+    let mut keys = Vec::new();
+    loop {
+        let Some(shard) = shard.upgrade() else { return };
+        if let Err(error) = shard.idle.readable().await {
+            tracing::warn!(%error, "waiting for parked connections failed");
+            crate::rt::sleep(Duration::from_millis(20)).await;
+        }
+        if let Err(error) = shard.idle.take_ready(&mut keys) {
+            tracing::warn!(%error, "reading parked connections' events failed");
+        }
+        for key in keys.drain(..) {
+            let link = shard.conns.borrow().get(&key).and_then(|c| c.link.clone());
+            if let Some(link) = link {
+                link.socket_ready();
+            }
         }
     }
 }
@@ -436,8 +466,10 @@ fn start_connection<S, T>(
             sessioned: !matches!(admitted, Admitted::Plain),
         },
     };
-    let served = serve_connection::<S, T>(shard.clone(), reader, buf, link, peer, protocol, permit);
-    drop(crate::rt::spawn(served));
+    let serving = Serving::new(shard.clone(), link, peer, protocol, permit);
+    drop(crate::rt::spawn(serve_connection::<S, T>(
+        serving, reader, buf,
+    )));
 }
 
 /// What an admitted connection has of a session.
@@ -450,89 +482,241 @@ enum Admitted {
     Resumed,
 }
 
-/// Serves an admitted connection until it ends: reads and dispatches, then the bounded
-/// wait for the writer. Every idle connection keeps this task for its whole life, so its
-/// state is kept small (the wait for the writer at the end is boxed).
-pub(super) async fn serve_connection<S, T>(
+/// What serving a connection keeps from one read to the next, and while it is parked.
+pub(super) struct Serving<S> {
     shard: Rc<Shard<S>>,
-    mut reader: T::Read,
-    mut buf: BytesMut,
     link: Rc<Link>,
     peer: Peer<S>,
     protocol: Protocol,
-    // The connection's place in the guards' caps, given back when it ends.
-    mut permit: Permit,
+    /// The connection's place in the guards' caps, given back when it ends.
+    permit: Permit,
+    /// A client without a session: its message budget, if there is a message rate.
+    budget: Option<TokenBucket>,
+}
+
+impl<S: Send + Sync + 'static> Serving<S> {
+    pub(super) fn new(
+        shard: Rc<Shard<S>>,
+        link: Rc<Link>,
+        peer: Peer<S>,
+        protocol: Protocol,
+        permit: Permit,
+    ) -> Self {
+        Self {
+            shard,
+            link,
+            peer,
+            protocol,
+            permit,
+            budget: None,
+        }
+    }
+
+    /// Hands a data message to the session bookkeeping, the rate limit and then the JSON
+    /// dispatcher or the listeners. Breaks on a JSON `sys.reconnect.request`.
+    fn received(&mut self, message: Received<'_>) -> ControlFlow<ReconnectRequest> {
+        let (shard, link, peer, protocol) = (&self.shard, &self.link, &self.peer, &self.protocol);
+        if protocol.sessioned() {
+            if let Received::Session(control) = message {
+                shard.session_control(link, &control);
+                return ControlFlow::Continue(());
+            }
+            match shard.session_received(link, &message) {
+                Arrival::Dispatch => {}
+                // Replaced by a resume: the session lives on another connection now.
+                Arrival::Replaced => return ControlFlow::Continue(()),
+                Arrival::RateLimited(retry) => {
+                    shard.rate_limited(link, peer, retry, protocol, &message);
+                    return ControlFlow::Continue(());
+                }
+            }
+        } else if let Err(retry) = shard.charge_client(link, &mut self.budget, &message) {
+            shard.rate_limited(link, peer, retry, protocol, &message);
+            return ControlFlow::Continue(());
+        }
+        if let Some(json) = protocol.json() {
+            return shard.json_received(link, json, &message);
+        }
+        let registry = shard.registry.borrow();
+        let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
+        dispatch(
+            message,
+            link,
+            &registry,
+            own.as_deref(),
+            &shard.listeners,
+            peer,
+        );
+        ControlFlow::Continue(())
+    }
+
+    /// The end of a connection: its JSON handlers stop, the shard forgets it (or suspends
+    /// its session), and the writer gets the close timeout to flush.
+    async fn finish(self) {
+        if let Some(json) = self.protocol.json() {
+            // Queued messages and running handlers of a connection that went away are
+            // dropped.
+            json.close();
+        }
+        self.shard.disconnected(&self.link, &self.peer);
+        // Boxed: the timer future is large and cache-line aligned, and would set the size
+        // and alignment of every connection's task for an await that happens once.
+        let close_timeout = self.shard.server.config.timeouts.close;
+        if Box::pin(crate::rt::timeout(close_timeout, self.link.writer_done()))
+            .await
+            .is_err()
+        {
+            // The peer does not take the rest of our output: drop it with the socket.
+            self.link.abort(End::WriteTimeout);
+        }
+    }
+}
+
+/// Serves an admitted connection until it ends or parks: reads and dispatches, then the
+/// bounded wait for the writer. A connection in use keeps this task; an idle one parks
+/// ([`park`]) and keeps only its [`Serving`] state.
+pub(super) async fn serve_connection<S, T>(
+    mut serving: Serving<S>,
+    mut reader: T::Read,
+    mut buf: BytesMut,
 ) where
     S: Send + Sync + 'static,
     T: Accepted,
 {
-    // A client without a session: its message budget, if there is a message rate.
-    let mut budget: Option<TokenBucket> = None;
     loop {
-        let paused = read_loop(&mut reader, buf, &link, |message| {
-            if protocol.sessioned() {
-                if let Received::Session(control) = message {
-                    shard.session_control(&link, &control);
-                    return ControlFlow::Continue(());
+        let link = serving.link.clone();
+        let stopped = read_loop(&mut reader, buf, &link, |m| serving.received(m)).await;
+        drop(link);
+        match stopped {
+            Stopped::Ended => break,
+            Stopped::Parked => match park::<S, T>(serving, reader) {
+                Ok(()) => return,
+                // The writer has not parked yet: read on (the next sweep asks again).
+                Err((same, same_reader)) => {
+                    (serving, reader, buf) = (same, same_reader, BytesMut::new());
                 }
-                match shard.session_received(&link, &message) {
-                    Arrival::Dispatch => {}
-                    // Replaced by a resume: the session lives on another connection now.
-                    Arrival::Replaced => return ControlFlow::Continue(()),
-                    Arrival::RateLimited(retry) => {
-                        shard.rate_limited(&link, &peer, retry, &protocol, &message);
-                        return ControlFlow::Continue(());
+            },
+            // Only a JSON connection pauses, on a `sys.reconnect.request`.
+            Stopped::Paused(request, rest) => {
+                let Some(json) = serving.protocol.json() else {
+                    break;
+                };
+                let resume = serving.shard.clone().resume_in_band::<T>(
+                    reader,
+                    &serving.link,
+                    &serving.peer,
+                    json,
+                    request,
+                    rest,
+                    serving.permit,
+                );
+                match Box::pin(resume).await {
+                    Some((same_reader, rest, same_permit)) => {
+                        (reader, buf, serving.permit) = (same_reader, rest, same_permit);
                     }
+                    // The socket moved to the resumed session's connection.
+                    None => return,
                 }
-            } else if let Err(retry) = shard.charge_client(&link, &mut budget, &message) {
-                shard.rate_limited(&link, &peer, retry, &protocol, &message);
-                return ControlFlow::Continue(());
             }
-            if let Some(json) = protocol.json() {
-                return shard.json_received(&link, json, &message);
-            }
-            let registry = shard.registry.borrow();
-            let own = link.existing_listeners::<ListenerCell<Peer<S>>>();
-            dispatch(
-                message,
-                &link,
-                &registry,
-                own.as_deref(),
-                &shard.listeners,
-                &peer,
-            );
-            ControlFlow::Continue(())
-        })
-        .await;
-        // Only a JSON connection pauses, on a `sys.reconnect.request`.
-        let (Some((request, rest)), Some(json)) = (paused, protocol.json()) else {
-            break;
-        };
-        let resume = shard
-            .clone()
-            .resume_in_band::<T>(reader, &link, &peer, json, request, rest, permit);
-        match Box::pin(resume).await {
-            Some((same_reader, rest, same_permit)) => {
-                (reader, buf, permit) = (same_reader, rest, same_permit);
-            }
-            // The socket moved to the resumed session's connection.
-            None => return,
         }
     }
-    if let Some(json) = protocol.json() {
-        // Queued messages and running handlers of a connection that went away are dropped.
-        json.close();
+    serving.finish().await;
+}
+
+/// Parks an idle connection whole: its socket goes to the shard's [`IdlePoller`], its
+/// state into its link, and its task ends. Gives everything back if the writer has not
+/// parked yet.
+fn park<S, T>(serving: Serving<S>, reader: T::Read) -> Result<(), (Serving<S>, T::Read)>
+where
+    S: Send + Sync + 'static,
+    T: Accepted,
+{
+    let Some(half) = serving.link.take_write_half() else {
+        return Err((serving, reader));
+    };
+    let Ok(writer) = half.downcast::<T::Write>() else {
+        unreachable!("a link's write half is its stream's")
+    };
+    let Some(stream) = T::reunite(reader, *writer) else {
+        unreachable!("a link's halves are one stream's")
+    };
+    let fd = match stream.detach() {
+        Ok(fd) => fd,
+        Err(error) => {
+            // Out of descriptors: the connection cannot be parked, nor served on.
+            tracing::warn!(%error, "an idle connection could not be parked");
+            serving.link.abort(End::Io(error.to_string()));
+            drop(crate::rt::spawn(serving.finish()));
+            return Ok(());
+        }
+    };
+    let link = serving.link.clone();
+    let parked = Box::new(ParkedServing::<S, T> {
+        serving,
+        fd,
+        stream: std::marker::PhantomData,
+    });
+    let shard = &parked.serving.shard;
+    match shard.idle.watch(parked.fd.as_raw_fd(), link.id) {
+        Ok(()) => {
+            shard.server.parked.fetch_add(1, Ordering::Relaxed);
+            link.park(parked);
+        }
+        Err(error) => {
+            tracing::debug!(%error, "an idle connection could not be parked");
+            parked.serve_again(&link);
+        }
     }
-    shard.disconnected(&link, &peer);
-    // Boxed: the timer future is large and cache-line aligned, and would set the size
-    // and alignment of every connection's task for an await that happens once.
-    let close_timeout = shard.server.config.timeouts.close;
-    if Box::pin(crate::rt::timeout(close_timeout, link.writer_done()))
-        .await
-        .is_err()
-    {
-        // The peer does not take the rest of our output: drop it with the socket.
-        link.abort(End::WriteTimeout);
+    Ok(())
+}
+
+/// A connection parked whole: its socket (out of the executor, in the shard's
+/// [`IdlePoller`]) and what serving it keeps.
+struct ParkedServing<S, T> {
+    serving: Serving<S>,
+    fd: std::os::fd::OwnedFd,
+    stream: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<S: Send + Sync + 'static, T: Accepted> ParkedServing<S, T> {
+    /// Gives the socket back to the executor and serves it again (its writer starts once
+    /// it has output).
+    fn serve_again(self, link: &Rc<Link>) {
+        let Self { serving, fd, .. } = self;
+        match T::from_owned_fd(fd) {
+            Ok(stream) => {
+                let (reader, writer) = stream.into_split();
+                writer::attach(writer, link);
+                drop(crate::rt::spawn(serve_connection::<S, T>(
+                    serving,
+                    reader,
+                    BytesMut::new(),
+                )));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a parked connection could not be resumed");
+                link.abort(End::Io(error.to_string()));
+                drop(crate::rt::spawn(serving.finish()));
+            }
+        }
+        link.changed();
+    }
+}
+
+impl<S: Send + Sync + 'static, T: Accepted> Parked for ParkedServing<S, T> {
+    fn start(self: Box<Self>, link: Rc<Link>) {
+        let shard = &self.serving.shard;
+        shard.idle.forget(self.fd.as_raw_fd());
+        shard.server.parked.fetch_sub(1, Ordering::Relaxed);
+        self.serve_again(&link);
+    }
+
+    fn into_write_half(self: Box<Self>) -> Result<Box<dyn Any>, Box<dyn Parked>> {
+        Err(self)
+    }
+
+    fn is_whole(&self) -> bool {
+        true
     }
 }
 

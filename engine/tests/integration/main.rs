@@ -10,6 +10,7 @@ mod hostile;
 mod json;
 mod json_sessions;
 mod listeners;
+mod parking;
 mod peers;
 mod query;
 mod reconnect;

@@ -829,7 +829,7 @@ async fn idle(args: &Args) -> io::Result<f64> {
     while open.len() < args.count {
         let batch = (args.count - open.len()).min(args.concurrency);
         let pending: Vec<_> = (0..batch)
-            .map(|_| tokio::task::spawn_local(ws_connect_with(args.addr, "/", offer(args))))
+            .map(|_| tokio::task::spawn_local(open_idle(args.addr, offer(args))))
             .collect();
         for p in pending {
             open.push(p.await.map_err(io::Error::other)??);
@@ -838,11 +838,29 @@ async fn idle(args: &Args) -> io::Result<f64> {
     }
     bar.finish_and_clear();
     // Steady state: servers may trim idle connections' state on a timer (the engine parks
-    // idle writers once a second).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // a connection whole after 2 s without traffic, checked once a second).
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let after = rss_bytes(args.server_pid)?;
     drop(open);
     Ok(after.saturating_sub(before) as f64 / args.count as f64)
+}
+
+/// An idle connection as a real client leaves one: connected, and one message (16 bytes)
+/// sent and its echo read.
+async fn open_idle(addr: SocketAddr, extension: Option<&'static str>) -> io::Result<TcpStream> {
+    let mut stream = ws_connect_with(addr, "/", extension).await?;
+    let mut out = Vec::with_capacity(32);
+    frame(ECHO_TAG, 16, &mut out);
+    stream.write_all(&out).await?;
+    let mut reader = FrameReader::with_capacity(4096);
+    loop {
+        while let Some(timestamp) = reader.next_timestamp() {
+            if timestamp.is_some() {
+                return Ok(stream);
+            }
+        }
+        reader.fill(&mut stream).await?;
+    }
 }
 
 /// What the load generator keeps of a session to resume it.
