@@ -213,7 +213,12 @@ $("send-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const input = $("text");
   // Sent as typed, empty included: the server checks it (and the page shows its answer).
-  if (await say(input.value)) input.value = "";
+  // The box is cleared at once, so a line typed while this one is on its way is neither
+  // wiped by this one's answer nor sent twice; a refused line comes back if the box is
+  // still empty.
+  const text = input.value;
+  input.value = "";
+  if (!(await say(text)) && input.value === "") input.value = text;
   input.focus();
 });
 
