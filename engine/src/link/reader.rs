@@ -38,10 +38,19 @@ const BUSY_GAP: Duration = Duration::from_millis(100);
 /// io_uring completion each), so a busy connection reads in big chunks.
 const MAX_READ: usize = 64 * 1024;
 
+/// Small reads in a row (each under a quarter of the read size) after which the read size
+/// starts to halve. One is not enough: a burst larger than the buffer arrives as a full
+/// read and a small tail, and shrinking on the tail made the next burst split again (an
+/// extra `recv` per burst on small echo).
+const SHRINK_AFTER: u8 = 4;
+
 /// Adapts a connection's read size to its traffic: doubles while reads fill the buffer,
-/// halves while they use little of it, and gives a large buffer back once it is drained.
+/// halves while they use little of it ([`SHRINK_AFTER`] small reads in a row, then on
+/// each), and gives a large buffer back once it is drained.
 struct ReadSizer {
     size: usize,
+    /// Reads in a row that used under a quarter of the read size (saturating).
+    small_reads: u8,
 }
 
 impl ReadSizer {
@@ -66,8 +75,22 @@ impl ReadSizer {
     fn observe(&mut self, read: usize, offered: usize) {
         if read == offered {
             self.size = (self.size * 2).min(MAX_READ);
+            self.small_reads = 0;
         } else if read < self.size / 4 {
-            self.size = (self.size / 2).max(MIN_READ);
+            self.small_reads = self.small_reads.saturating_add(1);
+            if self.small_reads >= SHRINK_AFTER {
+                self.size = (self.size / 2).max(MIN_READ);
+            }
+        } else {
+            self.small_reads = 0;
+        }
+    }
+
+    /// A sizer starting at the smallest read.
+    fn new() -> Self {
+        Self {
+            size: MIN_READ,
+            small_reads: 0,
         }
     }
 }
@@ -146,7 +169,7 @@ pub(crate) fn read_loop<'a, R: SplitRead, B>(
     mut on_message: impl FnMut(Received<'_>) -> ControlFlow<B> + 'a,
 ) -> impl Future<Output = Stopped<B>> + 'a {
     async move {
-        let mut sizer = ReadSizer { size: MIN_READ };
+        let mut sizer = ReadSizer::new();
         let mut now = Instant::now();
         let mut eager_reads = 0u32;
         let readiness = crate::rt::readiness();
@@ -265,7 +288,7 @@ mod tests {
 
     #[test]
     fn read_size_grows_under_load_and_gives_memory_back_when_idle() {
-        let mut sizer = ReadSizer { size: MIN_READ };
+        let mut sizer = ReadSizer::new();
         let mut buf = BytesMut::new();
         sizer.prepare(&mut buf, 1);
         assert_eq!(buf.capacity(), MIN_READ);
@@ -287,11 +310,41 @@ mod tests {
         );
     }
 
+    /// Bursts of 16 small frames (1 120 bytes): once the read size has grown to hold one,
+    /// each burst is one read. (Shrinking on the small tail of a split burst used to
+    /// split every burst in two.)
+    #[test]
+    fn a_steady_burst_is_read_whole_once_the_size_has_grown() {
+        let mut sizer = ReadSizer::new();
+        let reads_per_burst = |sizer: &mut ReadSizer| {
+            let (mut left, mut reads) = (1120, 0);
+            while left > 0 {
+                let offered = sizer.size;
+                let n = left.min(offered);
+                sizer.observe(n, offered);
+                left -= n;
+                reads += 1;
+            }
+            reads
+        };
+        for _ in 0..4 {
+            reads_per_burst(&mut sizer);
+        }
+        for _ in 0..100 {
+            assert_eq!(
+                reads_per_burst(&mut sizer),
+                1,
+                "at read size {}",
+                sizer.size
+            );
+        }
+    }
+
     /// A header declaring a 16 MiB frame reserves a read's worth, not 16 MiB; the buffer
     /// then doubles as the frame's bytes actually arrive.
     #[test]
     fn receive_memory_follows_the_bytes_received_not_the_declared_length() {
-        let sizer = ReadSizer { size: MIN_READ };
+        let sizer = ReadSizer::new();
         let mut buf = BytesMut::from(&[0x82u8, 127, 0, 0, 0, 0, 1, 0, 0, 0, 1, 2, 3, 4][..]);
         let declared = 14 + (16 << 20);
         sizer.prepare(&mut buf, declared);
