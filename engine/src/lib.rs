@@ -54,6 +54,10 @@
 //!    belongs to the session), authentication before the 101 ([`Authenticator`]) and
 //!    admission guards ([`Guards`], [`RateLimit`]).
 //!
+//! How a message's bytes move from the socket to a handler and back, what an idle
+//! connection still holds, and why the runtime is monoio: `ARCHITECTURE.md` in the
+//! repository.
+//!
 //! ## Why the defaults are what they are
 //!
 //! | what | default | why |

@@ -27,6 +27,8 @@ pub(crate) type PeerCallback<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
 /// A callback about a client and a room.
 pub(crate) type RoomCallback<S> = Arc<dyn Fn(&Peer<S>, &str) + Send + Sync>;
 pub(crate) type RateLimitedCallback<S> = Arc<dyn Fn(&Peer<S>, Duration) + Send + Sync>;
+/// Hands a thread's freed memory back to the system ([`ServerBuilder::trim_memory`]).
+pub(crate) type TrimMemory = Arc<dyn Fn() + Send + Sync>;
 
 pub(crate) struct ServerConfig<S> {
     pub endpoint: Endpoint,
@@ -71,6 +73,8 @@ pub(crate) struct ServerConfig<S> {
     pub on_rate_limited: Option<RateLimitedCallback<S>>,
     /// The JSON protocol: its router, and which upgrades speak it.
     pub json: JsonEndpoint,
+    /// Called on a shard after connections parked there; `None`: never.
+    pub trim_memory: Option<TrimMemory>,
 }
 
 impl<S> ServerConfig<S> {
@@ -139,6 +143,7 @@ impl ServerBuilder<()> {
                 rate_exempt: Vec::new(),
                 on_rate_limited: None,
                 json: JsonEndpoint::default(),
+                trim_memory: None,
             },
         }
     }
@@ -438,6 +443,19 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
         self
     }
 
+    /// How a shard hands freed memory back to the system once its idle connections have
+    /// parked: `trim` runs on the shard's thread at the idle sweep after connections
+    /// parked there (at most once a second, and only then). A parked connection frees its
+    /// tasks and its receive buffer, but an allocator keeps what a thread freed resident
+    /// until that thread allocates again, and a shard whose connections all went quiet
+    /// does not: pass the allocator's collect call, e.g. mimalloc's
+    /// `unsafe { libmimalloc_sys::mi_collect(true) }` (feature `extended`) or glibc's
+    /// `malloc_trim(0)`. Default: none (the memory is reused by the next busy period).
+    pub fn trim_memory(mut self, trim: impl Fn() + Send + Sync + 'static) -> Self {
+        self.config.trim_memory = Some(Arc::new(trim));
+        self
+    }
+
     /// The per-connection state factory (ConnectMe's custom client class): called once per
     /// accepted connection with what is known about it.
     ///
@@ -492,6 +510,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 rate_exempt: c.rate_exempt,
                 on_rate_limited: None,
                 json: c.json,
+                trim_memory: c.trim_memory,
             },
         }
     }

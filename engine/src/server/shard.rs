@@ -62,6 +62,8 @@ pub(crate) struct Shard<S> {
     next_seq: Cell<u64>,
     /// Where the sockets of parked connections wait.
     idle: IdlePoller,
+    /// Connections parked since the last idle sweep (their memory is to be trimmed).
+    parked_since_sweep: Cell<bool>,
 }
 
 struct Current {
@@ -179,6 +181,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             stop: Signal::default(),
             next_seq: Cell::new(0),
             idle: IdlePoller::new()?,
+            parked_since_sweep: Cell::new(false),
         });
         let owner = Rc::downgrade(&shard);
         shard.timers.start(Box::new(move |id| {
@@ -299,14 +302,22 @@ async fn mailbox_loop<S: Send + Sync + 'static>(shard: Rc<Shard<S>>, inbox: Inbo
     }
 }
 
-/// Once a second, parks the writer task of every connection that sent nothing since the
-/// last sweep: an idle connection then costs its reader task and little else.
+/// Once a second, asks every connection that queued nothing since the last sweep to park
+/// its writer, and the whole connection once it has received nothing for a while (see
+/// `Link::sweep_idle`); trims the thread's freed memory after connections parked
+/// ([`ServerBuilder::trim_memory`](crate::ServerBuilder::trim_memory)); expires sessions
+/// and runs the JSON heartbeat.
 async fn idle_sweep<S: Send + Sync + 'static>(shard: std::rc::Weak<Shard<S>>) {
     loop {
         crate::rt::sleep(Duration::from_secs(1)).await;
         let Some(shard) = shard.upgrade() else { return };
         if shard.stop.is_fired() {
             return;
+        }
+        if shard.parked_since_sweep.replace(false) {
+            if let Some(trim) = &shard.server.config.trim_memory {
+                trim();
+            }
         }
         let now = Instant::now();
         for link in shard
@@ -660,6 +671,7 @@ where
     match shard.idle.watch(parked.fd.as_raw_fd(), link.id) {
         Ok(()) => {
             shard.server.parked.fetch_add(1, Ordering::Relaxed);
+            shard.parked_since_sweep.set(true);
             link.park(parked);
         }
         Err(error) => {

@@ -13,13 +13,17 @@ use connectme::{ByteString, Keepalive, Listeners, Peer, Server};
 use crate::support::{server, wait_for, RawWs};
 
 /// A two-shard echo server without pings (so that nothing but the test wakes a parked
-/// connection), counting disconnections.
-fn echo_server(disconnected: &Arc<AtomicUsize>) -> Server {
+/// connection), counting disconnections and memory trims.
+fn echo_server(disconnected: &Arc<AtomicUsize>, trims: &Arc<AtomicUsize>) -> Server {
     let count = disconnected.clone();
+    let trimmed = trims.clone();
     let server = server()
         .keepalive(None)
         .on_disconnect(move |_| {
             count.fetch_add(1, Ordering::SeqCst);
+        })
+        .trim_memory(move || {
+            trimmed.fetch_add(1, Ordering::SeqCst);
         })
         .start()
         .unwrap();
@@ -41,17 +45,23 @@ fn round_trip(ws: &mut RawWs, payload: &str) {
 
 /// A parked connection wakes for its client's next message (sent in two halves, the
 /// second while the first waits in the resumed reader) and for anything the server sends
-/// it, and parks again once idle; the others stay parked meanwhile.
+/// it, and parks again once idle; the others stay parked meanwhile. The application's
+/// memory trim runs after connections parked, not before.
 #[test]
 fn a_parked_connection_wakes_for_either_side_and_parks_again() {
     let disconnected = Arc::new(AtomicUsize::new(0));
-    let server = echo_server(&disconnected);
+    let trims = Arc::new(AtomicUsize::new(0));
+    let server = echo_server(&disconnected, &trims);
     let addr = server.local_addr().unwrap();
     let mut clients: Vec<RawWs> = (0..4).map(|_| RawWs::connect(addr)).collect();
     for (i, ws) in clients.iter_mut().enumerate() {
         round_trip(ws, &format!("hello {i}"));
     }
+    assert_eq!(trims.load(Ordering::SeqCst), 0, "nothing parked yet");
     wait_parked(&server, 4);
+    wait_for("memory trimmed after the park", || {
+        trims.load(Ordering::SeqCst) > 0
+    });
 
     // The client speaks first: a frame split across two writes.
     let frame = [
@@ -99,7 +109,7 @@ fn a_parked_connection_wakes_for_either_side_and_parks_again() {
 #[test]
 fn a_parked_connection_ends_properly_either_way() {
     let disconnected = Arc::new(AtomicUsize::new(0));
-    let server = echo_server(&disconnected);
+    let server = echo_server(&disconnected, &Arc::default());
     let addr = server.local_addr().unwrap();
     let mut clients: Vec<RawWs> = (0..4).map(|_| RawWs::connect(addr)).collect();
     for ws in &mut clients {

@@ -1,7 +1,11 @@
 //! The engine's bench server: the bench protocol (see the crate docs) on the engine.
 //!
 //! `cargo run --release -p perf --bin bench-server -- --addr 127.0.0.1:PORT [--shards N] [--driver uring|epoll]
-//! [--flush-delay-ms N] [--sessions] [--rooms] [--json]`
+//! [--flush-delay-ms N] [--sessions] [--rooms] [--json] [--no-trim]`
+//!
+//! The server hands memory freed by parked connections back to the system with mimalloc's
+//! collect call (`ServerBuilder::trim_memory`), as a production deployment on mimalloc
+//! would; `--no-trim` leaves it to mimalloc (perf/idle-ab compares the two).
 //!
 //! `--sessions` turns on the session extension (`SessionConfig::default()`): clients that
 //! offer `x-connectme-session` get a session, the others the plain wire. `--rooms`: a
@@ -51,6 +55,9 @@ struct Args {
     /// Serve the JSON protocol on `/ws` with an `echo` handler.
     #[arg(long)]
     json: bool,
+    /// Do not trim freed memory after connections park (`ServerBuilder::trim_memory`).
+    #[arg(long)]
+    no_trim: bool,
     /// Only check that the driver is available: print it and exit (1 if not).
     #[arg(long)]
     check_driver: bool,
@@ -84,6 +91,11 @@ fn main() -> std::io::Result<()> {
         .driver(args.driver)
         .pin_cores(false)
         .flush_delay(Duration::from_millis(args.flush_delay_ms));
+    if !args.no_trim {
+        // SAFETY: `mi_collect` has no preconditions; it only frees and purges the calling
+        // thread's (and abandoned) mimalloc pages, which is this server's allocator.
+        builder = builder.trim_memory(|| unsafe { libmimalloc_sys::mi_collect(true) });
+    }
     if args.sessions {
         builder = builder.sessions(SessionConfig::default());
     }
