@@ -48,7 +48,7 @@ enum Next {
 
 /// Gives `link` its write half; the writer starts with the first frame.
 pub(crate) fn attach<W: WriteHalf + 'static>(writer: W, link: &Link) {
-    *link.parked.borrow_mut() = Some(Box::new(Half(writer)));
+    link.parked.set(Some(Box::new(Half(writer))));
 }
 
 fn start<W: WriteHalf + 'static>(writer: W, link: Rc<Link>) {

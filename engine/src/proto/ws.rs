@@ -97,7 +97,9 @@ struct Fragmented {
 pub struct MessageReader {
     role: Role,
     limits: Limits,
-    fragmented: Option<Fragmented>,
+    /// The message being assembled from fragments, boxed: fragmented messages are rare,
+    /// and the box keeps every connection's reader 40 bytes smaller.
+    fragmented: Option<Box<Fragmented>>,
     /// Total bytes (header + payload) the frame at the front of the buffer needs.
     wanted: usize,
     /// Whether session control frames (opcode 0x3) are accepted.
@@ -215,11 +217,11 @@ impl MessageReader {
                 // fragment.
                 let text = header.opcode == OpCode::Text;
                 self.check_message_len(payload.len())?;
-                let mut fragmented = Fragmented {
+                let mut fragmented = Box::new(Fragmented {
                     text,
                     buf: payload,
                     checked: 0,
-                };
+                });
                 if text {
                     check_utf8_prefix(&mut fragmented)?;
                 }
