@@ -31,6 +31,39 @@ pub(crate) fn read_more<R: ReadHalf>(
     }
 }
 
+/// A [`read_more`] that can be taken back without losing what it read: once `canceller`
+/// has cancelled it, it completes either with the bytes the kernel had already read
+/// into the buffer, or with an error that [`is_canceled`] recognises. (Under io_uring an
+/// `AsyncCancel` for the pending receive: whichever the kernel completes first wins, and
+/// either way the completion comes back with the buffer.)
+pub(crate) fn read_more_cancelable<'a, R: SplitRead>(
+    reader: &'a mut R,
+    buf: BytesMut,
+    canceller: &ReadCanceller,
+) -> impl Future<Output = (io::Result<usize>, BytesMut)> + 'a {
+    let (len, capacity) = (buf.len(), buf.capacity());
+    ReadMore {
+        read: reader.cancelable_read(SliceMut::new(buf, len, capacity), canceller.0.handle()),
+    }
+}
+
+/// Cancels the reads started with it ([`read_more_cancelable`]).
+#[derive(Default)]
+pub(crate) struct ReadCanceller(monoio::io::Canceller);
+
+impl ReadCanceller {
+    /// Asks the kernel to cancel every read started with this canceller; reads started
+    /// afterwards are not affected.
+    pub(crate) fn cancel(&mut self) {
+        self.0 = std::mem::take(&mut self.0).cancel();
+    }
+}
+
+/// Whether a read's result says it was cancelled before it read anything.
+pub(crate) fn is_canceled(result: &io::Result<usize>) -> bool {
+    matches!(result, Err(error) if error.raw_os_error() == Some(libc::ECANCELED))
+}
+
 pin_project_lite::pin_project! {
     /// The executor's read of a slice, giving back the whole buffer.
     struct ReadMore<F> {

@@ -12,8 +12,9 @@ pub(crate) trait WriteHalf: monoio::io::AsyncWriteRent {}
 impl<T: monoio::io::AsyncWriteRent> WriteHalf for T {}
 
 /// The read half of a split socket, which can also wait for the socket to be readable
-/// without a buffer (see [`super::io::readable`]).
-pub(crate) trait SplitRead: ReadHalf {
+/// without a buffer (see [`super::io::readable`]), and whose reads can be taken back
+/// ([`super::io::read_more_cancelable`]).
+pub(crate) trait SplitRead: ReadHalf + monoio::io::CancelableAsyncReadRent {
     /// Waits until the driver has seen the socket readable (epoll's readiness, no
     /// syscall; it may be a false positive, which the next read then waits out).
     fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + '_;

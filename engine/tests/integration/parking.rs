@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use connectme::{ByteString, Keepalive, Listeners, Peer, Server};
 
@@ -100,6 +100,41 @@ fn a_parked_connection_wakes_for_either_side_and_parks_again() {
         round_trip(ws, &format!("again {i}"));
     }
     assert_eq!(disconnected.load(Ordering::SeqCst), 0);
+    server.close();
+}
+
+/// Under io_uring a busy connection keeps a read in the kernel while it waits; once it
+/// falls silent, the idle sweep cancels that read and parks it (without keepalive nothing
+/// else would ever take the read back). A message arriving while the read is being
+/// cancelled is handled, not lost: busy again, the 16 clients fall silent together, then
+/// each sends one message, spread over the second in which they park.
+#[test]
+fn a_busy_connection_that_falls_silent_parks_and_loses_nothing() {
+    let server = echo_server(&Arc::default(), &Arc::default());
+    let addr = server.local_addr().unwrap();
+    let mut clients: Vec<RawWs> = (0..16).map(|_| RawWs::connect(addr)).collect();
+    let busy = |clients: &mut Vec<RawWs>, what: &str| {
+        for round in 0..8 {
+            for (i, ws) in clients.iter_mut().enumerate() {
+                round_trip(ws, &format!("{what} {i} {round}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    busy(&mut clients, "busy");
+    wait_parked(&server, 16);
+
+    busy(&mut clients, "busy again");
+    let silent = Instant::now();
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let at = silent + Duration::from_millis(2000 + 80 * i as u64);
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        round_trip(ws, &format!("late {i}"));
+    }
+    wait_parked(&server, 16);
+    for (i, ws) in clients.iter_mut().enumerate() {
+        round_trip(ws, &format!("after {i}"));
+    }
     server.close();
 }
 
