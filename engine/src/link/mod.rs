@@ -271,9 +271,10 @@ impl Link {
         until(&self.reader_stop, || !self.conn.borrow().is_receiving())
     }
 
-    /// For a reader waiting for the socket with nothing in its buffer: resolves once the
-    /// connection no longer receives (`false`) or the idle sweep asks the reader to park
-    /// (`true`).
+    /// For a reader waiting with nothing in its buffer (for the socket to be readable, or
+    /// on a cancelable read in the kernel): resolves once the connection no longer
+    /// receives (`false`) or the idle sweep asks the reader to park (`true`, the request
+    /// taken).
     pub(crate) fn reader_released(&self) -> impl Future<Output = bool> + '_ {
         let released = until(&self.reader_stop, || {
             self.park_requested(PARK_READER) || !self.conn.borrow().is_receiving()
@@ -454,7 +455,8 @@ impl Link {
     /// The shard's idle sweep: a connection that queued nothing since the last sweep
     /// parks its writer task, so an idle connection keeps only its reader; one that also
     /// received nothing for [`PARK_AFTER`] is asked to park whole (the reader does if it
-    /// is waiting for the socket with nothing in its buffer, and its writer has parked).
+    /// is waiting with nothing in its buffer, once its pending read, if any, is cancelled,
+    /// and its writer has parked).
     pub(crate) fn sweep_idle(&self, now: Instant) {
         if self.active.replace(false) || !self.conn.borrow().is_open() {
             return;

@@ -226,8 +226,8 @@ pub(crate) fn read_loop<'a, R: SplitRead, B>(
             } else if buf.is_empty() {
                 // A busy connection under io_uring: its read stays in the kernel while it
                 // waits. Asked to park, the reader cancels it and parks unless the read
-                // completed with bytes first (then they are handled, and the next sweep
-                // asks again).
+                // completed first (then what it read is handled, and the connection is
+                // asked to park again once it has been silent long enough).
                 sizer.prepare(&mut buf, wanted);
                 offered = buf.capacity();
                 waited = true;
@@ -241,7 +241,12 @@ pub(crate) fn read_loop<'a, R: SplitRead, B>(
                     First::B(false) => return Stopped::Ended,
                     First::B(true) => {
                         canceller.cancel();
-                        let done = read.await;
+                        // The connection may still end meanwhile (if the cancel were
+                        // lost, the read would wait for the peer): dropping the read is
+                        // safe, the executor keeps its buffer until the kernel is done.
+                        let First::A(done) = first(read, link.reading_stopped()).await else {
+                            return Stopped::Ended;
+                        };
                         if is_canceled(&done.0) {
                             return Stopped::Parked;
                         }

@@ -32,10 +32,11 @@ pub(crate) fn read_more<R: ReadHalf>(
 }
 
 /// A [`read_more`] that can be taken back without losing what it read: once `canceller`
-/// has cancelled it, it completes either with the bytes the kernel had already read
-/// into the buffer, or with an error that [`is_canceled`] recognises. (Under io_uring an
+/// has cancelled it, it completes with an error that [`is_canceled`] recognises if it
+/// read nothing, or else as it would have anyway (the bytes the kernel had already read
+/// into the buffer, an end of stream, another error). Under io_uring that is an
 /// `AsyncCancel` for the pending receive: whichever the kernel completes first wins, and
-/// either way the completion comes back with the buffer.)
+/// either way the completion comes back with the buffer.
 pub(crate) fn read_more_cancelable<'a, R: SplitRead>(
     reader: &'a mut R,
     buf: BytesMut,
@@ -59,9 +60,13 @@ impl ReadCanceller {
     }
 }
 
-/// Whether a read's result says it was cancelled before it read anything.
+/// Whether a read's result says it was cancelled before it read anything: `ECANCELED`,
+/// or `EINTR` for a receive the kernel had handed to one of its io_uring workers (a read
+/// that was interrupted read nothing; a partial read reports its count).
 pub(crate) fn is_canceled(result: &io::Result<usize>) -> bool {
-    matches!(result, Err(error) if error.raw_os_error() == Some(libc::ECANCELED))
+    matches!(result, Err(error)
+        if error.raw_os_error() == Some(libc::ECANCELED)
+            || error.kind() == io::ErrorKind::Interrupted)
 }
 
 pin_project_lite::pin_project! {
@@ -266,5 +271,57 @@ mod tests {
         assert_eq!(batch.len(), 1);
         let (bytes, _) = unwritten(batch);
         assert_eq!(bytes, b"frames");
+    }
+
+    /// A cancelable read taken back: with nothing to read it ends cancelled; with bytes
+    /// that arrived before the cancel it ends with them, so cancelling never loses what
+    /// was read. io_uring only (under epoll no read waits in the kernel); skipped where
+    /// io_uring is unavailable.
+    #[test]
+    fn a_cancelled_read_ends_cancelled_or_with_what_it_read() {
+        use std::io::Write;
+        use std::time::Duration;
+
+        use crate::rt::net::{Splitable, TcpStream};
+
+        /// Polls `future` once (a read is then queued for the kernel): whether it waits.
+        async fn submitted<F: Future>(mut future: Pin<&mut F>) -> bool {
+            std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx).is_pending())).await
+        }
+
+        let outcome = crate::rt::Driver::Uring.block_on(64, async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let stream = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            let (mut reader, _writer) = stream.into_split();
+            let mut canceller = ReadCanceller::default();
+
+            // Nothing to read: the read ends cancelled.
+            {
+                let buf = BytesMut::with_capacity(64);
+                let mut read = std::pin::pin!(read_more_cancelable(&mut reader, buf, &canceller));
+                assert!(submitted(read.as_mut()).await, "the read waits");
+                crate::rt::sleep(Duration::from_millis(10)).await;
+                canceller.cancel();
+                let (result, _) = read.await;
+                assert!(is_canceled(&result), "{result:?}");
+            }
+
+            // Bytes arrive, the receive completes, then the cancel: the bytes come back.
+            let buf = BytesMut::with_capacity(64);
+            let mut read = std::pin::pin!(read_more_cancelable(&mut reader, buf, &canceller));
+            assert!(submitted(read.as_mut()).await, "the read waits");
+            peer.write_all(b"kept").unwrap();
+            crate::rt::sleep(Duration::from_millis(20)).await;
+            canceller.cancel();
+            let (result, buf) = read.await;
+            assert_eq!(result.unwrap(), 4);
+            assert_eq!(&buf[..], b"kept");
+        });
+        if let Err(error) = outcome {
+            eprintln!("io_uring unavailable, skipped: {error}");
+        }
     }
 }

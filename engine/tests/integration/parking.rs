@@ -46,7 +46,7 @@ fn round_trip(ws: &mut RawWs, payload: &str) {
 /// A parked connection wakes for its client's next message (sent in two halves, the
 /// second while the first waits in the resumed reader) and for anything the server sends
 /// it, and parks again once idle; the others stay parked meanwhile. The application's
-/// memory trim runs after connections parked, not before.
+/// memory trim runs after connections parked, not before nor while nothing parks.
 #[test]
 fn a_parked_connection_wakes_for_either_side_and_parks_again() {
     let disconnected = Arc::new(AtomicUsize::new(0));
@@ -62,6 +62,16 @@ fn a_parked_connection_wakes_for_either_side_and_parks_again() {
     wait_for("memory trimmed after the park", || {
         trims.load(Ordering::SeqCst) > 0
     });
+    // Nothing parks any more (a shard whose connections parked a sweep later trims once
+    // more within a second): no further trims.
+    std::thread::sleep(Duration::from_millis(1100));
+    let trimmed = trims.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(
+        trims.load(Ordering::SeqCst),
+        trimmed,
+        "trims only after parks"
+    );
 
     // The client speaks first: a frame split across two writes.
     let frame = [
