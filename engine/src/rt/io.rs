@@ -25,10 +25,15 @@ pub(crate) fn read_more<R: ReadHalf>(
     reader: &mut R,
     buf: BytesMut,
 ) -> impl Future<Output = (io::Result<usize>, BytesMut)> + '_ {
-    let (len, capacity) = (buf.len(), buf.capacity());
     ReadMore {
-        read: reader.read(SliceMut::new(buf, len, capacity)),
+        read: reader.read(spare(buf)),
     }
+}
+
+/// `buf`'s spare capacity, after the bytes it holds, as the slice a read fills.
+fn spare(buf: BytesMut) -> SliceMut<BytesMut> {
+    let (len, capacity) = (buf.len(), buf.capacity());
+    SliceMut::new(buf, len, capacity)
 }
 
 /// A [`read_more`] that can be taken back without losing what it read: once `canceller`
@@ -42,9 +47,8 @@ pub(crate) fn read_more_cancelable<'a, R: SplitRead>(
     buf: BytesMut,
     canceller: &ReadCanceller,
 ) -> impl Future<Output = (io::Result<usize>, BytesMut)> + 'a {
-    let (len, capacity) = (buf.len(), buf.capacity());
     ReadMore {
-        read: reader.cancelable_read(SliceMut::new(buf, len, capacity), canceller.0.handle()),
+        read: reader.cancelable_read(spare(buf), canceller.0.handle()),
     }
 }
 
