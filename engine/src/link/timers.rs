@@ -14,11 +14,40 @@ use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::{poll_fn, Future};
+use std::num::NonZeroU64;
 use std::rc::{Rc, Weak};
+use std::sync::OnceLock;
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Link;
+
+/// A moment in 8 bytes where an `Instant` takes 16 (and `Option<Deadline>` 8 too): every
+/// connection holds one and the heap one per connection. Nanoseconds since the process
+/// first made one, plus one; good for 584 years. A moment before that first one (none is:
+/// deadlines lie ahead of the links that schedule them) reads as that first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Deadline(NonZeroU64);
+
+impl Deadline {
+    pub(crate) fn at(at: Instant) -> Self {
+        let nanos = at.saturating_duration_since(epoch()).as_nanos();
+        let ticks = u64::try_from(nanos)
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1);
+        Self(NonZeroU64::new(ticks).unwrap_or(NonZeroU64::MAX))
+    }
+
+    pub(crate) fn instant(self) -> Instant {
+        epoch() + Duration::from_nanos(self.0.get() - 1)
+    }
+}
+
+/// What deadlines count from: fixed by the first timer heap (or deadline) made.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
 
 /// Finds a live link by id on the thread that owns it.
 pub(crate) type Lookup = Box<dyn Fn(u64) -> Option<Rc<Link>>>;
@@ -27,16 +56,29 @@ pub(crate) type Lookup = Box<dyn Fn(u64) -> Option<Rc<Link>>>;
 const MIN_SWEEP: usize = 1024;
 
 /// The deadlines of one thread's connections.
-#[derive(Default)]
 pub(crate) struct Timers {
     /// (deadline, connection id), earliest first.
-    heap: RefCell<BinaryHeap<Reverse<(Instant, u64)>>>,
+    heap: RefCell<BinaryHeap<Reverse<(Deadline, u64)>>>,
     /// Heap size at which it is next swept of entries nobody waits for any more.
     sweep_at: Cell<usize>,
     /// What the running sleep waits for.
-    armed: Cell<Option<Instant>>,
+    armed: Cell<Option<Deadline>>,
     waker: Cell<Option<Waker>>,
     lookup: RefCell<Option<Lookup>>,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        // The epoch is fixed before any link of this thread computes a deadline.
+        epoch();
+        Self {
+            heap: RefCell::default(),
+            sweep_at: Cell::default(),
+            armed: Cell::default(),
+            waker: Cell::default(),
+            lookup: RefCell::default(),
+        }
+    }
 }
 
 impl Timers {
@@ -51,7 +93,7 @@ impl Timers {
     /// Never calls `lookup` itself: a link schedules from inside the owner's own code
     /// (while its table of links may be borrowed), so the sweep this may call for runs in
     /// the timer task.
-    pub(crate) fn schedule(&self, at: Instant, id: u64) {
+    pub(crate) fn schedule(&self, at: Deadline, id: u64) {
         self.heap.borrow_mut().push(Reverse((at, id)));
         if self.armed.get().is_none_or(|armed| at < armed) || self.sweep_due() {
             if let Some(waker) = self.waker.take() {
@@ -80,14 +122,15 @@ impl Timers {
     }
 
     /// The entries due at `now`, removed from the heap.
-    fn take_due(&self, now: Instant, due: &mut Vec<(Instant, u64)>) {
+    fn take_due(&self, now: Instant, due: &mut Vec<(Deadline, u64)>) {
+        let now = Deadline::at(now);
         let mut heap = self.heap.borrow_mut();
         while heap.peek().is_some_and(|Reverse((at, _))| *at <= now) {
             due.extend(heap.pop().map(|Reverse(entry)| entry));
         }
     }
 
-    fn earliest(&self) -> Option<Instant> {
+    fn earliest(&self) -> Option<Deadline> {
         self.heap.borrow().peek().map(|Reverse((at, _))| *at)
     }
 
@@ -120,7 +163,7 @@ async fn run(timers: Weak<Timers>) {
             timers.armed.set(next);
             next
         };
-        let mut sleep = next.map(|at| Box::pin(crate::rt::sleep_until(at)));
+        let mut sleep = next.map(|at| Box::pin(crate::rt::sleep_until(at.instant())));
         poll_fn(|cx| {
             let Some(timers) = timers.upgrade() else {
                 return Poll::Ready(());

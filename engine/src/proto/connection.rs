@@ -163,8 +163,8 @@ impl fmt::Display for End {
 enum Phase {
     /// Sending and receiving.
     Open,
-    /// Our close frame is queued; the peer's is awaited until the deadline.
-    Closing { deadline: Instant },
+    /// Our close frame is queued; the peer's is awaited until [`Work::close_deadline`].
+    Closing,
     /// Nothing more is read or queued: what is queued is written, then the write side
     /// shuts down.
     Flushing,
@@ -173,14 +173,18 @@ enum Phase {
 }
 
 /// One connection's state: see the module docs.
+///
+/// What only a connection in use needs (the decoder, the send queue, the deadlines of
+/// what is in flight) is boxed apart in [`Work`], created on first use and given up by
+/// [`Connection::rest`] when the connection is parked: an idle connection keeps only
+/// what it must remember.
 pub struct Connection {
     /// Shared by the connections of an endpoint.
     config: Arc<Config>,
-    decoder: Decoder,
-    phase: Phase,
+    /// The working state, `None` while the connection is at rest.
+    work: Option<Box<Work>>,
     /// Boxed: set once, at the end, and 24 bytes smaller in every connection until then.
     end: Option<Box<End>>,
-    out: Outbox,
     /// Data bytes queued and not yet handed to a write (control frames not counted).
     queued_bytes: usize,
     /// The payloads of the pings not answered yet, oldest first (created by the first
@@ -188,21 +192,66 @@ pub struct Connection {
     /// every connection than an empty one).
     #[allow(clippy::box_collection)]
     pongs: Option<Box<VecDeque<Bytes>>>,
+    /// Created by the first query: most connections never send one.
+    queries: Option<Box<PendingQueries>>,
+    /// When the peer was last heard (any byte).
+    last_received: Instant,
+    /// Data messages received (query answers included; session frames not), wrapping:
+    /// the session layer numbers a peer's messages by it.
+    data_received: u32,
+    phase: Phase,
     /// A keepalive ping waits to be written.
     ping_due: bool,
     /// A keepalive ping went out since the peer was last heard.
     ping_sent: bool,
-    /// When the peer was last heard (any byte).
-    last_received: Instant,
+    /// Session control frames are accepted (kept here for a decoder created again after
+    /// a rest).
+    session_frames: bool,
+}
+
+/// What a connection needs only while it is in use: 144 bytes that a parked connection
+/// does not hold.
+struct Work {
+    decoder: Decoder,
+    out: Outbox,
     /// Since when an incomplete frame or message is held.
     partial_since: Option<Instant>,
     /// Since when output handed to the writer waits for the peer to read it.
     write_since: Option<Instant>,
-    /// Created by the first query: most connections never send one.
-    queries: Option<Box<PendingQueries>>,
-    /// Data messages received (query answers included; session frames not), wrapping:
-    /// the session layer numbers a peer's messages by it.
-    data_received: u32,
+    /// While closing: when the peer's close frame is due.
+    close_deadline: Option<Instant>,
+}
+
+impl Work {
+    /// A connection's working state, fresh: nothing received or queued.
+    #[cold]
+    #[inline(never)]
+    fn new(config: &Config, session_frames: bool) -> Box<Self> {
+        let mut decoder = match config.wire {
+            Wire::WsServer => Decoder::Ws(MessageReader::new(Role::Server, config.limits)),
+            Wire::WsClient => Decoder::Ws(MessageReader::new(Role::Client, config.limits)),
+            Wire::Tcp => Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
+        };
+        if session_frames {
+            decoder.accept_session_frames();
+        }
+        Box::new(Self {
+            decoder,
+            out: Outbox::default(),
+            partial_since: None,
+            write_since: None,
+            close_deadline: None,
+        })
+    }
+
+    /// Whether nothing is in flight: a fresh one would do the same.
+    fn is_at_rest(&self) -> bool {
+        !self.decoder.in_message()
+            && self.out.is_empty()
+            && self.partial_since.is_none()
+            && self.write_since.is_none()
+            && self.close_deadline.is_none()
+    }
 }
 
 impl fmt::Debug for Connection {
@@ -221,33 +270,55 @@ impl Connection {
     /// one `Arc<Config>` among its connections.
     pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Self {
         let config = config.into();
-        let decoder = match config.wire {
-            Wire::WsServer => Decoder::Ws(MessageReader::new(Role::Server, config.limits)),
-            Wire::WsClient => Decoder::Ws(MessageReader::new(Role::Client, config.limits)),
-            Wire::Tcp => Decoder::Tcp(TcpDeframer::new(config.limits.max_message)),
-        };
+        let work = Some(Work::new(&config, false));
         Self {
             config,
-            decoder,
-            phase: Phase::Open,
+            work,
             end: None,
-            out: Outbox::default(),
             queued_bytes: 0,
             pongs: None,
+            queries: None,
+            last_received: now,
+            data_received: 0,
+            phase: Phase::Open,
             ping_due: false,
             ping_sent: false,
-            last_received: now,
-            partial_since: None,
-            write_since: None,
-            queries: None,
-            data_received: 0,
+            session_frames: false,
         }
+    }
+
+    /// The working state, created again if the connection was at rest.
+    #[inline]
+    fn work(&mut self) -> &mut Work {
+        let Self {
+            work,
+            config,
+            session_frames,
+            ..
+        } = self;
+        work.get_or_insert_with(|| Work::new(config, *session_frames))
+    }
+
+    /// The connection is parked: gives its working state up if nothing is in flight (a
+    /// fragmented message or a deadline keeps it). It is created again on next use.
+    pub fn rest(&mut self) {
+        if self.work.as_ref().is_some_and(|work| work.is_at_rest()) {
+            self.work = None;
+        }
+    }
+
+    /// Whether the connection holds its working state (not at rest).
+    pub fn is_working(&self) -> bool {
+        self.work.is_some()
     }
 
     /// Accepts session control frames from now on: the session extension is in use on
     /// this connection (see `crate::session`).
     pub fn accept_session_frames(&mut self) {
-        self.decoder.accept_session_frames();
+        self.session_frames = true;
+        if let Some(work) = &mut self.work {
+            work.decoder.accept_session_frames();
+        }
     }
 
     /// When bytes last arrived from the peer (its last sign of life).
@@ -273,7 +344,7 @@ impl Connection {
 
     /// Whether the driver should go on reading.
     pub fn is_receiving(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::Closing { .. })
+        matches!(self.phase, Phase::Open | Phase::Closing)
     }
 
     /// Whether the socket must be dropped now, without writing anything more.
@@ -297,7 +368,7 @@ impl Connection {
     /// Bytes the receive buffer must hold before [`Connection::poll_received`] can make
     /// progress (the whole frame at its front, as far as its header tells).
     pub fn wanted(&self) -> usize {
-        self.decoder.wanted()
+        self.work.as_ref().map_or(0, |work| work.decoder.wanted())
     }
 
     /// Bytes arrived at `now` (appended to the receive buffer): the peer is alive.
@@ -327,11 +398,12 @@ impl Connection {
         buf: &'b mut BytesMut,
     ) -> Option<Received<'b>> {
         while self.is_receiving() {
-            let next = match self.decoder.next(buf) {
+            let work = self.work();
+            let next = match work.decoder.next(buf) {
                 Ok(Some(next)) => next,
                 Ok(None) => {
-                    self.partial_since = match self.partial_since {
-                        _ if buf.is_empty() && !self.decoder.in_message() => None,
+                    work.partial_since = match work.partial_since {
+                        _ if buf.is_empty() && !work.decoder.in_message() => None,
                         Some(since) => Some(since),
                         None => Some(now),
                     };
@@ -342,8 +414,8 @@ impl Connection {
                     return None;
                 }
             };
-            if !self.decoder.in_message() {
-                self.partial_since = None;
+            if !work.decoder.in_message() {
+                work.partial_since = None;
             }
             if !matches!(next, Next::Taken(ref incoming) if incoming.is_control()) {
                 self.data_received = self.data_received.wrapping_add(1);
@@ -453,7 +525,7 @@ impl Connection {
         if !self.admit(frame_len) {
             return false;
         }
-        self.out.append(write);
+        self.work().out.append(write);
         self.queued_bytes += frame_len;
         true
     }
@@ -464,12 +536,13 @@ impl Connection {
         if !self.admit(len) {
             return false;
         }
+        let out = &mut self.work().out;
         match frame.body {
             Some(body) => {
-                self.out.push_separate(frame.head);
-                self.out.push(body);
+                out.push_separate(frame.head);
+                out.push(body);
             }
-            None => self.out.push(frame.head),
+            None => out.push(frame.head),
         }
         self.queued_bytes += len;
         true
@@ -482,7 +555,7 @@ impl Connection {
         if !self.admit(frame.len()) {
             return false;
         }
-        self.out.push_shared(frame);
+        self.work().out.push_shared(frame);
         self.queued_bytes += frame.len();
         true
     }
@@ -510,8 +583,7 @@ impl Connection {
         let queued = self.queued_bytes + len;
         if self.queued_bytes > 0 && queued > self.config.max_queued_bytes {
             tracing::warn!(queued, "send queue limit exceeded, closing slow consumer");
-            self.out = Outbox::default();
-            self.queued_bytes = 0;
+            self.drop_queue();
             self.fail(close_code::POLICY, "send queue limit exceeded");
             self.ended(End::SlowConsumer);
             return false;
@@ -523,7 +595,7 @@ impl Connection {
     fn push_control(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
         match self.config.wire.control(opcode, payload) {
             Some(frame) => {
-                self.out.push(frame);
+                self.work().out.push(frame);
                 true
             }
             None => false,
@@ -539,9 +611,8 @@ impl Connection {
         }
         self.ended(End::Closed(code));
         if self.push_control(OpCode::Close, &close_payload(code, reason)) {
-            self.phase = Phase::Closing {
-                deadline: now + self.config.timeouts.close,
-            };
+            self.phase = Phase::Closing;
+            self.work().close_deadline = Some(now + self.config.timeouts.close);
         } else {
             self.finish();
         }
@@ -567,10 +638,17 @@ impl Connection {
     pub fn abort(&mut self, end: End) {
         self.ended(end);
         self.phase = Phase::Aborted;
-        self.out = Outbox::default();
-        self.queued_bytes = 0;
+        self.drop_queue();
         self.pongs = None;
         self.ping_due = false;
+    }
+
+    /// Drops everything queued and not yet handed to a write.
+    fn drop_queue(&mut self) {
+        if let Some(work) = &mut self.work {
+            work.out = Outbox::default();
+        }
+        self.queued_bytes = 0;
     }
 
     // ---- transmitting ----
@@ -578,7 +656,7 @@ impl Connection {
     /// Whether anything waits to be written.
     pub fn has_transmit(&self) -> bool {
         self.phase != Phase::Aborted
-            && (!self.out.is_empty()
+            && (self.work.as_ref().is_some_and(|work| !work.out.is_empty())
                 || self.pongs.as_ref().is_some_and(|p| !p.is_empty())
                 || self.ping_due)
     }
@@ -600,11 +678,15 @@ impl Connection {
                 batch.push(frame);
             }
         }
-        let taken = self.out.take_into(batch, MAX_BATCH);
-        self.queued_bytes = self.queued_bytes.saturating_sub(taken);
-        if !batch.is_empty() && self.write_since.is_none() {
-            self.write_since = Some(now);
+        if self.work.is_none() && batch.is_empty() {
+            return 0;
         }
+        let work = self.work();
+        let taken = work.out.take_into(batch, MAX_BATCH);
+        if !batch.is_empty() && work.write_since.is_none() {
+            work.write_since = Some(now);
+        }
+        self.queued_bytes = self.queued_bytes.saturating_sub(taken);
         taken
     }
 
@@ -613,12 +695,16 @@ impl Connection {
     /// batch stops it (`now` is not read then): it starts again when the next batch is
     /// handed out.
     pub fn transmitted(&mut self, now: Instant, drained: bool) {
-        self.write_since = (!drained).then_some(now);
+        if let Some(work) = &mut self.work {
+            work.write_since = (!drained).then_some(now);
+        }
     }
 
     /// The queue went idle: give its buffers back.
     pub fn release(&mut self) {
-        self.out.release();
+        if let Some(work) = &mut self.work {
+            work.out.release();
+        }
     }
 
     // ---- queries ----
@@ -675,14 +761,21 @@ impl Connection {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
         };
-        match self.phase {
-            Phase::Aborted => return None,
-            Phase::Closing { deadline } => consider(Some(deadline)),
-            _ => {}
+        if self.phase == Phase::Aborted {
+            return None;
         }
-        consider(self.write_since.zip(timeouts.write).map(|(s, t)| s + t));
+        let work = self.work.as_deref();
+        if self.phase == Phase::Closing {
+            consider(work.and_then(|w| w.close_deadline));
+        }
+        consider(
+            work.and_then(|w| w.write_since)
+                .zip(timeouts.write)
+                .map(|(s, t)| s + t),
+        );
         if self.is_receiving() {
-            consider(self.partial_since.zip(timeouts.body).map(|(s, t)| s + t));
+            let partial_since = work.and_then(|w| w.partial_since);
+            consider(partial_since.zip(timeouts.body).map(|(s, t)| s + t));
             if let Some(keepalive) = self.keepalive() {
                 consider(Some(self.last_received + keepalive.timeout));
                 if !self.ping_sent {
@@ -704,21 +797,23 @@ impl Connection {
     /// Does what is due at `now`: pings, timeouts, query deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
         let timeouts = self.config.timeouts;
-        if let Phase::Closing { deadline } = self.phase {
-            if now >= deadline {
-                self.abort(End::CloseTimeout);
-            }
+        let work = self.work.as_deref();
+        let (close_deadline, write_since, partial_since) = (
+            work.and_then(|w| w.close_deadline),
+            work.and_then(|w| w.write_since),
+            work.and_then(|w| w.partial_since),
+        );
+        if self.phase == Phase::Closing && close_deadline.is_some_and(|at| now >= at) {
+            self.abort(End::CloseTimeout);
         }
-        if self
-            .write_since
+        if write_since
             .zip(timeouts.write)
             .is_some_and(|(s, t)| now >= s + t)
         {
             self.abort(End::WriteTimeout);
         }
         if self.is_receiving() {
-            if self
-                .partial_since
+            if partial_since
                 .zip(timeouts.body)
                 .is_some_and(|(s, t)| now >= s + t)
             {

@@ -1,7 +1,6 @@
 //! A client's entry on its shard: its peer, its live connection (none while its session
 //! is suspended) and its session, and how a message reaches it either way.
 
-use std::any::Any;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -20,25 +19,27 @@ pub(crate) struct Conn<S> {
     /// The live connection; `None` while a session is suspended.
     pub link: Option<Rc<Link>>,
     /// The client's session, if it negotiated the session extension: every data message
-    /// sent to it is numbered and kept for replay.
+    /// sent to it is numbered and kept for replay (and, while it is suspended, the
+    /// client's own listeners).
     pub session: Option<Box<ServerSession>>,
-    /// The client's own listeners while it has no connection (a suspended session): the
-    /// next connection takes them back.
-    pub parked_listeners: Option<Rc<dyn Any>>,
 }
 
 impl<S: Send + Sync + 'static> Conn<S> {
     /// The client's own listener table (created on first use): its connection's, or the
-    /// one kept while its session is suspended.
+    /// one kept while its session is suspended (an entry has one or the other).
     pub(crate) fn own_listeners(&mut self) -> Rc<ListenerCell<Peer<S>>> {
         if let Some(link) = &self.link {
             return link.listeners::<ListenerCell<Peer<S>>>();
         }
-        let parked = self
-            .parked_listeners
+        let Some(session) = self.session.as_mut() else {
+            // An entry without a connection is a suspended session; failing that, a table
+            // nobody keeps (its listeners could never be called anyway).
+            return Rc::default();
+        };
+        let kept = session
+            .suspended_listeners
             .get_or_insert_with(|| Rc::new(ListenerCell::<Peer<S>>::default()));
-        parked
-            .clone()
+        kept.clone()
             .downcast::<ListenerCell<Peer<S>>>()
             .expect("a peer's own listener table")
     }

@@ -115,7 +115,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let mut conn = self.conns.borrow_mut().remove(&key).expect("vetted");
         self.server.sessions(self.index).remove(&key);
         let mut session = conn.session.take().expect("vetted");
-        let mut listeners = conn.parked_listeners.take();
+        let mut listeners = session.suspended_listeners.take();
         if let Some(old) = conn.link.take() {
             session.received_before = session.received(old.data_received());
             listeners = old.take_listeners();
@@ -203,7 +203,6 @@ impl<S: Send + Sync + 'static> Shard<S> {
             peer: peer.clone(),
             link: Some(link.clone()),
             session: Some(session),
-            parked_listeners: None,
         });
         if let Some(on_resume) = &self.server.config.on_resume {
             guard("on_resume", || on_resume(&peer));

@@ -893,7 +893,6 @@ impl<S: Send + Sync + 'static> Shard<S> {
             peer: peer.clone(),
             link: Some(link.clone()),
             session: None,
-            parked_listeners: None,
         });
         self.connected(&link, &peer);
         (link, peer)
@@ -928,7 +927,6 @@ impl<S: Send + Sync + 'static> Shard<S> {
             peer: peer.clone(),
             link: Some(link.clone()),
             session: Some(session),
-            parked_listeners: None,
         });
         self.connected(&link, &peer);
         (link, peer, admitted)
@@ -970,7 +968,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             session.received_before = session.received(link.data_received());
             session.suspended_since = Some(Instant::now());
             conn.link = None;
-            conn.parked_listeners = link.take_listeners();
+            session.suspended_listeners = link.take_listeners();
             tracing::debug!(session = %session.id, "session suspended");
             drop(conns);
             if let Some(on_suspend) = &self.server.config.on_suspend {

@@ -92,6 +92,10 @@ pub(crate) struct ServerSession {
     /// The session speaks the JSON protocol: its sequenced messages carry `s`
     /// ([`json_wire`]), and its control messages are JSON events.
     pub json: bool,
+    /// The client's own listeners (a `ListenerCell`) while the session is suspended: the
+    /// next connection takes them back. Kept here rather than beside every client's
+    /// entry in the shard's table, where it would cost each entry 16 bytes.
+    pub suspended_listeners: Option<std::rc::Rc<dyn std::any::Any>>,
 }
 
 impl ServerSession {
@@ -108,6 +112,7 @@ impl ServerSession {
             closing: false,
             rate: None,
             json,
+            suspended_listeners: None,
         }
     }
 

@@ -782,3 +782,86 @@ fn session_frames_travel_in_order_and_are_not_counted_as_data() {
     assert_eq!(close_code_in(&pair.take_server_wire()), Some(1002));
     assert!(pair.server.got.is_empty());
 }
+
+// ---- rest (a parked connection) ----
+
+#[test]
+fn a_connection_at_rest_holds_no_working_state_and_goes_on_as_before() {
+    for (server, client) in [(Wire::WsServer, Wire::WsClient), (Wire::Tcp, Wire::Tcp)] {
+        let mut pair = Pair::with(config(server), config(client));
+        pair.server.conn.accept_session_frames();
+        pair.client.conn.accept_session_frames();
+        assert!(pair.client.conn.send_message(Bytes::from_static(b"one")));
+        pair.drive();
+        pair.server.conn.rest();
+        assert!(!pair.server.conn.is_working(), "{server:?}");
+        assert!(!pair.server.conn.has_transmit());
+        // Received again: the decoder made afresh still takes session frames.
+        assert!(pair.client.conn.send_session(b"ack"));
+        assert!(pair.client.conn.send_message(Bytes::from_static(b"two")));
+        pair.drive();
+        assert_eq!(
+            pair.server.got,
+            [
+                Got::Binary(b"one".to_vec()),
+                Got::Session(b"ack".to_vec()),
+                Got::Binary(b"two".to_vec())
+            ],
+            "{server:?}"
+        );
+        // Sent after a rest: the queue made afresh.
+        pair.server.conn.rest();
+        assert!(pair.server.conn.send_message(Bytes::from_static(b"three")));
+        assert_eq!(pair.server.conn.queued_bytes(), server.frame_len(5));
+        pair.drive();
+        assert_eq!(pair.client.got, [Got::Binary(b"three".to_vec())]);
+        assert_eq!(pair.server.conn.queued_bytes(), 0);
+    }
+}
+
+#[test]
+fn what_is_in_flight_keeps_the_working_state() {
+    // A fragmented message half received: its fragments and its body deadline stay.
+    let mut pair = Pair::ws();
+    pair.client_sends_raw(&masked(false, OpCode::Text, b"he"));
+    pair.server.conn.rest();
+    assert!(pair.server.conn.is_working());
+    pair.client_sends_raw(&masked(true, OpCode::Continuation, b"llo"));
+    assert_eq!(pair.server.got, [text("hello")]);
+
+    // Output waiting for the peer to read it: the write deadline stays.
+    let mut pair = Pair::ws();
+    pair.client.deaf = true;
+    assert!(pair.server.conn.send_message("unread"));
+    pair.drive();
+    pair.server.conn.rest();
+    assert!(pair.server.conn.is_working());
+    pair.advance(Timeouts::default().write.unwrap());
+    assert_eq!(pair.server.conn.end(), Some(&End::WriteTimeout));
+
+    // A close sent and not answered: the close deadline stays.
+    let mut pair = Pair::ws();
+    pair.client.vanished = true;
+    pair.server.conn.close(pair.now, 1000, "bye");
+    pair.drive();
+    pair.server.conn.rest();
+    assert!(pair.server.conn.is_working());
+    pair.advance(Timeouts::default().close);
+    assert!(
+        pair.server.conn.is_aborted(),
+        "dropped at the close timeout"
+    );
+}
+
+#[test]
+fn a_connection_at_rest_still_keeps_its_deadlines() {
+    // Keepalive lives outside the working state: a silent peer is pinged, then closed.
+    let mut pair = Pair::ws();
+    pair.server.conn.rest();
+    pair.client.vanished = true;
+    let keepalive = Keepalive::default();
+    pair.advance(keepalive.interval);
+    assert!(pair.server.conn.is_working(), "the ping was queued");
+    pair.advance(keepalive.timeout - keepalive.interval);
+    assert_eq!(pair.server.conn.end(), Some(&End::IdleTimeout));
+}
