@@ -2,8 +2,9 @@
 //! frame header parsing and frame encoding against tungstenite's, unmasking against the
 //! byte-at-a-time loop, UTF-8 validation against `std`, message reassembly against a
 //! naive copy-per-message reader, TCP deframing against a copying deframer (the
-//! reference's approach), listener dispatch against a direct call, and cross-shard
-//! broadcast fan-out against copying the frame for each recipient.
+//! reference's approach), listener dispatch against a direct call, cross-shard
+//! broadcast fan-out against copying the frame for each recipient, and one connection's
+//! whole echo of a small message through its state machine.
 //!
 //! `cargo bench -p benches --bench engine`
 
@@ -14,7 +15,9 @@ use bytes::{Bytes, BytesMut};
 use connectme::proto::frame::{build_frame, write_header, FrameHeader, OpCode};
 use connectme::proto::mask::{apply_mask, apply_mask_bytewise};
 use connectme::proto::tcp::TcpDeframer;
-use connectme::proto::{Incoming, Limits, MessageReader, Role};
+use connectme::proto::{
+    Config, Connection, Incoming, Limits, MessageReader, Received, Role, Timeouts, Wire, WriteBatch,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -336,6 +339,48 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
+/// What the engine's sans-IO connection costs per small message, with no socket and no
+/// task: a 64-byte masked frame arrives in the receive buffer, is decoded in place, sent
+/// back (encoded into the queue), and the queue is handed to a write that completes.
+/// This is the part of a server's user time per echoed message that is the connection's
+/// own: deadlines, the receive and send state, and the queue.
+fn connection_echo(c: &mut Criterion) {
+    let mut group = c.benchmark_group("connection_echo_64b");
+    let payload = [0x45u8; 64];
+    let frame = build_frame(OpCode::Binary, Some(KEY), payload.len(), |b| {
+        b.extend_from_slice(&payload)
+    });
+    let config = Config {
+        wire: Wire::WsServer,
+        limits: Limits::default(),
+        max_queued_bytes: 1 << 20,
+        max_pending_queries: 16,
+        timeouts: Timeouts::default(),
+    };
+    let now = std::time::Instant::now();
+    let mut conn = Connection::new(config, now);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut batch = WriteBatch::new();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ws_server", |b| {
+        b.iter(|| {
+            buf.extend_from_slice(black_box(&frame));
+            conn.received(now);
+            while let Some(message) = conn.poll_received(now, &mut buf) {
+                if let Received::InPlace(data) = message {
+                    conn.send_message(data.as_bytes());
+                }
+            }
+            conn.poll_transmit(now, &mut batch);
+            let written: usize = batch.chunks().map(<[u8]>::len).sum();
+            batch.consume(black_box(written));
+            conn.transmitted(now, batch.is_empty());
+            black_box(conn.poll_timeout())
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     header_parse,
@@ -345,6 +390,7 @@ criterion_group!(
     reassembly,
     tcp,
     dispatch,
-    fan_out
+    fan_out,
+    connection_echo
 );
 criterion_main!(benches);
