@@ -349,7 +349,7 @@ impl Link {
         let Some(at) = self.conn.borrow().poll_timeout() else {
             return;
         };
-        let at = Deadline::at(at);
+        let at = self.timers.deadline(at);
         if self.scheduled.get().is_none_or(|scheduled| at < scheduled) {
             self.scheduled.set(Some(at));
             self.timers.schedule(at, self.id);

@@ -16,38 +16,18 @@ use std::collections::BinaryHeap;
 use std::future::{poll_fn, Future};
 use std::num::NonZeroU64;
 use std::rc::{Rc, Weak};
-use std::sync::OnceLock;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::Link;
 
 /// A moment in 8 bytes where an `Instant` takes 16 (and `Option<Deadline>` 8 too): every
-/// connection holds one and the heap one per connection. Nanoseconds since the process
-/// first made one, plus one; good for 584 years. A moment before that first one (none is:
-/// deadlines lie ahead of the links that schedule them) reads as that first one.
+/// connection holds one and the heap one per connection. Nanoseconds since its thread's
+/// [`Timers`] were made, plus one; good for 584 years. Made and read by those timers
+/// ([`Timers::deadline`]); a moment before they were made (none is: deadlines lie ahead
+/// of the links that schedule them) reads as that moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Deadline(NonZeroU64);
-
-impl Deadline {
-    pub(crate) fn at(at: Instant) -> Self {
-        let nanos = at.saturating_duration_since(epoch()).as_nanos();
-        let ticks = u64::try_from(nanos)
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1);
-        Self(NonZeroU64::new(ticks).unwrap_or(NonZeroU64::MAX))
-    }
-
-    pub(crate) fn instant(self) -> Instant {
-        epoch() + Duration::from_nanos(self.0.get() - 1)
-    }
-}
-
-/// What deadlines count from: fixed by the first timer heap (or deadline) made.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
 
 /// Finds a live link by id on the thread that owns it.
 pub(crate) type Lookup = Box<dyn Fn(u64) -> Option<Rc<Link>>>;
@@ -57,6 +37,8 @@ const MIN_SWEEP: usize = 1024;
 
 /// The deadlines of one thread's connections.
 pub(crate) struct Timers {
+    /// What this thread's deadlines count from.
+    epoch: Instant,
     /// (deadline, connection id), earliest first.
     heap: RefCell<BinaryHeap<Reverse<(Deadline, u64)>>>,
     /// Heap size at which it is next swept of entries nobody waits for any more.
@@ -69,9 +51,8 @@ pub(crate) struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        // The epoch is fixed before any link of this thread computes a deadline.
-        epoch();
         Self {
+            epoch: Instant::now(),
             heap: RefCell::default(),
             sweep_at: Cell::default(),
             armed: Cell::default(),
@@ -82,6 +63,17 @@ impl Default for Timers {
 }
 
 impl Timers {
+    /// `at` as a deadline of this thread.
+    pub(crate) fn deadline(&self, at: Instant) -> Deadline {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        Deadline(NonZeroU64::MIN.saturating_add(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    }
+
+    /// The moment `deadline` stands for.
+    fn instant(&self, deadline: Deadline) -> Instant {
+        self.epoch + Duration::from_nanos(deadline.0.get() - 1)
+    }
+
     /// Starts the thread's timer task, which finds links with `lookup`.
     pub(crate) fn start(self: &Rc<Self>, lookup: Lookup) {
         *self.lookup.borrow_mut() = Some(lookup);
@@ -123,7 +115,7 @@ impl Timers {
 
     /// The entries due at `now`, removed from the heap.
     fn take_due(&self, now: Instant, due: &mut Vec<(Deadline, u64)>) {
-        let now = Deadline::at(now);
+        let now = self.deadline(now);
         let mut heap = self.heap.borrow_mut();
         while heap.peek().is_some_and(|Reverse((at, _))| *at <= now) {
             due.extend(heap.pop().map(|Reverse(entry)| entry));
@@ -161,9 +153,9 @@ async fn run(timers: Weak<Timers>) {
             }
             let next = timers.earliest();
             timers.armed.set(next);
-            next
+            next.map(|at| timers.instant(at))
         };
-        let mut sleep = next.map(|at| Box::pin(crate::rt::sleep_until(at.instant())));
+        let mut sleep = next.map(|at| Box::pin(crate::rt::sleep_until(at)));
         poll_fn(|cx| {
             let Some(timers) = timers.upgrade() else {
                 return Poll::Ready(());
@@ -229,6 +221,21 @@ mod tests {
                 assert_eq!(timers.heap.borrow().len(), 1, "the rest were swept");
             })
             .unwrap();
+    }
+
+    /// Deadlines keep their order and stand for their moment to the nanosecond; a moment
+    /// from before the timers were made reads as that moment (never as "none").
+    #[test]
+    fn deadlines_keep_order_and_their_moment() {
+        let before = Instant::now();
+        let timers = Timers::default();
+        let at = Instant::now() + Duration::from_millis(1500);
+        let deadline = timers.deadline(at);
+        assert_eq!(timers.instant(deadline), at);
+        assert!(deadline < timers.deadline(at + Duration::from_nanos(1)));
+        assert!(timers.deadline(before) <= timers.deadline(Instant::now()));
+        assert_eq!(timers.instant(timers.deadline(before)), timers.epoch);
+        assert_eq!(std::mem::size_of::<Option<Deadline>>(), 8);
     }
 
     fn conn() -> Connection {
