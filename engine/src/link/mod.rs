@@ -58,11 +58,15 @@ pub(crate) struct Link {
     /// How long the writer holds queued frames before writing them, in microseconds
     /// (compact: this struct is most of what an idle connection holds).
     flush_delay_us: u32,
+    /// The writer task, waiting for output, or mid-write for an abort (see `aborted`).
+    /// One slot per task, not per thing awaited: a task waits on one thing at a time,
+    /// and a wake meant for the other finds it re-checking and waiting again. (This
+    /// struct is most of what an idle connection holds.)
     writer: Cell<Option<Waker>>,
-    /// The reader, waiting for the connection to stop receiving (see `reading_stopped`).
-    reader_stop: Cell<Option<Waker>>,
-    /// The writer, waiting for the connection to be aborted (see `aborted`).
-    writer_stop: Cell<Option<Waker>>,
+    /// The reader's task, waiting for the connection to stop receiving or to be asked to
+    /// park (see `reading_stopped`, `reader_released`), and at its end for the writer to
+    /// finish (see `writer_done`).
+    reader: Cell<Option<Waker>>,
     /// This connection's own listeners, a `ListenerCell<C>` for the endpoint's context type.
     listeners: Cell<Option<Rc<dyn Any>>>,
     /// What the link keeps of a task that is not running: the write half of a writer
@@ -78,8 +82,6 @@ pub(crate) struct Link {
     holding: Cell<bool>,
     /// Fired when the writer has flushed and shut the write side down, or stopped.
     writer_done: Cell<bool>,
-    /// The task waiting for `writer_done`.
-    writer_done_waiter: Cell<Option<Waker>>,
 }
 
 impl Link {
@@ -96,15 +98,13 @@ impl Link {
             scheduled: Cell::new(None),
             flush_delay_us: u32::try_from(flush_delay.as_micros()).unwrap_or(u32::MAX),
             writer: Cell::new(None),
-            reader_stop: Cell::new(None),
-            writer_stop: Cell::new(None),
+            reader: Cell::new(None),
             listeners: Cell::new(None),
             parked: Cell::new(None),
             park_requests: Cell::new(0),
             active: Cell::new(false),
             holding: Cell::new(false),
             writer_done: Cell::new(false),
-            writer_done_waiter: Cell::new(None),
         });
         link.reschedule();
         link
@@ -257,18 +257,18 @@ impl Link {
 
     /// Resolves once the writer has flushed and shut the write side down, or stopped.
     pub(crate) fn writer_done(&self) -> impl Future<Output = ()> + '_ {
-        until(&self.writer_done_waiter, || self.writer_done.get())
+        until(&self.reader, || self.writer_done.get())
     }
 
     /// The writer has flushed and shut the write side down, or stopped.
     pub(super) fn writer_finished(&self) {
         self.writer_done.set(true);
-        wake(&self.writer_done_waiter);
+        wake(&self.reader);
     }
 
     /// Resolves once the connection no longer receives (the reader must stop).
     pub(crate) fn reading_stopped(&self) -> impl Future<Output = ()> + '_ {
-        until(&self.reader_stop, || !self.conn.borrow().is_receiving())
+        until(&self.reader, || !self.conn.borrow().is_receiving())
     }
 
     /// For a reader waiting with nothing in its buffer (for the socket to be readable, or
@@ -276,7 +276,7 @@ impl Link {
     /// receives (`false`) or the idle sweep asks the reader to park (`true`, the request
     /// taken).
     pub(crate) fn reader_released(&self) -> impl Future<Output = bool> + '_ {
-        let released = until(&self.reader_stop, || {
+        let released = until(&self.reader, || {
             self.park_requested(PARK_READER) || !self.conn.borrow().is_receiving()
         });
         async move {
@@ -287,7 +287,7 @@ impl Link {
 
     /// Resolves once the connection is aborted (the writer must stop, even mid-write).
     pub(crate) fn aborted(&self) -> impl Future<Output = ()> + '_ {
-        until(&self.writer_stop, || self.conn.borrow().is_aborted())
+        until(&self.writer, || self.conn.borrow().is_aborted())
     }
 
     /// How long the writer holds queued frames before writing them.
@@ -326,10 +326,10 @@ impl Link {
             (conn.is_receiving(), conn.is_aborted(), conn.has_transmit())
         };
         if !receiving {
-            wake(&self.reader_stop);
+            wake(&self.reader);
         }
         if aborted {
-            wake(&self.writer_stop);
+            wake(&self.writer);
         }
         if !receiving && !output && self.take_parked_writer().is_some() {
             // An idle connection ending (how most end: the peer closes an idle one): its
@@ -468,7 +468,7 @@ impl Link {
         }
         if now.saturating_duration_since(self.last_heard()) >= PARK_AFTER {
             self.request_park_of(PARK_READER);
-            wake(&self.reader_stop);
+            wake(&self.reader);
         }
     }
 
@@ -555,10 +555,11 @@ mod tests {
     /// are plain cells: with the `Rc`'s two counts, 368, in mimalloc's 384-byte size
     /// class instead of 448. 208 (224 with the counts, that class exactly) since what only
     /// a connection in use needs (decoder, queue, in-flight deadlines) is boxed apart and
-    /// given up at rest, and deadlines take 8 bytes.
+    /// given up at rest, and deadlines take 8 bytes; 176 (192 with the counts) since each
+    /// task has one waker slot instead of one per thing it awaits.
     #[test]
     fn a_link_stays_in_its_size_class() {
         let size = std::mem::size_of::<super::Link>() + 16;
-        assert!(size <= 224, "the link's allocation grew to {size} bytes");
+        assert!(size <= 192, "the link's allocation grew to {size} bytes");
     }
 }

@@ -175,7 +175,7 @@ enum Phase {
 /// One connection's state: see the module docs.
 ///
 /// What only a connection in use needs (the decoder, the send queue, the deadlines of
-/// what is in flight) is boxed apart in [`Work`], created on first use and given up by
+/// what is in flight) is boxed apart in `Work`, created on first use and given up by
 /// [`Connection::rest`] when the connection is parked: an idle connection keeps only
 /// what it must remember.
 pub struct Connection {
