@@ -58,10 +58,11 @@ pub(crate) struct Link {
     /// How long the writer holds queued frames before writing them, in microseconds
     /// (compact: this struct is most of what an idle connection holds).
     flush_delay_us: u32,
-    /// The writer task, waiting for output, or mid-write for an abort (see `aborted`).
-    /// One slot per task, not per thing awaited: a task waits on one thing at a time,
-    /// and a wake meant for the other finds it re-checking and waiting again. (This
-    /// struct is most of what an idle connection holds.)
+    /// The writer task, waiting for output (or holding it for the flush delay), or
+    /// mid-write for an abort (see `aborted`). One slot per task, not per thing awaited:
+    /// a task waits on one thing at a time. New output does not wake a writer mid-write
+    /// (see [`WriterState::Writing`]); an abort does. (This struct is most of what an
+    /// idle connection holds.)
     writer: Cell<Option<Waker>>,
     /// The reader's task, waiting for the connection to stop receiving or to be asked to
     /// park (see `reading_stopped`, `reader_released`), and at its end for the writer to
@@ -78,8 +79,8 @@ pub(crate) struct Link {
     park_requests: Cell<u8>,
     /// Whether anything was queued since the last idle sweep.
     active: Cell<bool>,
-    /// Whether the writer is holding queued frames for the flush delay.
-    holding: Cell<bool>,
+    /// What the writer task is doing, when it runs.
+    writer_state: Cell<WriterState>,
     /// Fired when the writer has flushed and shut the write side down, or stopped.
     writer_done: Cell<bool>,
 }
@@ -103,7 +104,7 @@ impl Link {
             parked: Cell::new(None),
             park_requests: Cell::new(0),
             active: Cell::new(false),
-            holding: Cell::new(false),
+            writer_state: Cell::new(WriterState::Waiting),
             writer_done: Cell::new(false),
         });
         link.reschedule();
@@ -174,7 +175,9 @@ impl Link {
             return false;
         }
         self.active.set(true);
-        if !self.holding.get() || self.conn.borrow().queued_bytes() >= self.flush_now_bytes() {
+        if self.writer_state.get() != WriterState::Holding
+            || self.conn.borrow().queued_bytes() >= self.flush_now_bytes()
+        {
             self.wake_writer();
         }
         true
@@ -188,7 +191,7 @@ impl Link {
     /// Wakes the writer task, or restarts it if it was parked (with the reader too if the
     /// whole connection was).
     fn wake_writer(self: &Rc<Self>) {
-        if let Some(w) = self.writer.take() {
+        if let Some(w) = self.waiting_writer() {
             w.wake();
             return;
         }
@@ -415,10 +418,19 @@ impl Link {
     /// Asks the writer to park once everything queued is written (as the idle sweep
     /// does, but now).
     pub(crate) fn request_park(&self) {
-        if let Some(w) = self.writer.take() {
+        if let Some(w) = self.waiting_writer() {
             self.request_park_of(PARK_WRITER);
             w.wake();
         }
+    }
+
+    /// The writer's waker if it waits for output or holds it; `None` while it writes
+    /// (it looks at the queue again once the write is done) or does not run.
+    fn waiting_writer(&self) -> Option<Waker> {
+        if self.writer_state.get() == WriterState::Writing {
+            return None;
+        }
+        self.writer.take()
     }
 
     /// Asks the writer or the reader (`which`, a `PARK_` bit) to park.
@@ -462,7 +474,7 @@ impl Link {
         if self.active.replace(false) || !self.conn.borrow().is_open() {
             return;
         }
-        if let Some(w) = self.writer.take() {
+        if let Some(w) = self.waiting_writer() {
             self.request_park_of(PARK_WRITER);
             w.wake();
         }
@@ -489,6 +501,18 @@ impl Link {
         }
     }
 }
+/// What the writer task is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriterState {
+    /// Waiting for output (or not running).
+    Waiting,
+    /// Holding queued frames for the flush delay.
+    Holding,
+    /// A write is in flight: new output is taken once it is done, so it is not woken for
+    /// that (a wake per queued frame, each a poll of the write for nothing).
+    Writing,
+}
+
 /// What a link keeps of its tasks while they are not running: the write half of a writer
 /// that parked (the reader runs), or a whole connection at rest. A connection idle long
 /// enough parks whole: neither task runs and it holds no buffer (its socket waits in the

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
 
-use super::{Link, Parked};
+use super::{Link, Parked, WriterState};
 use crate::proto::batch::WriteBatch;
 use crate::proto::End;
 use crate::rt::io::{shutdown, write_batch};
@@ -94,10 +94,12 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
         let now = Instant::now();
         link.conn.borrow_mut().poll_transmit(now, &mut batch);
         link.reschedule();
+        link.writer_state.set(WriterState::Writing);
         while !batch.is_empty() {
             let written = first(write_batch(&mut writer, batch), link.aborted()).await;
             let First::A((result, returned)) = written else {
                 // Aborted mid-write: the batch goes with the write.
+                link.writer_state.set(WriterState::Waiting);
                 link.writer_finished();
                 return;
             };
@@ -121,6 +123,7 @@ async fn write_loop<W: WriteHalf + 'static>(mut writer: W, link: Rc<Link>) {
                 }
             }
         }
+        link.writer_state.set(WriterState::Waiting);
     }
     link.writer_finished();
 }
@@ -135,7 +138,7 @@ async fn hold(link: &Link) {
     }
     let flush_now = link.flush_now_bytes();
     let mut sleep = std::pin::pin!(crate::rt::sleep(delay));
-    link.holding.set(true);
+    link.writer_state.set(WriterState::Holding);
     poll_fn(|cx| {
         let conn = link.conn.borrow();
         if !conn.is_open() || conn.queued_bytes() >= flush_now || sleep.as_mut().poll(cx).is_ready()
@@ -148,5 +151,5 @@ async fn hold(link: &Link) {
         Poll::Pending
     })
     .await;
-    link.holding.set(false);
+    link.writer_state.set(WriterState::Waiting);
 }

@@ -300,10 +300,21 @@ impl Connection {
     }
 
     /// The connection is parked: gives its working state up if nothing is in flight (a
-    /// fragmented message or a deadline keeps it). It is created again on next use.
+    /// fragmented message or a deadline keeps it), and the emptied pong queue and query
+    /// table. They are created again on next use.
     pub fn rest(&mut self) {
         if self.work.as_ref().is_some_and(|work| work.is_at_rest()) {
             self.work = None;
+        }
+        if self.pongs.as_ref().is_some_and(|pongs| pongs.is_empty()) {
+            self.pongs = None;
+        }
+        if self
+            .queries
+            .as_ref()
+            .is_some_and(|queries| queries.is_empty())
+        {
+            self.queries = None;
         }
     }
 
@@ -632,12 +643,21 @@ impl Connection {
         if self.phase != Phase::Aborted {
             self.phase = Phase::Flushing;
         }
+        self.stop_awaiting_close();
+    }
+
+    /// The close handshake is no longer awaited (the connection flushes or stopped).
+    fn stop_awaiting_close(&mut self) {
+        if let Some(work) = &mut self.work {
+            work.close_deadline = None;
+        }
     }
 
     /// Stops at once: nothing more is read or written.
     pub fn abort(&mut self, end: End) {
         self.ended(end);
         self.phase = Phase::Aborted;
+        self.stop_awaiting_close();
         self.drop_queue();
         self.pongs = None;
         self.ping_due = false;
@@ -695,8 +715,12 @@ impl Connection {
     /// batch stops it (`now` is not read then): it starts again when the next batch is
     /// handed out.
     pub fn transmitted(&mut self, now: Instant, drained: bool) {
-        if let Some(work) = &mut self.work {
-            work.write_since = (!drained).then_some(now);
+        if drained {
+            if let Some(work) = &mut self.work {
+                work.write_since = None;
+            }
+        } else {
+            self.work().write_since = Some(now);
         }
     }
 
