@@ -122,6 +122,14 @@ impl Headers {
             .map(|(_, v)| v)
     }
 
+    /// The headers named in `names` (case-insensitive), in order; none allocates nothing.
+    pub(crate) fn only(&self, names: &[String]) -> Self {
+        Self::from_pairs(
+            self.iter()
+                .filter(|(name, _)| names.iter().any(|kept| kept.eq_ignore_ascii_case(name))),
+        )
+    }
+
     /// Number of headers.
     pub fn len(&self) -> usize {
         self.spans.len()

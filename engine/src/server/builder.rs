@@ -64,6 +64,8 @@ pub(crate) struct ServerConfig<S> {
     pub auth_timeout: Duration,
     /// Whether a token may come from the query string.
     pub query_tokens: bool,
+    /// The upgrade headers a connection keeps after its handshake; `None`: all.
+    pub kept_headers: Option<Vec<String>>,
     /// Connection caps, handshake rate and origin check.
     pub guards: Guards,
     /// Each client's message rate; `None`: unlimited.
@@ -138,6 +140,7 @@ impl ServerBuilder<()> {
                 auth: None,
                 auth_timeout: Duration::from_secs(10),
                 query_tokens: false,
+                kept_headers: None,
                 guards: Guards::default(),
                 message_rate: None,
                 rate_exempt: Vec::new(),
@@ -303,6 +306,17 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     /// cookie instead).
     pub fn tokens_in_query(mut self, allow: bool) -> Self {
         self.config.query_tokens = allow;
+        self
+    }
+
+    /// Keeps only the named upgrade headers (case-insensitive) for [`Peer::header`] and
+    /// [`ConnInfo::headers`](crate::ConnInfo::headers) once a connection is open; by
+    /// default every header is kept for the connection's whole life. A server that reads
+    /// a few headers, or none (`keep_headers(&[])`), saves their memory in every
+    /// connection: ~180 B per idle client sending a handful (perf/README.md, session 15).
+    /// The authenticator and the guards see every header either way.
+    pub fn keep_headers(mut self, names: &[&str]) -> Self {
+        self.config.kept_headers = Some(names.iter().map(|&name| name.to_owned()).collect());
         self
     }
 
@@ -505,6 +519,7 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
                 auth: c.auth,
                 auth_timeout: c.auth_timeout,
                 query_tokens: c.query_tokens,
+                kept_headers: c.kept_headers,
                 guards: c.guards,
                 message_rate: c.message_rate,
                 rate_exempt: c.rate_exempt,

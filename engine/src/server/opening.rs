@@ -101,7 +101,10 @@ where
                     peer_addr,
                     path: request.path,
                     query: request.query,
-                    headers: request.headers,
+                    headers: match &config.kept_headers {
+                        None => request.headers,
+                        Some(names) => request.headers.only(names),
+                    },
                     protocol,
                 },
                 offer,

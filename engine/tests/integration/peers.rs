@@ -37,6 +37,50 @@ fn clients_expose_headers_path_query_and_protocol() {
     server.wait();
 }
 
+/// `keep_headers` keeps the named headers (whatever their case) and drops the rest once
+/// the connection is open, while the authenticator still sees every header.
+#[test]
+fn only_the_kept_headers_stay_and_the_authenticator_sees_all() {
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    let server = server()
+        .keep_headers(&["X-Token"])
+        .authenticate(move |request: connectme::AuthRequest| {
+            let seen = request.header("x-device").map(str::to_owned);
+            let _ = seen_tx.lock().unwrap().send(seen);
+            async move { Ok(connectme::Identity::user("someone")) }
+        })
+        .start()
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let client = connect_with(
+        Client::builder(&url)
+            .header("x-token", "secret")
+            .header("X-Device", "phone"),
+        |_| {},
+    );
+    wait_for("client registered", || server.clients().len() == 1);
+    assert_eq!(seen_rx.recv().unwrap().as_deref(), Some("phone"));
+    let peer = server.clients().remove(0);
+    assert_eq!(peer.header("X-TOKEN"), Some("secret"));
+    assert_eq!(peer.header("x-device"), None);
+    assert_eq!(peer.header("host"), None);
+    let kept: Vec<_> = peer.info().headers.iter().collect();
+    assert_eq!(kept, [("x-token", "secret")]);
+    client.close();
+
+    let none = crate::support::server().keep_headers(&[]).start().unwrap();
+    let url = format!("ws://{}/", none.local_addr().unwrap());
+    let client = connect_with(Client::builder(&url).header("x-token", "secret"), |_| {});
+    wait_for("client registered", || none.clients().len() == 1);
+    assert!(none.clients()[0].info().headers.is_empty());
+    client.close();
+    for server in [server, none] {
+        server.close();
+        server.wait();
+    }
+}
+
 #[test]
 fn tungstenite_client_echo_and_close_handshake() {
     let server = server().start().unwrap();

@@ -1,11 +1,14 @@
 //! The engine's bench server: the bench protocol (see the crate docs) on the engine.
 //!
 //! `cargo run --release -p perf --bin bench-server -- --addr 127.0.0.1:PORT [--shards N] [--driver uring|epoll]
-//! [--flush-delay-ms N] [--sessions] [--rooms] [--json] [--no-trim]`
+//! [--flush-delay-ms N] [--sessions] [--rooms] [--json] [--no-trim] [--no-headers]`
 //!
 //! The server hands memory freed by parked connections back to the system with mimalloc's
 //! collect call (`ServerBuilder::trim_memory`), as a production deployment on mimalloc
 //! would; `--no-trim` leaves it to mimalloc (perf/idle-ab compares the two).
+//! `--no-headers` keeps no upgrade header past the handshake (`ServerBuilder::keep_headers`,
+//! the bench protocol reads none); by default every header is kept, as ConnectMe's API has
+//! them.
 //!
 //! `--sessions` turns on the session extension (`SessionConfig::default()`): clients that
 //! offer `x-connectme-session` get a session, the others the plain wire. `--rooms`: a
@@ -58,6 +61,9 @@ struct Args {
     /// Do not trim freed memory after connections park (`ServerBuilder::trim_memory`).
     #[arg(long)]
     no_trim: bool,
+    /// Keep no upgrade header past the handshake (`ServerBuilder::keep_headers(&[])`).
+    #[arg(long)]
+    no_headers: bool,
     /// Only check that the driver is available: print it and exit (1 if not).
     #[arg(long)]
     check_driver: bool,
@@ -95,6 +101,9 @@ fn main() -> std::io::Result<()> {
         // SAFETY: `mi_collect` has no preconditions; it only frees and purges the calling
         // thread's (and abandoned) mimalloc pages, which is this server's allocator.
         builder = builder.trim_memory(|| unsafe { libmimalloc_sys::mi_collect(true) });
+    }
+    if args.no_headers {
+        builder = builder.keep_headers(&[]);
     }
     if args.sessions {
         builder = builder.sessions(SessionConfig::default());
