@@ -313,8 +313,9 @@ impl<S: Send + Sync + 'static> ServerBuilder<S> {
     /// [`ConnInfo::headers`](crate::ConnInfo::headers) once a connection is open; by
     /// default every header is kept for the connection's whole life. A server that reads
     /// a few headers, or none (`keep_headers(&[])`), saves their memory in every
-    /// connection: ~180 B per idle client sending a handful (perf/README.md, session 15).
-    /// The authenticator and the guards see every header either way.
+    /// connection: ~230 B per idle client sending a handful (perf/README.md, session 15).
+    /// The authenticator, the guards and the state factory ([`ServerBuilder::state`]) see
+    /// every header either way; `on_connect` and everything after see the kept ones.
     pub fn keep_headers(mut self, names: &[&str]) -> Self {
         self.config.kept_headers = Some(names.iter().map(|&name| name.to_owned()).collect());
         self

@@ -101,10 +101,7 @@ where
                     peer_addr,
                     path: request.path,
                     query: request.query,
-                    headers: match &config.kept_headers {
-                        None => request.headers,
-                        Some(names) => request.headers.only(names),
-                    },
+                    headers: request.headers,
                     protocol,
                 },
                 offer,

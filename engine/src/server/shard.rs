@@ -636,12 +636,17 @@ pub(super) async fn serve_connection<S, T>(
 
 /// Parks an idle connection whole: its socket goes to the shard's [`IdlePoller`], its
 /// state into its link, and its task ends. Gives everything back if the writer has not
-/// parked yet.
+/// parked yet, or if the connection is no longer open (a close asked for in the sweep's
+/// turn): a closing connection runs to its end with its tasks, as nothing would resume
+/// it once parked.
 fn park<S, T>(serving: Serving<S>, reader: T::Read) -> Result<(), (Serving<S>, T::Read)>
 where
     S: Send + Sync + 'static,
     T: Accepted,
 {
+    if !serving.link.is_open() {
+        return Err((serving, reader));
+    }
     let Some(half) = serving.link.take_write_half() else {
         return Err((serving, reader));
     };
@@ -907,13 +912,17 @@ impl<S: Send + Sync + 'static> Shard<S> {
     /// A new client's link and peer (running the state factory), not yet registered.
     fn new_client(
         &self,
-        info: ConnInfo,
+        mut info: ConnInfo,
         identity: Option<Identity>,
         json: bool,
     ) -> (Rc<Link>, Peer<S>) {
         let id = self.next_id();
         let link = self.new_link(id);
         let state = (self.server.config.state)(&info);
+        if let Some(names) = &self.server.config.kept_headers {
+            // The state factory saw every header; the connection keeps the named ones.
+            info.headers = info.headers.only(names);
+        }
         let server = self.server.clone();
         let peer = Peer::new(id, self.index, info, identity, state, server, json);
         (link, peer)

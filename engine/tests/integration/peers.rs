@@ -38,12 +38,14 @@ fn clients_expose_headers_path_query_and_protocol() {
 }
 
 /// `keep_headers` keeps the named headers (whatever their case) and drops the rest once
-/// the connection is open, while the authenticator still sees every header.
+/// the connection is open, while the authenticator and the state factory still see every
+/// header.
 #[test]
 fn only_the_kept_headers_stay_and_the_authenticator_sees_all() {
     let (seen_tx, seen_rx) = mpsc::channel();
     let seen_tx = std::sync::Mutex::new(seen_tx);
     let server = server()
+        .state(|info: &connectme::ConnInfo| info.headers.get("x-device").map(str::to_owned))
         .keep_headers(&["X-Token"])
         .authenticate(move |request: connectme::AuthRequest| {
             let seen = request.header("x-device").map(str::to_owned);
@@ -64,6 +66,11 @@ fn only_the_kept_headers_stay_and_the_authenticator_sees_all() {
     let peer = server.clients().remove(0);
     assert_eq!(peer.header("X-TOKEN"), Some("secret"));
     assert_eq!(peer.header("x-device"), None);
+    assert_eq!(
+        peer.state().as_deref(),
+        Some("phone"),
+        "the state factory saw it"
+    );
     assert_eq!(peer.header("host"), None);
     let kept: Vec<_> = peer.info().headers.iter().collect();
     assert_eq!(kept, [("x-token", "secret")]);
@@ -75,10 +82,10 @@ fn only_the_kept_headers_stay_and_the_authenticator_sees_all() {
     wait_for("client registered", || none.clients().len() == 1);
     assert!(none.clients()[0].info().headers.is_empty());
     client.close();
-    for server in [server, none] {
-        server.close();
-        server.wait();
-    }
+    server.close();
+    server.wait();
+    none.close();
+    none.wait();
 }
 
 #[test]
