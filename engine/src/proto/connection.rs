@@ -218,7 +218,8 @@ struct Work {
     partial_since: Option<Instant>,
     /// Since when output handed to the writer waits for the peer to read it.
     write_since: Option<Instant>,
-    /// While closing: when the peer's close frame is due.
+    /// While closing (and only then: leaving `Phase::Closing` clears it), when the
+    /// peer's close frame is due.
     close_deadline: Option<Instant>,
 }
 
@@ -789,9 +790,7 @@ impl Connection {
             return None;
         }
         let work = self.work.as_deref();
-        if self.phase == Phase::Closing {
-            consider(work.and_then(|w| w.close_deadline));
-        }
+        consider(work.and_then(|w| w.close_deadline));
         consider(
             work.and_then(|w| w.write_since)
                 .zip(timeouts.write)
@@ -827,7 +826,7 @@ impl Connection {
             work.and_then(|w| w.write_since),
             work.and_then(|w| w.partial_since),
         );
-        if self.phase == Phase::Closing && close_deadline.is_some_and(|at| now >= at) {
+        if close_deadline.is_some_and(|at| now >= at) {
             self.abort(End::CloseTimeout);
         }
         if write_since
