@@ -25,6 +25,7 @@ use packme::{BytesAtFront, FrameHeader, TextAtFront};
 
 use super::batch::WriteBatch;
 use super::frame::close_payload;
+use super::moment::Moment;
 use super::outbox::Outbox;
 use super::outgoing::{FrameParts, Framing, IntoFrame};
 use super::queries::{PendingQueries, QueryError, Reply};
@@ -183,19 +184,8 @@ pub struct Connection {
     config: Arc<Config>,
     /// The working state, `None` while the connection is at rest.
     work: Option<Box<Work>>,
-    /// Boxed: set once, at the end, and 24 bytes smaller in every connection until then.
-    end: Option<Box<End>>,
-    /// Data bytes queued and not yet handed to a write (control frames not counted).
-    queued_bytes: usize,
-    /// The payloads of the pings not answered yet, oldest first (created by the first
-    /// ping: most connections are never pinged, and a boxed queue is 24 bytes smaller in
-    /// every connection than an empty one).
-    #[allow(clippy::box_collection)]
-    pongs: Option<Box<VecDeque<Bytes>>>,
-    /// Created by the first query: most connections never send one.
-    queries: Option<Box<PendingQueries>>,
     /// When the peer was last heard (any byte).
-    last_received: Instant,
+    last_received: Moment,
     /// Data messages received (query answers included; session frames not), wrapping:
     /// the session layer numbers a peer's messages by it.
     data_received: u32,
@@ -209,11 +199,26 @@ pub struct Connection {
     session_frames: bool,
 }
 
-/// What a connection needs only while it is in use: 144 bytes that a parked connection
-/// does not hold.
+/// What a connection needs only while it is in use: 224 bytes that a parked connection
+/// does not hold. What waits to be written (queued frames, pongs) and queries awaiting
+/// their answer are in flight, and keep it.
+///
+/// Its size class is chosen, not incidental: every connection in use allocates it, and
+/// gives it up when parked, so a class it shared with what an idle connection keeps (the
+/// link, 160; the peer, 192) would leave that class's pages half empty. The end, inline,
+/// takes it to 224 (perf/README.md, session 16).
 struct Work {
     decoder: Decoder,
     out: Outbox,
+    /// Data bytes queued and not yet handed to a write (control frames not counted).
+    queued_bytes: usize,
+    /// The payloads of the pings not answered yet, oldest first.
+    pongs: VecDeque<Bytes>,
+    /// Created by the first query: most connections never send one.
+    queries: Option<Box<PendingQueries>>,
+    /// Why the connection ended, once it has: kept here rather than in the connection, as
+    /// a connection ends in use (a parked one is resumed to end), and never rests after.
+    end: Option<End>,
     /// Since when an incomplete frame or message is held.
     partial_since: Option<Instant>,
     /// Since when output handed to the writer waits for the peer to read it.
@@ -239,6 +244,10 @@ impl Work {
         Box::new(Self {
             decoder,
             out: Outbox::default(),
+            queued_bytes: 0,
+            pongs: VecDeque::new(),
+            queries: None,
+            end: None,
             partial_since: None,
             write_since: None,
             close_deadline: None,
@@ -249,6 +258,12 @@ impl Work {
     fn is_at_rest(&self) -> bool {
         !self.decoder.in_message()
             && self.out.is_empty()
+            && self.pongs.is_empty()
+            && self
+                .queries
+                .as_ref()
+                .is_none_or(|queries| queries.is_empty())
+            && self.end.is_none()
             && self.partial_since.is_none()
             && self.write_since.is_none()
             && self.close_deadline.is_none()
@@ -260,8 +275,8 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("wire", &self.config.wire)
             .field("phase", &self.phase)
-            .field("end", &self.end)
-            .field("queued_bytes", &self.queued_bytes)
+            .field("end", &self.end())
+            .field("queued_bytes", &self.queued_bytes())
             .finish_non_exhaustive()
     }
 }
@@ -275,11 +290,7 @@ impl Connection {
         Self {
             config,
             work,
-            end: None,
-            queued_bytes: 0,
-            pongs: None,
-            queries: None,
-            last_received: now,
+            last_received: now.into(),
             data_received: 0,
             phase: Phase::Open,
             ping_due: false,
@@ -301,21 +312,11 @@ impl Connection {
     }
 
     /// The connection is parked: gives its working state up if nothing is in flight (a
-    /// fragmented message or a deadline keeps it), and the emptied pong queue and query
-    /// table. They are created again on next use.
+    /// fragmented message, output or a pong not written, a query not answered, a
+    /// deadline keep it). It is created again on next use.
     pub fn rest(&mut self) {
         if self.work.as_ref().is_some_and(|work| work.is_at_rest()) {
             self.work = None;
-        }
-        if self.pongs.as_ref().is_some_and(|pongs| pongs.is_empty()) {
-            self.pongs = None;
-        }
-        if self
-            .queries
-            .as_ref()
-            .is_some_and(|queries| queries.is_empty())
-        {
-            self.queries = None;
         }
     }
 
@@ -335,7 +336,7 @@ impl Connection {
 
     /// When bytes last arrived from the peer (its last sign of life).
     pub fn last_received(&self) -> Instant {
-        self.last_received
+        self.last_received.into()
     }
 
     /// Data messages received so far (query answers included), wrapping at 2^32: the
@@ -366,13 +367,11 @@ impl Connection {
 
     /// Why the connection ended, once it has.
     pub fn end(&self) -> Option<&End> {
-        self.end.as_deref()
+        self.work.as_ref()?.end.as_ref()
     }
 
     fn ended(&mut self, end: End) {
-        if self.end.is_none() {
-            self.end = Some(Box::new(end));
-        }
+        self.work().end.get_or_insert(end);
     }
 
     // ---- receiving ----
@@ -385,7 +384,7 @@ impl Connection {
 
     /// Bytes arrived at `now` (appended to the receive buffer): the peer is alive.
     pub fn received(&mut self, now: Instant) {
-        self.last_received = now;
+        self.last_received = now.into();
         self.ping_sent = false;
     }
 
@@ -459,7 +458,7 @@ impl Connection {
                 }
                 Next::Taken(Incoming::Ping(payload)) => {
                     if self.phase == Phase::Open {
-                        let pongs = self.pongs.get_or_insert_with(Box::default);
+                        let pongs = &mut self.work().pongs;
                         if pongs.len() == MAX_PENDING_PONGS {
                             pongs.pop_front();
                         }
@@ -498,7 +497,7 @@ impl Connection {
 
     /// Data bytes queued and not yet handed to a write.
     pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes
+        self.work.as_ref().map_or(0, |work| work.queued_bytes)
     }
 
     /// Largest queue the connection accepts.
@@ -537,8 +536,9 @@ impl Connection {
         if !self.admit(frame_len) {
             return false;
         }
-        self.work().out.append(write);
-        self.queued_bytes += frame_len;
+        let work = self.work();
+        work.out.append(write);
+        work.queued_bytes += frame_len;
         true
     }
 
@@ -548,15 +548,15 @@ impl Connection {
         if !self.admit(len) {
             return false;
         }
-        let out = &mut self.work().out;
+        let work = self.work();
         match frame.body {
             Some(body) => {
-                out.push_separate(frame.head);
-                out.push(body);
+                work.out.push_separate(frame.head);
+                work.out.push(body);
             }
-            None => out.push(frame.head),
+            None => work.out.push(frame.head),
         }
-        self.queued_bytes += len;
+        work.queued_bytes += len;
         true
     }
 
@@ -567,8 +567,9 @@ impl Connection {
         if !self.admit(frame.len()) {
             return false;
         }
-        self.work().out.push_shared(frame);
-        self.queued_bytes += frame.len();
+        let work = self.work();
+        work.out.push_shared(frame);
+        work.queued_bytes += frame.len();
         true
     }
 
@@ -592,8 +593,9 @@ impl Connection {
         }
         // One frame is always accepted into an empty queue, so a single message may be as
         // large as the message limit allows.
-        let queued = self.queued_bytes + len;
-        if self.queued_bytes > 0 && queued > self.config.max_queued_bytes {
+        let queued_before = self.queued_bytes();
+        let queued = queued_before + len;
+        if queued_before > 0 && queued > self.config.max_queued_bytes {
             tracing::warn!(queued, "send queue limit exceeded, closing slow consumer");
             self.drop_queue();
             self.fail(close_code::POLICY, "send queue limit exceeded");
@@ -660,7 +662,9 @@ impl Connection {
         self.phase = Phase::Aborted;
         self.stop_awaiting_close();
         self.drop_queue();
-        self.pongs = None;
+        if let Some(work) = &mut self.work {
+            work.pongs = VecDeque::new();
+        }
         self.ping_due = false;
     }
 
@@ -668,8 +672,8 @@ impl Connection {
     fn drop_queue(&mut self) {
         if let Some(work) = &mut self.work {
             work.out = Outbox::default();
+            work.queued_bytes = 0;
         }
-        self.queued_bytes = 0;
     }
 
     // ---- transmitting ----
@@ -677,8 +681,10 @@ impl Connection {
     /// Whether anything waits to be written.
     pub fn has_transmit(&self) -> bool {
         self.phase != Phase::Aborted
-            && (self.work.as_ref().is_some_and(|work| !work.out.is_empty())
-                || self.pongs.as_ref().is_some_and(|p| !p.is_empty())
+            && (self
+                .work
+                .as_ref()
+                .is_some_and(|work| !work.out.is_empty() || !work.pongs.is_empty())
                 || self.ping_due)
     }
 
@@ -689,8 +695,9 @@ impl Connection {
         if self.phase == Phase::Aborted {
             return 0;
         }
-        for payload in self.pongs.iter_mut().flat_map(|pongs| pongs.drain(..)) {
-            if let Some(frame) = self.config.wire.control(OpCode::Pong, &payload) {
+        let wire = self.config.wire;
+        for payload in self.work.iter_mut().flat_map(|work| work.pongs.drain(..)) {
+            if let Some(frame) = wire.control(OpCode::Pong, &payload) {
                 batch.push(frame);
             }
         }
@@ -707,7 +714,7 @@ impl Connection {
         if !batch.is_empty() && work.write_since.is_none() {
             work.write_since = Some(now);
         }
-        self.queued_bytes = self.queued_bytes.saturating_sub(taken);
+        work.queued_bytes = work.queued_bytes.saturating_sub(taken);
         taken
     }
 
@@ -749,20 +756,29 @@ impl Connection {
         }
         let deadline = now + self.config.timeouts.query;
         let max = self.config.max_pending_queries;
-        self.queries
+        self.work()
+            .queries
             .get_or_insert_with(|| Box::new(PendingQueries::new(max)))
             .insert(tid, expected_id, reply, deadline)
     }
 
     /// Fails every pending query (the connection ended).
     pub fn fail_queries(&mut self) {
-        if let Some(queries) = self.queries.as_mut() {
+        if let Some(queries) = self.queries_mut() {
             queries.fail_all(QueryError::Disconnected);
         }
     }
 
+    fn queries(&self) -> Option<&PendingQueries> {
+        self.work.as_ref()?.queries.as_deref()
+    }
+
+    fn queries_mut(&mut self) -> Option<&mut PendingQueries> {
+        self.work.as_mut()?.queries.as_deref_mut()
+    }
+
     fn answers_query(&self, frame: &[u8]) -> bool {
-        self.queries.as_ref().is_some_and(|queries| {
+        self.queries().is_some_and(|queries| {
             !queries.is_empty()
                 && FrameHeader::parse(frame)
                     .is_some_and(|h| queries.expects(h.transaction_id, h.message_id))
@@ -770,7 +786,7 @@ impl Connection {
     }
 
     fn complete_query(&mut self, frame: Bytes) {
-        if let (Some(h), Some(queries)) = (FrameHeader::parse(&frame), self.queries.as_mut()) {
+        if let (Some(h), Some(queries)) = (FrameHeader::parse(&frame), self.queries_mut()) {
             queries.complete(h.transaction_id, h.message_id, &frame);
         }
     }
@@ -780,7 +796,7 @@ impl Connection {
     /// The next moment [`Connection::handle_timeout`] has something to do, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeouts = &self.config.timeouts;
-        let mut next = self.queries.as_ref().and_then(|q| q.next_deadline());
+        let mut next = self.queries().and_then(|q| q.next_deadline());
         let mut consider = |at: Option<Instant>| {
             if let Some(at) = at {
                 next = Some(next.map_or(at, |n| n.min(at)));
@@ -800,9 +816,10 @@ impl Connection {
             let partial_since = work.and_then(|w| w.partial_since);
             consider(partial_since.zip(timeouts.body).map(|(s, t)| s + t));
             if let Some(keepalive) = self.keepalive() {
-                consider(Some(self.last_received + keepalive.timeout));
+                let last_received = self.last_received();
+                consider(Some(last_received + keepalive.timeout));
                 if !self.ping_sent {
-                    consider(Some(self.last_received + keepalive.interval));
+                    consider(Some(last_received + keepalive.interval));
                 }
             }
         }
@@ -847,16 +864,17 @@ impl Connection {
                 self.fail(close_code::POLICY, &reason);
                 self.ended(End::BodyTimeout);
             } else if let Some(keepalive) = self.keepalive() {
-                if now >= self.last_received + keepalive.timeout {
+                let last_received = self.last_received();
+                if now >= last_received + keepalive.timeout {
                     self.fail(close_code::GOING_AWAY, "idle timeout");
                     self.ended(End::IdleTimeout);
-                } else if !self.ping_sent && now >= self.last_received + keepalive.interval {
+                } else if !self.ping_sent && now >= last_received + keepalive.interval {
                     self.ping_sent = true;
                     self.ping_due = self.phase == Phase::Open;
                 }
             }
         }
-        if let Some(queries) = self.queries.as_mut() {
+        if let Some(queries) = self.queries_mut() {
             queries.expire(now, timeouts.query);
         }
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+mod moment;
 pub(crate) mod outbox;
 pub(crate) mod outgoing;
 pub(crate) mod queries;

@@ -924,7 +924,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
             info.headers = info.headers.only(names);
         }
         let server = self.server.clone();
-        let peer = Peer::new(id, self.index, info, identity, state, server, json);
+        let peer = Peer::new(id, info, identity, state, server, json);
         (link, peer)
     }
 

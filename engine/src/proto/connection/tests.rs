@@ -851,6 +851,33 @@ fn what_is_in_flight_keeps_the_working_state() {
         pair.server.conn.is_aborted(),
         "dropped at the close timeout"
     );
+
+    // A pong not written yet: it stays, and goes out.
+    let mut pair = Pair::ws();
+    pair.client_sends_raw(&masked(true, OpCode::Ping, b"hi"));
+    pair.server.conn.rest();
+    assert!(pair.server.conn.is_working());
+    pair.drive();
+    assert_eq!(
+        frames(&pair.take_server_wire()),
+        [(0x8A, b"hi".to_vec())],
+        "the pong"
+    );
+
+    // A query not answered yet: it stays, and its deadline fires.
+    let mut pair = Pair::ws();
+    let (reply, answer) = oneshot::channel();
+    assert!(pair.server.conn.register_query(pair.now, 1, 5, reply));
+    pair.drive();
+    pair.server.conn.rest();
+    assert!(pair.server.conn.is_working());
+    pair.advance(Timeouts::default().query);
+    assert_eq!(
+        answer.try_recv().unwrap(),
+        Err(QueryError::Timeout(Duration::from_secs(30)))
+    );
+    pair.server.conn.rest();
+    assert!(!pair.server.conn.is_working(), "nothing is in flight now");
 }
 
 #[test]
@@ -864,4 +891,15 @@ fn a_connection_at_rest_still_keeps_its_deadlines() {
     assert!(pair.server.conn.is_working(), "the ping was queued");
     pair.advance(keepalive.timeout - keepalive.interval);
     assert_eq!(pair.server.conn.end(), Some(&End::IdleTimeout));
+}
+
+#[test]
+fn the_working_state_stays_in_its_size_class() {
+    // Created for every connection in use (ARCHITECTURE.md, "An idle connection"):
+    // mimalloc's 224-byte class, apart from the link's and the peer's (see `Work`).
+    let size = std::mem::size_of::<super::Work>();
+    assert!(
+        (193..=224).contains(&size),
+        "the working state is {size} bytes"
+    );
 }
