@@ -72,39 +72,43 @@ impl HandshakeError {
 /// Name-value header list with case-insensitive lookup.
 ///
 /// Every connection keeps its upgrade headers for its whole life, so they are stored in
-/// one string with offsets (two allocations) rather than a `String` per name and value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// one allocation: each name and value after its length (LEB128, one byte below 128), in
+/// order. A handful of headers costs their text and two bytes each, where a `String` per
+/// name and value costs two allocations per header, and offsets kept apart a second
+/// allocation that shared its size class with the handshake's passing ones (issue 15).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    text: Box<str>,
-    /// (name start, name end, value end) into `text`; the value starts at name end.
-    spans: Box<[(u32, u32, u32)]>,
+    packed: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl Headers {
     /// Headers from name-value pairs, in order.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut text = String::new();
-        let mut spans = Vec::new();
+        let mut packed = Vec::new();
         for (name, value) in pairs {
-            let start = text.len() as u32;
-            text.push_str(name);
-            let name_end = text.len() as u32;
-            text.push_str(value);
-            spans.push((start, name_end, text.len() as u32));
+            for part in [name, value] {
+                push_len(&mut packed, part.len());
+                packed.extend_from_slice(part.as_bytes());
+            }
         }
         Self {
-            text: text.into_boxed_str(),
-            spans: spans.into_boxed_slice(),
+            packed: packed.into_boxed_slice(),
         }
     }
 
     /// All headers in the order received.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.spans.iter().map(|&(start, name_end, end)| {
-            (
-                &self.text[start as usize..name_end as usize],
-                &self.text[name_end as usize..end as usize],
-            )
+        let mut rest = &self.packed[..];
+        std::iter::from_fn(move || {
+            let name = take_str(&mut rest)?;
+            let value = take_str(&mut rest)?;
+            Some((name, value))
         })
     }
 
@@ -132,12 +136,12 @@ impl Headers {
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.iter().count()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.packed.is_empty()
     }
 
     fn has_token(&self, name: &str, token: &str) -> bool {
@@ -158,6 +162,34 @@ impl Headers {
                 .map(|(h, v)| (h.name, v.as_ref())),
         )
     }
+}
+
+/// Appends `len` as LEB128: seven bits a byte, low first, the top bit saying more follow.
+fn push_len(out: &mut Vec<u8>, mut len: usize) {
+    while len >= 0x80 {
+        out.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+}
+
+/// Takes one length-prefixed string off the front of `rest` (written by [`push_len`] and
+/// the bytes of a `str`, so always whole and UTF-8).
+fn take_str<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let (&byte, tail) = rest.split_first()?;
+        *rest = tail;
+        len |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let (bytes, tail) = rest.split_at_checked(len)?;
+    *rest = tail;
+    Some(std::str::from_utf8(bytes).expect("headers are packed from whole strs"))
 }
 
 /// A client's upgrade request, as the application sees it.
@@ -385,6 +417,38 @@ pub fn parse_response(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn headers_keep_every_pair_in_order_whatever_its_length() {
+        let long = "v".repeat(20_000);
+        let medium = "m".repeat(200);
+        let pairs = [
+            ("Host", "example.com"),
+            ("X-Empty", ""),
+            ("X-Long", long.as_str()),
+            ("x-medium", medium.as_str()),
+            ("x-empty", "é"),
+        ];
+        let headers = super::Headers::from_pairs(pairs);
+        assert_eq!(headers.iter().collect::<Vec<_>>(), pairs);
+        assert_eq!(headers.len(), 5);
+        assert!(!headers.is_empty());
+        assert_eq!(headers.get("HOST"), Some("example.com"));
+        assert_eq!(headers.get("x-long"), Some(long.as_str()));
+        assert_eq!(headers.get_all("x-empty").collect::<Vec<_>>(), ["", "é"]);
+        assert_eq!(headers.get("absent"), None);
+        // One byte of length below 128, two below 16 384, three above.
+        let text: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+        assert_eq!(headers.packed.len(), text + 8 + 1 + 2 + 1 + 1);
+        let none = super::Headers::from_pairs([]);
+        assert!(none.is_empty());
+        assert_eq!(none.len(), 0);
+        assert_eq!(format!("{none:?}"), "[]");
+        assert_eq!(
+            format!("{:?}", super::Headers::from_pairs([("a", "b")])),
+            r#"[("a", "b")]"#
+        );
+    }
+
     use super::*;
 
     const RFC_REQUEST: &str = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
