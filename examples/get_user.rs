@@ -34,8 +34,10 @@ struct Args {
 fn server(addr: &str) -> std::io::Result<Server> {
     let server = Server::builder()
         .addr(addr)?
-        .on_connect(|peer| tracing::info!(addr = ?peer.info().peer_addr, "client connected"))
-        .on_disconnect(|peer| tracing::info!(addr = ?peer.info().peer_addr, "client disconnected"))
+        .on_connect(|peer| tracing::info!(addr = ?peer.info().peer_addr(), "client connected"))
+        .on_disconnect(
+            |peer| tracing::info!(addr = ?peer.info().peer_addr(), "client disconnected"),
+        )
         .build();
     server
         .register(&registry())

@@ -97,13 +97,13 @@ where
                 handshake::accept_response(request.key(), protocol.as_deref(), extension);
             write_all(stream, response).await.ok()?;
             Opened {
-                info: ConnInfo {
+                info: ConnInfo::upgraded(
                     peer_addr,
-                    path: request.path,
-                    query: request.query,
-                    headers: request.headers,
-                    protocol,
-                },
+                    &request.path,
+                    request.query.as_deref(),
+                    request.headers,
+                    protocol.as_deref(),
+                ),
                 offer,
                 identity,
                 json,
@@ -139,10 +139,7 @@ where
                 }
             };
             Opened {
-                info: ConnInfo {
-                    peer_addr,
-                    ..ConnInfo::default()
-                },
+                info: ConnInfo::without_request(peer_addr),
                 offer,
                 identity,
                 json: false,

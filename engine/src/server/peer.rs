@@ -52,7 +52,7 @@ impl<S> std::fmt::Debug for Peer<S> {
         f.debug_struct("Peer")
             .field("id", &self.inner.id)
             .field("shard", &shard_of(self.inner.id))
-            .field("peer_addr", &self.inner.info.peer_addr)
+            .field("peer_addr", &self.inner.info.peer_addr())
             .finish_non_exhaustive()
     }
 }
@@ -116,7 +116,7 @@ impl<S: Send + Sync + 'static> Peer<S> {
 
     /// A header of the upgrade request (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.inner.info.headers.get(name)
+        self.inner.info.headers().get(name)
     }
 
     /// The per-connection state built by the server's state factory (ConnectMe's custom
@@ -319,11 +319,11 @@ impl<S: Send + Sync + 'static> Context for Peer<S> {
 #[cfg(test)]
 mod tests {
     /// An idle connection's memory is mostly a few allocations (ARCHITECTURE.md, "What a
-    /// parked connection still costs"): the peer's stays in mimalloc's 192-byte class
+    /// parked connection still costs"): the peer's stays in mimalloc's 128-byte class
     /// (with the `Arc`'s two counts).
     #[test]
     fn a_peer_stays_in_its_size_class() {
         let size = std::mem::size_of::<super::PeerInner<()>>() + 16;
-        assert!(size <= 192, "the peer's allocation grew to {size} bytes");
+        assert!(size <= 128, "the peer's allocation grew to {size} bytes");
     }
 }

@@ -921,7 +921,7 @@ impl<S: Send + Sync + 'static> Shard<S> {
         let state = (self.server.config.state)(&info);
         if let Some(names) = &self.server.config.kept_headers {
             // The state factory saw every header; the connection keeps the named ones.
-            info.headers = info.headers.only(names);
+            info.keep_only_headers(names);
         }
         let server = self.server.clone();
         let peer = Peer::new(id, info, identity, state, server, json);

@@ -196,7 +196,7 @@ fn a_slow_consumer_releases_its_socket_without_ever_reading() {
         server
             .clients()
             .iter()
-            .any(|p| p.info().peer_addr == Some(client_addr))
+            .any(|p| p.info().peer_addr() == Some(client_addr))
     });
     // The server fills the peer's socket and then its queue, which closes it.
     let (tx, rx) = mpsc::channel();
@@ -207,7 +207,7 @@ fn a_slow_consumer_releases_its_socket_without_ever_reading() {
             let peers = server_side.clients();
             let Some(peer) = peers
                 .iter()
-                .find(|p| p.info().peer_addr == Some(client_addr))
+                .find(|p| p.info().peer_addr() == Some(client_addr))
             else {
                 break;
             };

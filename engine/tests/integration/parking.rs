@@ -174,7 +174,7 @@ fn a_parked_connection_ends_properly_either_way() {
     let peer = server.clients().into_iter().next().unwrap();
     let closed = clients
         .iter()
-        .position(|ws| ws.stream.local_addr().unwrap() == peer.info().peer_addr.unwrap())
+        .position(|ws| ws.stream.local_addr().unwrap() == peer.info().peer_addr().unwrap())
         .unwrap();
     peer.close_with(4000, "bye");
     let mut ws = clients.remove(closed);

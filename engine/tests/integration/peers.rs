@@ -22,15 +22,15 @@ fn clients_expose_headers_path_query_and_protocol() {
     wait_for("client registered", || server.clients().len() == 1);
     let peer = server.clients().remove(0);
     assert_eq!(peer.header("x-token"), Some("secret"));
-    assert_eq!(peer.info().path, "/game/lobby");
-    assert_eq!(peer.info().query.as_deref(), Some("room=7"));
+    assert_eq!(peer.info().path(), "/game/lobby");
+    assert_eq!(peer.info().query(), Some("room=7"));
     assert_eq!(
-        peer.info().protocol.as_deref(),
+        peer.info().protocol(),
         Some("v2"),
         "the client's first choice among the server's is selected"
     );
     assert_eq!(client.protocol().as_deref(), Some("v2"));
-    assert!(peer.info().peer_addr.is_some());
+    assert!(peer.info().peer_addr().is_some());
     client.close();
     wait_for("client removed", || server.clients().is_empty());
     server.close();
@@ -45,7 +45,7 @@ fn only_the_kept_headers_stay_and_the_authenticator_sees_all() {
     let (seen_tx, seen_rx) = mpsc::channel();
     let seen_tx = std::sync::Mutex::new(seen_tx);
     let server = server()
-        .state(|info: &connectme::ConnInfo| info.headers.get("x-device").map(str::to_owned))
+        .state(|info: &connectme::ConnInfo| info.headers().get("x-device").map(str::to_owned))
         .keep_headers(&["X-Token"])
         .authenticate(move |request: connectme::AuthRequest| {
             let seen = request.header("x-device").map(str::to_owned);
@@ -72,7 +72,7 @@ fn only_the_kept_headers_stay_and_the_authenticator_sees_all() {
         "the state factory saw it"
     );
     assert_eq!(peer.header("host"), None);
-    let kept: Vec<_> = peer.info().headers.iter().collect();
+    let kept: Vec<_> = peer.info().headers().iter().collect();
     assert_eq!(kept, [("x-token", "secret")]);
     client.close();
 
@@ -80,7 +80,7 @@ fn only_the_kept_headers_stay_and_the_authenticator_sees_all() {
     let url = format!("ws://{}/", none.local_addr().unwrap());
     let client = connect_with(Client::builder(&url).header("x-token", "secret"), |_| {});
     wait_for("client registered", || none.clients().len() == 1);
-    assert!(none.clients()[0].info().headers.is_empty());
+    assert!(none.clients()[0].info().headers().is_empty());
     client.close();
     server.close();
     server.wait();

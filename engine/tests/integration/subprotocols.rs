@@ -44,7 +44,12 @@ fn expect_none_selected(server: &Server, offered: &'static str) {
 /// The subprotocol the server recorded for its only client.
 fn server_side_protocol(server: &Server) -> Option<String> {
     wait_for("client registered", || server.clients().len() == 1);
-    server.clients().remove(0).info().protocol.clone()
+    server
+        .clients()
+        .remove(0)
+        .info()
+        .protocol()
+        .map(str::to_owned)
 }
 
 #[test]

@@ -86,7 +86,7 @@ fn unix_socket_server_and_client() {
     server.listen(|req: Packet<GetUserRequest>, _: &Peer| req.response(alyx()));
     let client = connect(&format!("unix:{}", path.display()), |_| {});
     wait_for("client registered", || server.clients().len() == 1);
-    assert_eq!(server.clients()[0].info().peer_addr, None);
+    assert_eq!(server.clients()[0].info().peer_addr(), None);
     let response = client
         .query(GetUserRequest { id: "1".into() })
         .wait()

@@ -150,5 +150,5 @@ fn main() -> std::io::Result<()> {
 
 /// The room named by the client's upgrade path `/room/NAME`.
 fn room_of(peer: &Peer) -> Option<&str> {
-    peer.info().path.strip_prefix("/room/")
+    peer.info().path().strip_prefix("/room/")
 }
