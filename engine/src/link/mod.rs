@@ -368,6 +368,18 @@ impl Link {
         self.scheduled.set(None);
         self.conn.borrow_mut().handle_timeout(Instant::now());
         self.changed();
+        self.rest_if_parked();
+    }
+
+    /// A connection parked whole whose deadline passed without resuming it (a query that
+    /// kept its working state expired, and nothing was queued) gives that state up now:
+    /// nothing else would until the peer sends.
+    fn rest_if_parked(&self) {
+        let parked = self.parked.take();
+        if parked.as_ref().is_some_and(|parked| parked.is_whole()) {
+            self.conn.borrow_mut().rest();
+        }
+        self.parked.set(parked);
     }
 
     /// Takes what the connection has to send into `batch`, as the writer does (benches).
@@ -580,12 +592,44 @@ mod tests {
     /// class instead of 448. 208 (224 with the counts, that class exactly) since what only
     /// a connection in use needs (decoder, queue, in-flight deadlines) is boxed apart and
     /// given up at rest, and deadlines take 8 bytes; 176 (192 with the counts) since each
-    /// task has one waker slot instead of one per thing it awaits; 144 (160 with the
-    /// counts) since queued bytes, pongs and queries are working state and the last
-    /// received moment takes 8 bytes.
+    /// task has one waker slot instead of one per thing it awaits; 136 (152 with the
+    /// counts, in the 160 class) since queued bytes, pongs, queries and the end are
+    /// working state and the last received moment takes 8 bytes.
     #[test]
     fn a_link_stays_in_its_size_class() {
         let size = std::mem::size_of::<super::Link>() + 16;
         assert!(size <= 160, "the link's allocation grew to {size} bytes");
+    }
+
+    /// Stands for a connection parked whole (its socket and serving state).
+    struct ParkedWhole;
+
+    impl super::Parked for ParkedWhole {
+        fn start(self: Box<Self>, _link: std::rc::Rc<super::Link>) {}
+        fn into_write_half(
+            self: Box<Self>,
+        ) -> Result<Box<dyn std::any::Any>, Box<dyn super::Parked>> {
+            Err(self)
+        }
+        fn is_whole(&self) -> bool {
+            true
+        }
+    }
+
+    /// A query keeps a parked connection's working state while it waits; once it has
+    /// expired, with nothing queued to resume the connection, the state is given up.
+    #[test]
+    fn a_parked_connection_rests_again_when_its_query_expires() {
+        let link = super::Link::detached(crate::proto::Wire::WsServer);
+        let (reply, answer) = oneshot::channel();
+        assert!(link.register_query(1, 5, reply));
+        link.park(Box::new(ParkedWhole));
+        assert!(link.conn.borrow().is_working(), "the query is in flight");
+
+        let later = std::time::Instant::now() + crate::proto::Timeouts::default().query;
+        link.conn.borrow_mut().handle_timeout(later);
+        assert!(answer.try_recv().unwrap().is_err(), "the query expired");
+        link.rest_if_parked();
+        assert!(!link.conn.borrow().is_working());
     }
 }

@@ -205,8 +205,9 @@ pub struct Connection {
 ///
 /// Its size class is chosen, not incidental: every connection in use allocates it, and
 /// gives it up when parked, so a class it shared with what an idle connection keeps (the
-/// link, 160; the peer, 192) would leave that class's pages half empty. The end, inline,
-/// takes it to 224 (perf/README.md, session 16).
+/// link, 160; the peer and the headers, 128) would leave that class's pages half empty:
+/// at 192 B, the peer's class then, it cost ~100 B of RSS per idle connection. The end,
+/// inline, takes it to 224 (perf/README.md, session 16).
 struct Work {
     decoder: Decoder,
     out: Outbox,

@@ -72,13 +72,14 @@ impl HandshakeError {
 /// Name-value header list with case-insensitive lookup.
 ///
 /// Every connection keeps its upgrade headers for its whole life, so they are stored in
-/// one allocation: each name and value after its length (LEB128, one byte below 128), in
-/// order. A handful of headers costs their text and two bytes each, where a `String` per
+/// one string: each name and value after its length (ASCII digits of six bits), in order. A
+/// handful of headers costs their text and two or three bytes each, where a `String` per
 /// name and value costs two allocations per header, and offsets kept apart a second
 /// allocation that shared its size class with the handshake's passing ones (issue 15).
+/// Reading walks the string: `get` and `len` take time in the number of headers.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    packed: Box<[u8]>,
+    packed: Box<str>,
 }
 
 impl std::fmt::Debug for Headers {
@@ -90,21 +91,21 @@ impl std::fmt::Debug for Headers {
 impl Headers {
     /// Headers from name-value pairs, in order.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut packed = Vec::new();
+        let mut packed = String::new();
         for (name, value) in pairs {
             for part in [name, value] {
                 push_len(&mut packed, part.len());
-                packed.extend_from_slice(part.as_bytes());
+                packed.push_str(part);
             }
         }
         Self {
-            packed: packed.into_boxed_slice(),
+            packed: packed.into_boxed_str(),
         }
     }
 
     /// All headers in the order received.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut rest = &self.packed[..];
+        let mut rest = &*self.packed;
         std::iter::from_fn(move || {
             let name = take_str(&mut rest)?;
             let value = take_str(&mut rest)?;
@@ -164,32 +165,37 @@ impl Headers {
     }
 }
 
-/// Appends `len` as LEB128: seven bits a byte, low first, the top bit saying more follow.
-fn push_len(out: &mut Vec<u8>, mut len: usize) {
-    while len >= 0x80 {
-        out.push((len as u8) | 0x80);
-        len >>= 7;
+/// Appends `len` in ASCII characters, six bits each, low first, bit 6 saying more follow
+/// (LEB128 with 6-bit groups): every byte stays below 0x80, so the packed headers are a
+/// `str` and reading them back slices it, with no UTF-8 validation and no `unsafe`.
+fn push_len(out: &mut String, mut len: usize) {
+    while len >= 0x40 {
+        out.push(char::from((len & 0x3f) as u8 | 0x40));
+        len >>= 6;
     }
-    out.push(len as u8);
+    out.push(char::from(len as u8));
 }
 
-/// Takes one length-prefixed string off the front of `rest` (written by [`push_len`] and
-/// the bytes of a `str`, so always whole and UTF-8).
-fn take_str<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
+/// Takes one length-prefixed string off the front of `rest` (written by [`push_len`]
+/// and a whole `str`).
+fn take_str<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    if rest.is_empty() {
+        return None;
+    }
     let mut len = 0usize;
     let mut shift = 0;
-    loop {
-        let (&byte, tail) = rest.split_first()?;
-        *rest = tail;
-        len |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
+    let mut digits = 0;
+    for &byte in rest.as_bytes() {
+        digits += 1;
+        len |= usize::from(byte & 0x3f) << shift;
+        if byte & 0x40 == 0 {
             break;
         }
-        shift += 7;
+        shift += 6;
     }
-    let (bytes, tail) = rest.split_at_checked(len)?;
-    *rest = tail;
-    Some(std::str::from_utf8(bytes).expect("headers are packed from whole strs"))
+    let part = rest.get(digits..digits + len)?;
+    *rest = &rest[digits + len..];
+    Some(part)
 }
 
 /// A client's upgrade request, as the application sees it.
@@ -436,9 +442,10 @@ mod tests {
         assert_eq!(headers.get("x-long"), Some(long.as_str()));
         assert_eq!(headers.get_all("x-empty").collect::<Vec<_>>(), ["", "é"]);
         assert_eq!(headers.get("absent"), None);
-        // One byte of length below 128, two below 16 384, three above.
+        // One byte of length below 64, two below 4 096, three below 262 144.
         let text: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
-        assert_eq!(headers.packed.len(), text + 8 + 1 + 2 + 1 + 1);
+        // Ten lengths of a byte each, but 200 takes two and 20 000 three.
+        assert_eq!(headers.packed.len(), text + 10 + 1 + 2);
         let none = super::Headers::from_pairs([]);
         assert!(none.is_empty());
         assert_eq!(none.len(), 0);

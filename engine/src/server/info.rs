@@ -35,8 +35,14 @@ impl ConnInfo {
     }
 
     /// A WebSocket connection from `peer_addr`, its upgrade request's path, query and
-    /// headers, and the subprotocol selected.
-    pub(crate) fn upgraded(
+    /// headers, and the subprotocol selected (the server makes these; this is for
+    /// testing what reads one, e.g. a state factory).
+    ///
+    /// # Panics
+    ///
+    /// If the path, query and subprotocol together are 4 GiB or longer (a server refuses
+    /// an upgrade request over its `max_handshake` limit, 8 KiB by default).
+    pub fn new(
         peer_addr: Option<SocketAddr>,
         path: &str,
         query: Option<&str>,
@@ -112,19 +118,19 @@ mod tests {
     fn each_part_comes_back_as_given() {
         let addr = "127.0.0.1:9000".parse().ok();
         let headers = Headers::from_pairs([("x-device", "phone")]);
-        let info = ConnInfo::upgraded(addr, "/game", Some("room=7"), headers.clone(), Some("chat"));
+        let info = ConnInfo::new(addr, "/game", Some("room=7"), headers.clone(), Some("chat"));
         assert_eq!(info.peer_addr(), addr);
         assert_eq!(info.path(), "/game");
         assert_eq!(info.query(), Some("room=7"));
         assert_eq!(info.protocol(), Some("chat"));
         assert_eq!(info.headers(), &headers);
 
-        let bare = ConnInfo::upgraded(addr, "/", None, Headers::default(), None);
+        let bare = ConnInfo::new(addr, "/", None, Headers::default(), None);
         assert_eq!(
             (bare.path(), bare.query(), bare.protocol()),
             ("/", None, None)
         );
-        let empty = ConnInfo::upgraded(addr, "/", Some(""), Headers::default(), Some(""));
+        let empty = ConnInfo::new(addr, "/", Some(""), Headers::default(), Some(""));
         assert_eq!((empty.query(), empty.protocol()), (Some(""), Some("")));
 
         let tcp = ConnInfo::without_request(None);

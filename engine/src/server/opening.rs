@@ -97,7 +97,7 @@ where
                 handshake::accept_response(request.key(), protocol.as_deref(), extension);
             write_all(stream, response).await.ok()?;
             Opened {
-                info: ConnInfo::upgraded(
+                info: ConnInfo::new(
                     peer_addr,
                     &request.path,
                     request.query.as_deref(),
