@@ -697,9 +697,11 @@ impl Connection {
             return 0;
         }
         let wire = self.config.wire;
-        for payload in self.work.iter_mut().flat_map(|work| work.pongs.drain(..)) {
-            if let Some(frame) = wire.control(OpCode::Pong, &payload) {
-                batch.push(frame);
+        if let Some(work) = self.work.as_mut().filter(|work| !work.pongs.is_empty()) {
+            for payload in work.pongs.drain(..) {
+                if let Some(frame) = wire.control(OpCode::Pong, &payload) {
+                    batch.push(frame);
+                }
             }
         }
         if std::mem::take(&mut self.ping_due) {
